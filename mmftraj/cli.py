@@ -1,0 +1,108 @@
+"""The `mmftraj` command line: thin; it parses options and calls library functions.
+
+User errors (mmftraj.errors.UserError) end with one red line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+
+import typer
+
+from . import __version__
+from .errors import UserError
+
+app = typer.Typer(
+    help="One-step generative modeling of trajectories and images with Modular MeanFlow (MMF).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def user_errors(fn):
+    """Turn a UserError into one line on stderr and exit code 2 (no traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UserError as exc:
+            typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def _version(value: bool):
+    if value:
+        typer.echo(f"mmftraj {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+):
+    """mmftraj: train one-step generators (MMF) on trajectories and images."""
+
+
+SET_HELP = "Override any config field, e.g. --set train.lr=3e-4 (repeatable)."
+
+
+@app.command()
+@user_errors
+def train(
+    task: str = typer.Option("toy2d", help="Task to train (toy2d, maze2d, digits, cifar, ...)."),
+    preset: str = typer.Option(None, help="Task preset (e.g. a maze size or a distribution)."),
+    maze: str = typer.Option(None, help="maze2d only: umaze, medium or large (same as --preset)."),
+    config: Path = typer.Option(None, help="YAML config file overlaid on the task's defaults."),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    objective: str = typer.Option(None, help="fm, meanflow, mmf or mmf-full."),
+    steps: int = typer.Option(None, help="Training steps."),
+    seed: int = typer.Option(None, help="Random seed (same seed, same machine: same numbers on CPU)."),
+    device: str = typer.Option(None, help="cpu, cuda, cuda:1, ..."),
+    name: str = typer.Option(None, help="Run name; default <objective>-<preset>-s<seed>."),
+    runs_dir: Path = typer.Option(Path("runs"), help="Where runs/<task>/<name>/ are written."),
+    resume: bool = typer.Option(False, help="Continue the run of that name from its last checkpoint."),
+    overwrite: bool = typer.Option(False, help="Delete an existing run of that name first."),
+):
+    """Train a model; writes config.yaml, metrics.csv, checkpoints, plots and results.json."""
+    from .runs import prepare_and_train
+
+    if maze is not None:
+        if task != "maze2d":
+            raise UserError("--maze is only valid with --task maze2d")
+        if preset is not None and preset != maze:
+            raise UserError("give either --maze or --preset, not both")
+        preset = maze
+    results = prepare_and_train(
+        task=task,
+        preset=preset,
+        config_file=config,
+        overrides=set_,
+        objective=objective,
+        steps=steps,
+        seed=seed,
+        device=device,
+        name=name,
+        runs_dir=runs_dir,
+        resume=resume,
+        overwrite=overwrite,
+    )
+    if results is None:
+        sys.exit(0)
+
+
+def _mount_subapps():
+    from .data.cli import app as data_app
+
+    app.add_typer(data_app, name="data", help="Generate, convert and inspect datasets.")
+
+
+_mount_subapps()
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,162 @@
+"""The Modular MeanFlow objective family (DESIGN §2), one object for every variant.
+
+    Δ = u_θ(z_t, r, t) + (t - r)·SG_λ[du/dt] - v,   SG_λ[a] = λ·a + (1 - λ)·stopgrad(a)
+    loss = mean_batch( sg(w) · e ),   e = mean over entries of Δ²,   w = 1 / (e + c)^p
+
+`fm` fixes r = t; `meanflow` fixes λ = 0; `mmf` warms λ from 0 to 1; `mmf-full` fixes λ = 1.
+The forward value of the loss never depends on λ; only its gradient does (affinely).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+
+from ..errors import UserError, choice_error
+from .jvp import get_jvp_backend
+from .schedules import LambdaSchedule, make_lambda_schedule
+from .time_samplers import TimeSampler
+
+VARIANTS = ("fm", "meanflow", "mmf", "mmf-full")
+
+
+@dataclass
+class ObjectiveConfig:
+    """Everything that selects a member of the objective family. Defaults follow MeanFlow."""
+
+    variant: Literal["fm", "meanflow", "mmf", "mmf-full"] = "mmf"
+    time_sampler: Literal["uniform", "logit_normal"] = "logit_normal"
+    time_mean: float = -0.4
+    time_std: float = 1.0
+    equal_fraction: float = 0.75  # share of r = t samples (ignored by `fm`, which uses 1)
+    lambda_schedule: Literal["linear", "cosine", "constant"] = "linear"  # used by `mmf`
+    lambda_start: int = 0  # step at which the warm-up begins
+    lambda_warmup: int = 1000  # steps for λ to go from 0 to 1
+    lambda_value: float = 0.5  # for lambda_schedule = constant
+    jvp: Literal["exact", "fd-central", "fd-forward"] = "fd-central"
+    fd_eps: float = 1e-2
+    adaptive_p: float = 1.0  # 0 is plain L2
+    adaptive_c: float = 1e-3
+
+
+def _batch_index(value: Any, idx: torch.Tensor, n: int) -> Any:
+    if torch.is_tensor(value) and value.dim() > 0 and value.shape[0] == n:
+        return value[idx]
+    return value
+
+
+class ModularMeanFlow:
+    """Computes the MMF loss of a model u(z, r, t, **cond) on a batch of data x."""
+
+    def __init__(self, cfg: ObjectiveConfig | None = None, lambda_schedule: LambdaSchedule | None = None):
+        self.cfg = cfg = cfg or ObjectiveConfig()
+        if cfg.variant not in VARIANTS:
+            raise choice_error("objective", cfg.variant, VARIANTS)
+        if cfg.fd_eps <= 0:
+            raise UserError(f"fd_eps must be positive, got {cfg.fd_eps}")
+        self.jvp_fn = get_jvp_backend(cfg.jvp)
+        equal = 1.0 if cfg.variant == "fm" else cfg.equal_fraction
+        self.time_sampler = TimeSampler(cfg.time_sampler, cfg.time_mean, cfg.time_std, equal)
+        if lambda_schedule is not None:
+            self.lambda_schedule = lambda_schedule
+        elif cfg.variant == "meanflow" or cfg.variant == "fm":
+            self.lambda_schedule = make_lambda_schedule("constant", 0.0)
+        elif cfg.variant == "mmf-full":
+            self.lambda_schedule = make_lambda_schedule("constant", 1.0)
+        else:
+            self.lambda_schedule = make_lambda_schedule(
+                cfg.lambda_schedule, cfg.lambda_value, cfg.lambda_start, cfg.lambda_warmup
+            )
+
+    @property
+    def sampling_mode(self) -> str:
+        """`fm` models know only u(z, t, t) = v, so they sample with Euler steps; others jump."""
+        return "euler" if self.cfg.variant == "fm" else "mean"
+
+    def lam(self, step: int) -> float:
+        return float(self.lambda_schedule(step))
+
+    def __call__(self, model, x, step: int = 0, generator=None, **kwargs):
+        return self.loss(model, x, step=step, generator=generator, **kwargs)
+
+    def loss(
+        self,
+        model,
+        x: torch.Tensor,
+        step: int = 0,
+        generator: torch.Generator | None = None,
+        noise: torch.Tensor | None = None,
+        r: torch.Tensor | None = None,
+        t: torch.Tensor | None = None,
+        lam: float | None = None,
+        loss_mask: torch.Tensor | None = None,
+        cond: dict | None = None,
+    ):
+        """Return (loss, stats). `noise`, `r`, `t`, `lam` may be given to make the call exact."""
+        n = x.shape[0]
+        cond = cond or {}
+        if noise is None:
+            gen_device = generator.device if generator is not None else x.device
+            noise = torch.randn(x.shape, generator=generator, device=gen_device, dtype=x.dtype).to(x.device)
+        if r is None or t is None:
+            r, t = self.time_sampler.sample(n, generator, device=x.device)
+        r = r.to(x.dtype)
+        t = t.to(x.dtype)
+        lam = self.lam(step) if lam is None else float(lam)
+        expand = (n,) + (1,) * (x.dim() - 1)
+        z = (1 - t).reshape(expand) * x + t.reshape(expand) * noise
+        v = noise - x
+
+        u = model(z, r, t, **cond)
+
+        # du/dt only where r < t: r = t rows are flow matching and contribute (t - r)·du/dt = 0.
+        dudt_term = torch.zeros_like(u)
+        jvp_rows = torch.nonzero(r < t).squeeze(1)
+        if jvp_rows.numel() > 0:
+            sub_cond = {k: _batch_index(c, jvp_rows, n) for k, c in cond.items()}
+
+            def fn(z_, r_, t_):
+                return model(z_, r_, t_, **sub_cond)
+
+            need_graph = lam != 0.0 and torch.is_grad_enabled()
+            # The derivative is always taken in float32, never under bf16 autocast.
+            autocast_off = (
+                torch.autocast(device_type=x.device.type, enabled=False)
+                if torch.is_autocast_enabled(x.device.type)
+                else contextlib.nullcontext()
+            )
+            with autocast_off:
+                dudt = self.jvp_fn(
+                    fn,
+                    z[jvp_rows].float(),
+                    r[jvp_rows].float(),
+                    t[jvp_rows].float(),
+                    v[jvp_rows].float(),
+                    u=u[jvp_rows].float(),
+                    create_graph=need_graph,
+                    eps=self.cfg.fd_eps,
+                ).to(u.dtype)
+            if need_graph and lam != 1.0:
+                dudt = lam * dudt + (1.0 - lam) * dudt.detach()
+            elif not need_graph:
+                dudt = dudt.detach()
+            span = (t - r)[jvp_rows].reshape((-1,) + (1,) * (x.dim() - 1))
+            dudt_term = dudt_term.index_put((jvp_rows,), span * dudt)
+
+        delta = u.float() + dudt_term.float() - v.float()
+        sq = delta.pow(2)
+        if loss_mask is not None:
+            mask = loss_mask.to(sq.dtype).expand_as(sq)
+            per_sample = (sq * mask).flatten(1).sum(1) / mask.flatten(1).sum(1).clamp_min(1.0)
+        else:
+            per_sample = sq.flatten(1).mean(1)
+        if self.cfg.adaptive_p != 0:
+            weight = (per_sample.detach() + self.cfg.adaptive_c).pow(-self.cfg.adaptive_p)
+        else:
+            weight = torch.ones_like(per_sample)
+        loss = (weight * per_sample).mean()
+        stats = {"mse": per_sample.detach().mean(), "lambda": lam}
+        return loss, stats

@@ -1,0 +1,1 @@
+"""Datasets: formats (D4RL HDF5, Minari, CSV/Parquet), generators, windowing, normalizers."""
