@@ -1,0 +1,25 @@
+"""Networks u_θ(z, r, t, cond): the temporal transformer for trajectories and shared embeddings."""
+
+from .embeddings import TimeEmbedding, fourier_features, sinusoidal_positions
+from .transformer import (
+    ATTENTION_BACKENDS,
+    PRESETS,
+    TemporalTransformer,
+    TransformerConfig,
+    build_transformer,
+    count_parameters,
+    preset_config,
+)
+
+__all__ = [
+    "ATTENTION_BACKENDS",
+    "PRESETS",
+    "TemporalTransformer",
+    "TimeEmbedding",
+    "TransformerConfig",
+    "build_transformer",
+    "count_parameters",
+    "fourier_features",
+    "preset_config",
+    "sinusoidal_positions",
+]
