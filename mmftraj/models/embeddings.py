@@ -12,7 +12,9 @@ import torch
 from torch import nn
 
 
-def fourier_features(x: torch.Tensor, dim: int, min_freq: float = 1.0, max_freq: float = 64.0) -> torch.Tensor:
+def fourier_features(
+    x: torch.Tensor, dim: int, min_freq: float = 1.0, max_freq: float = 64.0
+) -> torch.Tensor:
     """[cos(ω_k x), sin(ω_k x)] with angular frequencies ω_k log-spaced in [min_freq, max_freq].
 
     x has shape (B,); the result (B, dim) (dim even). Times live in [0, 1], so frequencies are in

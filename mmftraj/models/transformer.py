@@ -115,7 +115,10 @@ class Block(nn.Module):
         self.attn = Attention(width, heads, backend)
         self.norm2 = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
         self.mlp = nn.Sequential(
-            nn.Linear(width, hidden), nn.GELU(approximate="tanh"), nn.Dropout(dropout), nn.Linear(hidden, width)
+            nn.Linear(width, hidden),
+            nn.GELU(approximate="tanh"),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, width),
         )
         self.drop = nn.Dropout(dropout)
         self.ada = nn.Sequential(nn.SiLU(), nn.Linear(width, 6 * width))
@@ -148,7 +151,9 @@ class TemporalTransformer(nn.Module):
             raise ValueError(f"pos_emb must be 'learned' or 'sinusoidal', got {cfg.pos_emb!r}")
         self.time_embed = TimeEmbedding(w, cfg.time_freq_dim, max_freq=cfg.time_max_freq)
         self.cond_embed = (
-            nn.Sequential(nn.Linear(cfg.cond_dim, w), nn.SiLU(), nn.Linear(w, w)) if cfg.cond_dim > 0 else None
+            nn.Sequential(nn.Linear(cfg.cond_dim, w), nn.SiLU(), nn.Linear(w, w))
+            if cfg.cond_dim > 0
+            else None
         )
         self.blocks = nn.ModuleList(
             Block(w, cfg.heads, cfg.mlp_ratio, cfg.dropout, cfg.attention) for _ in range(cfg.depth)
