@@ -2,6 +2,84 @@
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
+
 import typer
 
+from ..errors import UserError
+
 app = typer.Typer(no_args_is_help=True)
+
+
+def user_errors(fn):
+    """Same contract as mmftraj.cli: a UserError is one red line and exit code 2 (kept local so this
+    module imports without importing the top-level CLI)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UserError as exc:
+            typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+@app.command()
+@user_errors
+def generate(
+    env: str = typer.Argument(..., help="maze2d-umaze-v1, maze2d-medium-v1, maze2d-large-v1 (or eval-/open)."),
+    samples: int = typer.Option(None, help="Steps to record (default as D4RL: 1e6 / 2e6 / 4e6)."),
+    seed: int = typer.Option(0, help="Random seed (same seed: same file bytes)."),
+    out: Path = typer.Option(None, help="Output .hdf5 (default datasets/maze2d/<env>.hdf5)."),
+):
+    """Generate a maze2d dataset the way D4RL did (one continuous waypoint-controller run)."""
+    from rich.console import Console
+
+    from .generate import generate as run
+
+    result = run(env, samples=samples, seed=seed, out=out)
+    c = result.manifest["counts"]
+    Console().print(
+        f"wrote {result.path} ({c['steps']} steps, {c['episodes']} episodes, {c['goal_changes']} goal changes, "
+        f"reward rate {c['reward_rate']:.4f}) in {result.seconds:.1f} s = {result.steps_per_second:,.0f} steps/s; "
+        f"manifest {result.manifest_path}"
+    )
+
+
+@app.command()
+@user_errors
+def inspect(
+    path: Path = typer.Argument(..., help="A D4RL .hdf5 file, a Minari dataset directory, or a .csv/.parquet table."),
+):
+    """Print the episode statistics of a dataset."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from . import load_episodes
+
+    store = load_episodes(path)
+    table = Table(title=str(path))
+    table.add_column("field")
+    table.add_column("value", justify="right")
+    for k, v in store.summary().items():
+        table.add_row(k, f"{v:.2f}" if isinstance(v, float) else str(v))
+    Console().print(table)
+
+
+@app.command("to-minari")
+@user_errors
+def to_minari(
+    path: Path = typer.Argument(..., help="A D4RL .hdf5 file (e.g. one made by `mmftraj data generate`)."),
+    root: Path = typer.Option(Path("datasets/minari"), help="Directory that receives the Minari dataset."),
+    dataset_id: str = typer.Option(None, "--id", help="Minari id (default mmftraj/<file stem>)."),
+):
+    """Export a D4RL file to a local Minari dataset (needs the [minari] extra)."""
+    from .d4rl import load_d4rl
+    from .minari_io import export_minari
+
+    store = load_d4rl(path)
+    target = export_minari(store, root, dataset_id or f"mmftraj/{path.stem}")
+    typer.echo(f"wrote {target} ({store.num_episodes} episodes)")

@@ -1,0 +1,76 @@
+"""Trajectory tables (CSV or Parquet, e.g. motion capture) into the episode store, via pandas.
+
+Column mapping (all names configurable):
+  episode  one id per trajectory (any type; episodes keep their first-appearance order)
+  time     sort key inside an episode (steps or seconds; rows are sorted by it)
+  state    the observation columns, in the order given (default: every column starting with "s_"
+           or "obs_")
+  action   the action columns (default: every column starting with "a_" or "act_"; may be none,
+           then actions have width 0)
+Any other column is kept as an extra under its own name when listed in `extras`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError
+from .store import EpisodeStore
+
+STATE_PREFIXES = ("s_", "obs_")
+ACTION_PREFIXES = ("a_", "act_")
+
+
+def _read(path: Path):
+    import pandas as pd
+
+    if not path.is_file():
+        raise UserError(f"table not found: {path}")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            return pd.read_csv(path)
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+    except ImportError as exc:
+        raise UserError(f"{path}: reading Parquet needs pyarrow ({exc}); pip install pyarrow") from None
+    except (ValueError, OSError) as exc:
+        raise UserError(f"{path}: cannot read table ({exc})") from None
+    raise UserError(f"{path}: unknown table format {suffix!r}; use .csv or .parquet")
+
+
+def load_table(path: str | Path, episode: str = "episode", time: str = "t", state: list[str] | None = None,
+               action: list[str] | None = None, extras: list[str] = ()) -> EpisodeStore:
+    """Load a CSV/Parquet trajectory table into an EpisodeStore (see module docstring)."""
+    path = Path(path)
+    df = _read(path)
+    cols = list(df.columns)
+    state = list(state) if state else [c for c in cols if str(c).startswith(STATE_PREFIXES)]
+    action = list(action) if action is not None else [c for c in cols if str(c).startswith(ACTION_PREFIXES)]
+    if not state:
+        raise UserError(f"{path}: no state columns (name them s_* / obs_* or pass state=[...]); columns: {cols}")
+    for name in [episode, time, *state, *action, *extras]:
+        if name not in df.columns:
+            raise UserError(f"{path}: missing column '{name}'; columns are: {', '.join(map(str, cols))}")
+    numeric = df[state + action + list(extras)]
+    try:
+        values = numeric.to_numpy(dtype=np.float64)
+    except (ValueError, TypeError):
+        raise UserError(f"{path}: state/action columns must be numeric") from None
+    bad = ~np.isfinite(values).all(axis=1)
+    if bad.any():
+        raise UserError(f"{path}: {int(bad.sum())} rows contain NaN or inf (first at table row {int(np.flatnonzero(bad)[0])}); clean the data first")
+    order = {k: i for i, k in enumerate(dict.fromkeys(df[episode].tolist()))}
+    df = df.assign(_ep=df[episode].map(order)).sort_values(["_ep", time], kind="stable")
+    ep = df["_ep"].to_numpy()
+    ends_after = np.append(ep[1:] != ep[:-1], True)
+    obs = df[state].to_numpy(dtype=np.float32)
+    act = df[action].to_numpy(dtype=np.float32) if action else np.zeros((len(df), 0), np.float32)
+    extra = {name: df[name].to_numpy() for name in extras}
+    extra["time"] = df[time].to_numpy()
+    ids = list(order)
+    return EpisodeStore.from_arrays(obs, act, ends_after, extra, source=str(path),
+                                    meta={"format": "table", "state": state, "action": action},
+                                    episode_meta=[{"episode": k} for k in ids])

@@ -1,0 +1,99 @@
+"""Windows of horizon H cut inside episodes: the training examples of trajectory planners.
+
+A window never crosses an episode boundary (episodes shorter than H give none), as Diffuser does
+for maze2d without padding. Each window is a (H, obs_dim + act_dim) float32 array laid out as
+[observations | actions], normalized per feature by one Normalizer fitted on all store rows.
+Conditioning targets are the window's first and last *normalized* observations (start, goal).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+from .normalizers import Normalizer
+from .store import EpisodeStore
+
+
+@dataclass
+class WindowBatch:
+    """trajectories (B, H, obs_dim + act_dim); start, goal (B, obs_dim); index (B,) window ids."""
+
+    trajectories: torch.Tensor
+    start: torch.Tensor
+    goal: torch.Tensor
+    index: torch.Tensor
+
+
+class WindowDataset(torch.utils.data.Dataset):
+    """All length-H windows of a store. Usable with a DataLoader or through `sample(B, generator)`."""
+
+    def __init__(self, store: EpisodeStore, horizon: int, normalizer: Normalizer | str | None = "limits"):
+        if horizon < 1:
+            raise UserError(f"horizon must be at least 1, got {horizon}")
+        self.store = store
+        self.horizon = int(horizon)
+        joined = np.concatenate([store.observations, store.actions], axis=1).astype(np.float32)
+        if isinstance(normalizer, str):
+            normalizer = Normalizer.fit(joined, normalizer)
+        self.normalizer = normalizer
+        data = normalizer.normalize(joined) if normalizer is not None else joined
+        self.data = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32))
+        starts = [np.arange(s, e - self.horizon + 1) for s, e in zip(store.starts, store.ends) if e - s >= self.horizon]
+        self.window_starts = torch.from_numpy(np.concatenate(starts).astype(np.int64)) if starts else torch.zeros(0, dtype=torch.long)
+        if len(self.window_starts) == 0:
+            longest = int(store.lengths.max()) if store.num_episodes else 0
+            raise UserError(f"no episode is as long as the horizon {horizon} (longest has {longest} steps); "
+                            "use a shorter horizon or longer episodes")
+        self._offsets = torch.arange(self.horizon)
+
+    @property
+    def obs_dim(self) -> int:
+        return self.store.obs_dim
+
+    @property
+    def act_dim(self) -> int:
+        return self.store.act_dim
+
+    @property
+    def transition_dim(self) -> int:
+        return self.obs_dim + self.act_dim
+
+    def __len__(self) -> int:
+        return len(self.window_starts)
+
+    def windows(self, index: torch.Tensor) -> torch.Tensor:
+        rows = self.window_starts[index][:, None] + self._offsets
+        return self.data[rows]
+
+    def batch(self, index: torch.Tensor) -> WindowBatch:
+        traj = self.windows(index)
+        obs = traj[..., : self.obs_dim]
+        return WindowBatch(traj, obs[:, 0].clone(), obs[:, -1].clone(), index)
+
+    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> WindowBatch:
+        """B windows drawn uniformly with replacement (reproducible given the generator)."""
+        index = torch.randint(len(self), (batch_size,), generator=generator)
+        return self.batch(index)
+
+    def __getitem__(self, i: int):
+        """(trajectory (H, D), start (obs_dim,), goal (obs_dim,)) for DataLoader use."""
+        b = self.batch(torch.tensor([i]))
+        return b.trajectories[0], b.start[0], b.goal[0]
+
+    def split(self, trajectories):
+        """(observations, actions) views of (..., H, obs_dim + act_dim) trajectories."""
+        return trajectories[..., : self.obs_dim], trajectories[..., self.obs_dim :]
+
+    def unnormalize(self, trajectories):
+        return self.normalizer.unnormalize(trajectories) if self.normalizer is not None else trajectories
+
+    def normalize_obs(self, obs):
+        """Normalize raw observations (..., obs_dim), e.g. a start and goal for conditioning."""
+        if self.normalizer is None:
+            return obs
+        sub = Normalizer(self.normalizer.kind, self.normalizer.shift[: self.obs_dim], self.normalizer.scale[: self.obs_dim])
+        return sub.normalize(obs)
