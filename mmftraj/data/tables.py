@@ -1,7 +1,7 @@
 """Trajectory tables (CSV or Parquet, e.g. motion capture) into the episode store, via pandas.
 
 Column mapping (all names configurable):
-  episode  one id per trajectory (any type; episodes keep their first-appearance order)
+  episode  one id per trajectory (episodes are ordered by sorted id, so row order does not matter)
   time     sort key inside an episode (steps or seconds; rows are sorted by it)
   state    the observation columns, in the order given (default: every column starting with "s_"
            or "obs_")
@@ -62,7 +62,7 @@ def load_table(path: str | Path, episode: str = "episode", time: str = "t", stat
     bad = ~np.isfinite(values).all(axis=1)
     if bad.any():
         raise UserError(f"{path}: {int(bad.sum())} rows contain NaN or inf (first at table row {int(np.flatnonzero(bad)[0])}); clean the data first")
-    order = {k: i for i, k in enumerate(dict.fromkeys(df[episode].tolist()))}
+    order = {k: i for i, k in enumerate(sorted(set(df[episode].tolist())))}
     df = df.assign(_ep=df[episode].map(order)).sort_values(["_ep", time], kind="stable")
     ep = df["_ep"].to_numpy()
     ends_after = np.append(ep[1:] != ep[:-1], True)
