@@ -179,4 +179,5 @@ def generate(env_name: str, samples: int | None = None, seed: int = 0, out: str 
                 "counts": dataset_stats(arrays), "sha256": sha256(path)}
     manifest_path = path.with_suffix(".json")
     atomic_write_text(manifest_path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    os.chmod(manifest_path, 0o644)
     return GenerateResult(path, manifest_path, manifest, seconds)
