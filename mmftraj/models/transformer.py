@@ -51,7 +51,7 @@ class TransformerConfig:
     pos_emb: Literal["learned", "sinusoidal"] = "learned"
     attention: Literal["math", "fast"] = "math"
     time_freq_dim: int = 128
-    time_max_freq: float = 64.0
+    time_max_freq: float = 16.0  # low frequencies keep finite-difference JVPs accurate
 
 
 # Two sizes people actually run: ~5M parameters, and a laptop-CPU preset (~1M).
