@@ -12,8 +12,8 @@ goal change; we record the true state (infos/qpos and infos/qvel always were).
 from __future__ import annotations
 
 import hashlib
-import os
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,10 +22,10 @@ import h5py
 import mujoco
 import numpy as np
 
-from ..errors import UserError, choice_error
-from ..io import atomic_path, atomic_write_text
 from ..envs.controller import WaypointController
 from ..envs.maze2d import REWARD_RADIUS, SPECS, VEL_CLIP, make_maze2d
+from ..errors import UserError, choice_error
+from ..io import atomic_path, atomic_write_text
 
 DEFAULT_SAMPLES = {"maze2d-umaze-v1": 1_000_000, "maze2d-medium-v1": 2_000_000, "maze2d-large-v1": 4_000_000}
 RECIPE_VERSION = 1
@@ -162,7 +162,7 @@ def generate(env_name: str, samples: int | None = None, seed: int = 0, out: str 
         raise UserError(f"--out {path} is a directory; give a file path such as {path / (key + '.hdf5')}")
     start = time.perf_counter()
     if show_progress:
-        from rich.progress import BarColumn, Progress, TimeRemainingColumn, MofNCompleteColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
         with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                       TimeRemainingColumn(), transient=True) as bar:

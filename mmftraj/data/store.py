@@ -112,7 +112,7 @@ def check_arrays(arrays: dict[str, np.ndarray], source: str) -> None:
         if a.ndim != 2:
             raise UserError(f"{source}: '{key}' must be 2-D (steps, features), got shape {a.shape}")
     bad = np.zeros(n, dtype=bool)
-    for key, value in arrays.items():
+    for value in arrays.values():
         a = np.asarray(value)
         if a.dtype.kind == "f":
             bad |= ~np.isfinite(a.reshape(n, -1)).all(axis=1)

@@ -42,7 +42,7 @@ class WindowDataset(torch.utils.data.Dataset):
         self.normalizer = normalizer
         data = normalizer.normalize(joined) if normalizer is not None else joined
         self.data = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32))
-        starts = [np.arange(s, e - self.horizon + 1) for s, e in zip(store.starts, store.ends) if e - s >= self.horizon]
+        starts = [np.arange(s, e - self.horizon + 1) for s, e in zip(store.starts, store.ends, strict=False) if e - s >= self.horizon]
         self.window_starts = torch.from_numpy(np.concatenate(starts).astype(np.int64)) if starts else torch.zeros(0, dtype=torch.long)
         if len(self.window_starts) == 0:
             longest = int(store.lengths.max()) if store.num_episodes else 0

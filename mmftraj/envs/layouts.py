@@ -44,7 +44,7 @@ class Layout:
     @cached_property
     def free_cells(self) -> list[tuple[int, int]]:
         """Free cells in d4rl's reset order: the non-goal cells sorted, then the goal cell."""
-        cells = sorted((int(i), int(j)) for i, j in zip(*np.nonzero(~self.walls)))
+        cells = sorted((int(i), int(j)) for i, j in zip(*np.nonzero(~self.walls), strict=False))
         cells.remove(self.goal_cell)
         return cells + [self.goal_cell]
 
@@ -114,7 +114,7 @@ def parse_layout(text: str, name: str = "<layout>") -> Layout:
     if len(goals) > 1:
         (i, j) = goals[1]
         raise UserError(f"{name}: line {i + 1}, column {j + 1}: a second goal 'G' (at most one allowed)")
-    goal = goals[0] if goals else min((int(i), int(j)) for i, j in zip(*np.nonzero(~walls)))
+    goal = goals[0] if goals else min((int(i), int(j)) for i, j in zip(*np.nonzero(~walls), strict=False))
     return Layout(name=name, walls=walls, goal_cell=goal)
 
 
