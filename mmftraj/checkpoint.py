@@ -1,0 +1,141 @@
+"""Checkpoints: tensors in safetensors, metadata in JSON, written atomically as one directory.
+
+A checkpoint is `<run>/checkpoints/step_XXXXXXXX/` holding `tensors.safetensors` (model, EMA,
+optimizer state) and `meta.json` (step, config, optimizer hyper-parameters, extra task state).
+The directory is built under a temporary name and renamed into place, so a crash mid-write
+never leaves a checkpoint that looks complete. Nothing is unpickled on load.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .errors import UserError
+
+TENSORS = "tensors.safetensors"
+META = "meta.json"
+
+
+def _flatten_optimizer(opt_state: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for idx, state in opt_state["state"].items():
+        for key, value in state.items():
+            if torch.is_tensor(value):
+                tensors[f"optim/{idx}/{key}"] = value.detach().cpu().contiguous()
+            else:
+                scalars.setdefault(str(idx), {})[key] = value
+    return tensors, {"param_groups": opt_state["param_groups"], "scalars": scalars}
+
+
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in tensors.items():
+        if name.startswith("optim/"):
+            _, idx, key = name.split("/", 2)
+            state.setdefault(int(idx), {})[key] = value
+    for idx, scalars in meta.get("scalars", {}).items():
+        state.setdefault(int(idx), {}).update(scalars)
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def save_checkpoint(
+    run_dir: Path,
+    step: int,
+    model: torch.nn.Module,
+    ema: torch.nn.Module | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    meta: dict | None = None,
+    keep: int = 2,
+) -> Path:
+    """Write checkpoint `step` atomically and keep only the newest `keep` of them."""
+    root = Path(run_dir) / "checkpoints"
+    root.mkdir(parents=True, exist_ok=True)
+    tensors = {f"model/{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if ema is not None:
+        tensors.update({f"ema/{k}": v.detach().cpu().contiguous() for k, v in ema.state_dict().items()})
+    info = dict(meta or {})
+    info["step"] = int(step)
+    if optimizer is not None:
+        opt_tensors, opt_meta = _flatten_optimizer(optimizer.state_dict())
+        tensors.update(opt_tensors)
+        info["optimizer"] = opt_meta
+    final = root / f"step_{step:08d}"
+    tmp = Path(tempfile.mkdtemp(prefix=f".step_{step:08d}.", dir=root))
+    try:
+        save_file(tensors, str(tmp / TENSORS))
+        (tmp / META).write_text(json.dumps(info, indent=1, default=str))
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    for old in list_checkpoints(run_dir)[:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    root = Path(run_dir) / "checkpoints"
+    if not root.is_dir():
+        return []
+    done = [p for p in root.glob("step_*") if (p / META).is_file() and (p / TENSORS).is_file()]
+    return sorted(done, key=lambda p: int(p.name.split("_")[1]))
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    found = list_checkpoints(run_dir)
+    return found[-1] if found else None
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """Accept a run directory or a checkpoint directory; return the checkpoint directory."""
+    path = Path(path)
+    if (path / META).is_file():
+        return path
+    if path.is_dir():
+        latest = latest_checkpoint(path)
+        if latest is not None:
+            return latest
+        raise UserError(f"no checkpoint found in {path} (expected {path}/checkpoints/step_*/)")
+    raise UserError(f"checkpoint not found: {path}")
+
+
+def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """Return (tensors, meta) of a checkpoint directory or of a run's latest checkpoint."""
+    ckpt = resolve_checkpoint(path)
+    try:
+        tensors = load_file(str(ckpt / TENSORS))
+        meta = json.loads((ckpt / META).read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"checkpoint {ckpt} is unreadable or corrupt: {exc}") from None
+    return tensors, meta
+
+
+def split_prefix(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    p = prefix.rstrip("/") + "/"
+    return {k[len(p) :]: v for k, v in tensors.items() if k.startswith(p)}
+
+
+def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    if "optimizer" in meta:
+        optimizer.load_state_dict(_unflatten_optimizer(tensors, meta["optimizer"]))
+
+
+def load_weights(model: torch.nn.Module, tensors: dict[str, torch.Tensor], which: str = "ema") -> None:
+    """Load EMA (default, if present) or raw weights; a shape mismatch is a UserError."""
+    state = split_prefix(tensors, which) or split_prefix(tensors, "model")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        raise UserError(f"checkpoint does not fit this model: {first[1].strip() if len(first) > 1 else first[0]}") from None

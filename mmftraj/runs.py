@@ -1,0 +1,116 @@
+"""Runs: resolve a task's config (defaults ← preset YAML ← user YAML ← CLI options ← --set),
+lay out `runs/<task>/<name>/`, train, and write `results.json` plus a terminal table."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from .config import apply_overrides, from_dict, load_yaml, merge_dict, save_yaml
+from .core.objective import VARIANTS
+from .errors import UserError, choice_error
+from .io import atomic_write_text
+from .resources import resource_path
+from .tasks import get_task
+
+
+def preset_config(task_module, task: str, preset: str | None):
+    """The task's dataclass defaults overlaid with configs/<task>[-<preset>].yaml when present."""
+    presets = getattr(task_module, "PRESETS", ())
+    if preset is not None and presets and preset not in presets:
+        raise choice_error(f"preset for {task}", preset, presets)
+    cfg = task_module.default_config(preset)
+    for name in (f"{task}.yaml", f"{task}-{preset}.yaml" if preset else None):
+        if name and resource_path("configs", name).is_file():
+            cfg = merge_dict(cfg, load_yaml(resource_path("configs", name)))
+    return cfg
+
+
+def resolve_config(task, preset=None, config_file=None, overrides=(), objective=None, steps=None, seed=None, device=None):
+    module = get_task(task)
+    cfg = preset_config(module, task, preset)
+    if config_file is not None:
+        cfg = merge_dict(cfg, load_yaml(config_file))
+    if objective is not None:
+        if objective not in VARIANTS:
+            raise choice_error("objective", objective, VARIANTS)
+        cfg.objective.variant = objective
+    if steps is not None:
+        if steps < 1:
+            raise UserError(f"--steps must be at least 1, got {steps}")
+        cfg.train.steps = steps
+    if seed is not None:
+        cfg.train.seed = seed
+    if device is not None:
+        cfg.train.device = device
+    cfg = apply_overrides(cfg, list(overrides))
+    return module, cfg
+
+
+def default_run_name(cfg, preset: str | None) -> str:
+    parts = [cfg.objective.variant, preset, f"s{cfg.train.seed}"]
+    return "-".join(p for p in parts if p)
+
+
+def prepare_and_train(
+    task: str,
+    preset: str | None = None,
+    config_file: Path | None = None,
+    overrides=(),
+    objective: str | None = None,
+    steps: int | None = None,
+    seed: int | None = None,
+    device: str | None = None,
+    name: str | None = None,
+    runs_dir: Path = Path("runs"),
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict:
+    module, cfg = resolve_config(task, preset, config_file, overrides, objective, steps, seed, device)
+    preset = preset or getattr(module, "default_preset", lambda c: None)(cfg)
+    run_dir = Path(runs_dir) / task / (name or default_run_name(cfg, preset))
+    saved = run_dir / "config.yaml"
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if overwrite:
+            shutil.rmtree(run_dir)
+        elif resume:
+            # Resume continues the same run: the saved config wins, except a longer --steps.
+            cfg = from_dict(type(cfg), load_yaml(saved)) if saved.is_file() else cfg
+            if steps is not None:
+                cfg.train.steps = steps
+        else:
+            raise UserError(f"run {run_dir} already exists; pass --resume to continue it, --overwrite, or another --name")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_yaml(cfg, saved)
+    results = module.train(cfg, run_dir, resume=resume, progress=progress)
+    results = {"task": task, "run_dir": str(run_dir), **results}
+    write_results(run_dir, results)
+    print_results(results)
+    return results
+
+
+def write_results(run_dir: Path, results: dict) -> None:
+    atomic_write_text(Path(run_dir) / "results.json", json.dumps(results, indent=2, default=float) + "\n")
+
+
+def print_results(results: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"results: {results.get('run_dir', '')}", show_header=True)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+
+    def add(prefix: str, value):
+        if isinstance(value, dict):
+            for k, v in value.items():
+                add(f"{prefix}.{k}" if prefix else str(k), v)
+        elif isinstance(value, float):
+            table.add_row(prefix, f"{value:.4g}")
+        elif not isinstance(value, (list, tuple)):
+            table.add_row(prefix, str(value))
+
+    add("", {k: v for k, v in results.items() if k != "run_dir"})
+    Console().print(table)

@@ -1,0 +1,309 @@
+"""The one training loop every task uses.
+
+AdamW with linear LR warm-up (then constant or cosine), gradient clipping, EMA weights, the λ
+curriculum driven by the global step, atomic safetensors checkpoints with exact resume,
+`metrics.csv`, a rich progress bar, and multi-process data parallelism under torchrun.
+
+Exact resume without saving RNG streams: every step reseeds its generators from
+(seed, rank, step), so step k draws the same batch, noise and times whether or not the run was
+interrupted before it.
+
+Data parallelism: the JVP goes through torch.func, which bypasses DistributedDataParallel's
+gradient hooks silently, so we do not wrap the model in DDP at all. Each rank computes its loss
+on its own data and gradients are averaged by hand with one all-reduce of a flat buffer before
+clipping; every rank then takes the same optimizer step.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import math
+import os
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from .checkpoint import latest_checkpoint, load_checkpoint, restore_optimizer, save_checkpoint, split_prefix
+from .errors import UserError
+
+BatchFn = Callable[[torch.Generator, int], dict]
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 2000
+    batch_size: int = 256
+    lr: float = 1e-3
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    min_lr_ratio: float = 0.1  # cosine decays to lr · min_lr_ratio
+    warmup_steps: int = 100
+    weight_decay: float = 0.0
+    beta1: float = 0.9
+    beta2: float = 0.999
+    grad_clip: float = 1.0  # 0 disables clipping
+    ema_decay: float = 0.999
+    log_every: int = 50
+    ckpt_every: int = 500
+    keep_checkpoints: int = 2
+    seed: int = 0
+    device: str = "cpu"
+    precision: Literal["fp32", "bf16"] = "fp32"
+    compile: bool = False
+    threads: int = 0  # torch intra-op threads on CPU; 0 keeps torch's default
+
+
+def step_seed(seed: int, rank: int, step: int) -> int:
+    """A well-mixed 63-bit seed for (seed, rank, step)."""
+    return int(np.random.SeedSequence([seed, rank, step]).generate_state(2, np.uint64)[0] >> np.uint64(1))
+
+
+def lr_factor(cfg: TrainConfig, step: int) -> float:
+    if cfg.warmup_steps > 0 and step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    if cfg.lr_schedule == "cosine":
+        span = max(1, cfg.steps - cfg.warmup_steps)
+        progress = min(1.0, (step - cfg.warmup_steps) / span)
+        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    return 1.0
+
+
+def resolve_device(name: str) -> torch.device:
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"unknown device {name!r}; use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda was requested but no CUDA GPU is available here")
+    return device
+
+
+class DistributedContext:
+    """Rank/world from torchrun's environment; initialises the process group once."""
+
+    def __init__(self, device: torch.device):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        if self.world > 1 and not dist.is_initialized():
+            dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def broadcast_parameters(self, model: torch.nn.Module) -> None:
+        if self.world > 1:
+            for tensor in list(model.parameters()) + list(model.buffers()):
+                dist.broadcast(tensor.data, src=0)
+
+    def average_gradients(self, params: list[torch.nn.Parameter]) -> None:
+        """One all-reduce over a flat buffer of every gradient (missing grads count as zero)."""
+        if self.world <= 1:
+            return
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+        flat /= self.world
+        offset = 0
+        for p, g in zip(params, grads, strict=True):
+            n = g.numel()
+            p.grad = flat[offset : offset + n].view_as(p).clone()
+            offset += n
+
+
+class MetricsLog:
+    """Append-only metrics.csv; on resume, rows past the checkpoint's step are dropped."""
+
+    def __init__(self, path: Path, resume_step: int | None):
+        self.path = path
+        self.fields: list[str] | None = None
+        if resume_step is not None and path.exists():
+            with path.open() as fh:
+                rows = list(csv.DictReader(fh))
+            kept = [r for r in rows if int(r["step"]) <= resume_step]
+            if rows:
+                self.fields = list(rows[0].keys())
+                with path.open("w", newline="") as fh:
+                    writer = csv.DictWriter(fh, fieldnames=self.fields)
+                    writer.writeheader()
+                    writer.writerows(kept)
+        elif path.exists():
+            path.unlink()
+
+    def write(self, row: dict) -> None:
+        new = self.fields is None
+        if new:
+            self.fields = list(row.keys())
+        with self.path.open("a", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=self.fields, extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+
+def _progress(enabled: bool, total: int):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("[bold]train"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeRemainingColumn(),
+        disable=not enabled,
+        transient=False,
+    )
+
+
+class Trainer:
+    """Train `model` on `objective` with batches from `batch_fn(generator, step)`.
+
+    `batch_fn` returns a dict with "x" (data tensor) and optionally "cond" (dict of model
+    kwargs) and "loss_mask". `meta` is stored in every checkpoint (task name, config, ...).
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        objective,
+        batch_fn: BatchFn,
+        cfg: TrainConfig,
+        run_dir: Path | None = None,
+        meta: dict | None = None,
+        progress: bool = True,
+    ):
+        self.cfg = cfg
+        if cfg.threads > 0:
+            torch.set_num_threads(cfg.threads)
+        self.device = resolve_device(cfg.device)
+        self.dist = DistributedContext(self.device)
+        self.model = model.to(self.device)
+        self.dist.broadcast_parameters(self.model)
+        self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
+        self.objective = objective
+        self.batch_fn = batch_fn
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.meta = meta or {}
+        self.progress = progress and self.dist.is_main
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(
+            self.params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay
+        )
+        self.forward_model = torch.compile(self.model) if cfg.compile else self.model
+        self.step = 0
+        self.train_time = 0.0
+
+    # -- state ---------------------------------------------------------------------------
+    def save(self) -> Path | None:
+        if self.run_dir is None or not self.dist.is_main:
+            return None
+        meta = dict(self.meta, train_time_s=self.train_time, world_size=self.dist.world)
+        return save_checkpoint(
+            self.run_dir, self.step, self.model, self.ema, self.optimizer, meta, keep=self.cfg.keep_checkpoints
+        )
+
+    def restore(self, path: Path) -> None:
+        tensors, meta = load_checkpoint(path)
+        self.model.load_state_dict(split_prefix(tensors, "model"))
+        self.ema.load_state_dict(split_prefix(tensors, "ema"))
+        restore_optimizer(self.optimizer, tensors, meta)
+        self.step = int(meta["step"])
+        self.train_time = float(meta.get("train_time_s", 0.0))
+
+    # -- one step ------------------------------------------------------------------------
+    def _generators(self, step: int) -> tuple[torch.Generator, torch.Generator]:
+        seed = step_seed(self.cfg.seed, self.dist.rank, step)
+        torch.manual_seed(seed)  # dropout and any other global-RNG use
+        data_gen = torch.Generator().manual_seed(seed)
+        noise_gen = data_gen if self.device.type == "cpu" else torch.Generator(self.device).manual_seed(seed)
+        return data_gen, noise_gen
+
+    def train_step(self) -> dict:
+        cfg = self.cfg
+        data_gen, noise_gen = self._generators(self.step)
+        batch = self.batch_fn(data_gen, self.step)
+        x = batch["x"].to(self.device, non_blocking=True)
+        cond = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in (batch.get("cond") or {}).items()}
+        mask = batch.get("loss_mask")
+        mask = mask.to(self.device) if mask is not None else None
+        for group in self.optimizer.param_groups:
+            group["lr"] = cfg.lr * lr_factor(cfg, self.step)
+        self.model.train()
+        autocast = (
+            torch.autocast(self.device.type, dtype=torch.bfloat16) if cfg.precision == "bf16" else nullcontext()
+        )
+        with autocast:
+            loss, stats = self.objective.loss(
+                self.forward_model, x, step=self.step, generator=noise_gen, cond=cond, loss_mask=mask
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.dist.average_gradients(self.params)
+        if cfg.grad_clip > 0:
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip)
+        else:
+            grad_norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in self.params if p.grad is not None]))
+        self.optimizer.step()
+        with torch.no_grad():
+            ema_params = list(self.ema.parameters())
+            model_params = list(self.model.parameters())
+            torch._foreach_lerp_(ema_params, model_params, 1.0 - cfg.ema_decay)
+            for b_ema, b in zip(self.ema.buffers(), self.model.buffers(), strict=True):
+                b_ema.copy_(b)
+        self.step += 1
+        return {"loss": loss.detach(), "mse": stats["mse"], "lambda": stats["lambda"], "grad_norm": grad_norm.detach(),
+                "lr": self.optimizer.param_groups[0]["lr"], "batch": int(x.shape[0])}
+
+    # -- the loop ------------------------------------------------------------------------
+    def fit(self, resume: bool = False, callback: Callable[[Trainer], None] | None = None) -> dict:
+        cfg = self.cfg
+        resume_step = None
+        if resume and self.run_dir is not None:
+            latest = latest_checkpoint(self.run_dir)
+            if latest is not None:
+                self.restore(latest)
+                resume_step = self.step
+        log = MetricsLog(self.run_dir / "metrics.csv", resume_step) if self.run_dir and self.dist.is_main else None
+        window: list[dict] = []
+        last_t = time.perf_counter()
+        last_step = self.step
+        row: dict = {}
+        with _progress(self.progress, cfg.steps) as bar:
+            task = bar.add_task("train", total=cfg.steps, completed=self.step, info="")
+            while self.step < cfg.steps:
+                t0 = time.perf_counter()
+                window.append(self.train_step())
+                self.train_time += time.perf_counter() - t0
+                if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                    now = time.perf_counter()
+                    rate = (self.step - last_step) / max(now - last_t, 1e-9)
+                    row = {
+                        "step": self.step,
+                        "loss": float(torch.stack([w["loss"] for w in window]).mean()),
+                        "mse": float(torch.stack([w["mse"] for w in window]).mean()),
+                        "lambda": window[-1]["lambda"],
+                        "lr": window[-1]["lr"],
+                        "grad_norm": float(torch.stack([w["grad_norm"] for w in window]).mean()),
+                        "steps_per_s": rate,
+                        "samples_per_s": rate * window[-1]["batch"] * self.dist.world,
+                        "train_time_s": self.train_time,
+                    }
+                    if log is not None:
+                        log.write(row)
+                    bar.update(task, completed=self.step,
+                               info=f"loss {row['loss']:.4f} λ {row['lambda']:.2f} {rate:.1f} it/s")
+                    window.clear()
+                    last_t, last_step = now, self.step
+                if cfg.ckpt_every > 0 and self.step % cfg.ckpt_every == 0 and self.step < cfg.steps:
+                    self.save()
+                if callback is not None:
+                    callback(self)
+        self.save()
+        return {"steps": self.step, "final_loss": row.get("loss"), "train_time_s": self.train_time}
