@@ -13,7 +13,7 @@ from .embeddings import TimeEmbedding
 @dataclass
 class MLPConfig:
     dim: int = 2
-    hidden: int = 256
+    hidden: int = 128
     depth: int = 3
     time_dim: int = 64
     freq_dim: int = 32
