@@ -96,6 +96,58 @@ def train(
         sys.exit(0)
 
 
+@app.command("eval")
+@user_errors
+def evaluate(
+    task: str = typer.Option(..., help="Task of the checkpoint."),
+    checkpoint: Path = typer.Option(..., help="A run directory or one of its checkpoints/step_* directories."),
+    episodes: int = typer.Option(None, help="Evaluation episodes (trajectory tasks)."),
+    steps: list[int] = typer.Option([], "--steps", help="Network evaluations per sample/plan (repeatable)."),
+    seed: int = typer.Option(0, help="Evaluation seed."),
+    out: Path = typer.Option(None, help="Output folder; default <run>/eval/."),
+    set_: list[str] = typer.Option([], "--set", help="Override evaluation fields, e.g. --set eval.replan_every=16."),
+):
+    """Evaluate a trained checkpoint; writes results.json and plots, prints a table."""
+    from .checkpoint import resolve_checkpoint
+    from .runs import print_results, write_results
+    from .tasks import get_task
+
+    module = get_task(task)
+    if not hasattr(module, "evaluate"):
+        raise UserError(f"task {task!r} has no evaluation")
+    ckpt = resolve_checkpoint(checkpoint)
+    run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt
+    out = out or run_dir / "eval"
+    out.mkdir(parents=True, exist_ok=True)
+    results = module.evaluate(ckpt, steps=list(steps) or None, episodes=episodes, seed=seed, out=out, overrides=set_)
+    results = {"task": task, "checkpoint": str(ckpt), "run_dir": str(out), **results}
+    write_results(out, results)
+    print_results(results)
+
+
+@app.command("sample")
+@user_errors
+def sample_cmd(
+    task: str = typer.Option(..., help="Task of the checkpoint."),
+    checkpoint: Path = typer.Option(..., help="A run directory or one of its checkpoints."),
+    steps: int = typer.Option(1, help="Network evaluations per sample."),
+    n: int = typer.Option(64, help="Number of samples."),
+    out: Path = typer.Option(Path("samples"), help="Output folder (PNG grid + .npz)."),
+    seed: int = typer.Option(0, help="Sampling seed."),
+):
+    """Draw samples from a checkpoint with a given number of steps."""
+    from .tasks import get_task
+
+    module = get_task(task)
+    if not hasattr(module, "sample"):
+        raise UserError(f"task {task!r} has no sampler")
+    if n < 1:
+        raise UserError(f"--n must be at least 1, got {n}")
+    paths = module.sample(checkpoint, steps=steps, n=n, out=out, seed=seed)
+    for path in paths:
+        typer.echo(f"wrote {path}")
+
+
 def _mount_subapps():
     from .data.cli import app as data_app
 
