@@ -23,7 +23,7 @@ def jvp_exact(fn: UFn, z, r, t, v, u=None, create_graph: bool = False, eps: floa
         return torch.func.jvp(fn, (z, r, t), tangents)[1]
 
 
-def jvp_fd_central(fn: UFn, z, r, t, v, u=None, create_graph: bool = False, eps: float = 1e-2):
+def jvp_fd_central(fn: UFn, z, r, t, v, u=None, create_graph: bool = False, eps: float = 2e-3):
     """(u(z + εv, r, t + ε) - u(z - εv, r, t - ε)) / 2ε: O(ε²) error, two extra forwards."""
     with torch.set_grad_enabled(create_graph and torch.is_grad_enabled()):
         up = fn(z + eps * v, r, t + eps)

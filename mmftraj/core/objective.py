@@ -48,9 +48,14 @@ class ObjectiveConfig:
     # marginal estimate sg(u(z, t, t)), which keeps the λ > 0 gradient free of the conditional
     # velocity's variance (costs one no-grad forward on the r < t rows).
     tangent: Literal["conditional", "model"] = "model"
-    fd_eps: float = 1e-2
+    fd_eps: float = 2e-3  # central differences: ~1e-4 relative error in fp32 (measured, tests)
     adaptive_p: float = 1.0  # 0 is plain L2
     adaptive_c: float = 1e-3
+
+
+def _wide(a: torch.Tensor) -> torch.Tensor:
+    """float32 at least: bf16/fp16 go up, float64 stays float64 (for derivative checks)."""
+    return a.to(torch.promote_types(a.dtype, torch.float32))
 
 
 def _batch_index(value: Any, idx: torch.Tensor, n: int) -> Any:
@@ -139,20 +144,20 @@ class ModularMeanFlow:
                 if torch.is_autocast_enabled(x.device.type)
                 else contextlib.nullcontext()
             )
-            z_rows, t_rows = z[jvp_rows].float(), t[jvp_rows].float()
+            z_rows, t_rows = _wide(z[jvp_rows]), _wide(t[jvp_rows])
             with autocast_off:
                 if self.cfg.tangent == "model":
                     with torch.no_grad():
-                        direction = fn(z_rows, t_rows, t_rows).float()
+                        direction = _wide(fn(z_rows, t_rows, t_rows))
                 else:
-                    direction = v[jvp_rows].float()
+                    direction = _wide(v[jvp_rows])
                 dudt = self.jvp_fn(
                     fn,
                     z_rows,
-                    r[jvp_rows].float(),
+                    _wide(r[jvp_rows]),
                     t_rows,
                     direction,
-                    u=u[jvp_rows].float(),
+                    u=_wide(u[jvp_rows]),
                     create_graph=need_graph,
                     eps=self.cfg.fd_eps,
                 ).to(u.dtype)
@@ -163,7 +168,7 @@ class ModularMeanFlow:
             span = (t - r)[jvp_rows].reshape((-1,) + (1,) * (x.dim() - 1))
             dudt_term = dudt_term.index_put((jvp_rows,), span * dudt)
 
-        delta = u.float() + dudt_term.float() - v.float()
+        delta = _wide(u) + _wide(dudt_term) - _wide(v)
         sq = delta.pow(2)
         if loss_mask is not None:
             mask = loss_mask.to(sq.dtype).expand_as(sq)

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from .embeddings import TimeEmbedding
+from .layers import LayerNorm
 
 
 @dataclass
@@ -30,14 +31,14 @@ class TimeMLP(nn.Module):
         self.time_proj = nn.ModuleList(nn.Linear(cfg.time_dim, cfg.hidden) for _ in range(cfg.depth))
         self.blocks = nn.ModuleList(
             nn.Sequential(
-                nn.LayerNorm(cfg.hidden),
+                LayerNorm(cfg.hidden),
                 nn.Linear(cfg.hidden, cfg.hidden),
                 nn.SiLU(),
                 nn.Linear(cfg.hidden, cfg.hidden),
             )
             for _ in range(cfg.depth)
         )
-        self.out = nn.Sequential(nn.LayerNorm(cfg.hidden), nn.Linear(cfg.hidden, cfg.dim))
+        self.out = nn.Sequential(LayerNorm(cfg.hidden), nn.Linear(cfg.hidden, cfg.dim))
 
     def forward(self, z: torch.Tensor, r: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         emb = self.time(r, t)

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .embeddings import TimeEmbedding, sinusoidal_positions
+from .layers import LayerNorm
 
 ATTENTION_BACKENDS = ("math", "fast")
 
@@ -111,9 +112,9 @@ class Block(nn.Module):
     def __init__(self, width: int, heads: int, mlp_ratio: float, dropout: float, backend: str):
         super().__init__()
         hidden = int(width * mlp_ratio)
-        self.norm1 = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
+        self.norm1 = LayerNorm(width, elementwise_affine=False, eps=1e-6)
         self.attn = Attention(width, heads, backend)
-        self.norm2 = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
+        self.norm2 = LayerNorm(width, elementwise_affine=False, eps=1e-6)
         self.mlp = nn.Sequential(
             nn.Linear(width, hidden),
             nn.GELU(approximate="tanh"),
@@ -158,7 +159,7 @@ class TemporalTransformer(nn.Module):
         self.blocks = nn.ModuleList(
             Block(w, cfg.heads, cfg.mlp_ratio, cfg.dropout, cfg.attention) for _ in range(cfg.depth)
         )
-        self.norm_out = nn.LayerNorm(w, elementwise_affine=False, eps=1e-6)
+        self.norm_out = LayerNorm(w, elementwise_affine=False, eps=1e-6)
         self.ada_out = nn.Sequential(nn.SiLU(), nn.Linear(w, 2 * w))
         self.out = nn.Linear(w, cfg.patch * cfg.dim_in)
         for layer in (self.ada_out[1], self.out):

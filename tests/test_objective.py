@@ -1,0 +1,214 @@
+"""The MMF objective family against independently written losses and closed forms."""
+
+import pytest
+import torch
+
+from mmftraj.core import ModularMeanFlow, ObjectiveConfig, TimeSampler, make_lambda_schedule, sample
+from mmftraj.core.jvp import JVP_BACKENDS
+from mmftraj.errors import UserError
+from mmftraj.models.mlp import MLPConfig, TimeMLP
+from mmftraj.models.transformer import TransformerConfig, build_transformer
+
+from mmf_reference import GaussianAverageVelocity, reference_flow_matching_loss, reference_meanflow_loss
+
+
+def _mlp(dtype=torch.float64, seed=0):
+    torch.manual_seed(seed)
+    model = TimeMLP(MLPConfig(dim=3, hidden=32, depth=2, time_dim=16, freq_dim=8)).to(dtype)
+    # Non-trivial output layer so gradients and JVPs are not dominated by the initialisation.
+    return model
+
+
+def _batch(n=16, d=3, dtype=torch.float64, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d, generator=g, dtype=dtype) * 1.5 + 0.3
+    noise = torch.randn(n, d, generator=g, dtype=dtype)
+    r, t = TimeSampler("uniform", equal_fraction=0.25).sample(n, g)
+    return x, noise, r.to(dtype), t.to(dtype)
+
+
+def _grads(model, loss):
+    model.zero_grad()
+    loss.backward()
+    return torch.cat([p.grad.reshape(-1).clone() for p in model.parameters()])
+
+
+@pytest.mark.parametrize("tangent", ["conditional", "model"])
+@pytest.mark.parametrize("p", [0.0, 1.0])
+def test_lambda_zero_is_meanflow(tangent, p):
+    model = _mlp()
+    x, noise, r, t = _batch()
+    obj = ModularMeanFlow(ObjectiveConfig(variant="meanflow", jvp="exact", tangent=tangent, adaptive_p=p))
+    ours, _ = obj.loss(model, x, noise=noise, r=r, t=t)
+    g_ours = _grads(model, ours)
+    ref = reference_meanflow_loss(model, x, noise, r, t, p=p, tangent=tangent)
+    g_ref = _grads(model, ref)
+    assert torch.allclose(ours, ref, rtol=1e-12, atol=1e-12)
+    assert torch.allclose(g_ours, g_ref, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.5, 1.0])
+def test_r_equal_t_is_flow_matching(lam):
+    model = _mlp()
+    x, noise, _, t = _batch()
+    obj = ModularMeanFlow(ObjectiveConfig(variant="mmf", jvp="exact"))
+    ours, _ = obj.loss(model, x, noise=noise, r=t.clone(), t=t, lam=lam)
+    g_ours = _grads(model, ours)
+    ref = reference_flow_matching_loss(model, x, noise, t)
+    g_ref = _grads(model, ref)
+    assert torch.allclose(ours, ref, rtol=1e-12)
+    assert torch.allclose(g_ours, g_ref, rtol=1e-9, atol=1e-12)
+
+
+def test_fm_variant_samples_r_equal_t():
+    obj = ModularMeanFlow(ObjectiveConfig(variant="fm"))
+    r, t = obj.time_sampler.sample(1000, torch.Generator().manual_seed(0))
+    assert torch.equal(r, t)
+
+
+@pytest.mark.parametrize("backend", ["exact", "fd-central"])
+def test_loss_value_independent_of_lambda_and_gradient_affine(backend):
+    model = _mlp()
+    x, noise, r, t = _batch()
+    obj = ModularMeanFlow(ObjectiveConfig(variant="mmf", jvp=backend, tangent="conditional"))
+    values, grads = {}, {}
+    for lam in (0.0, 0.3, 1.0):
+        loss, _ = obj.loss(model, x, noise=noise, r=r, t=t, lam=lam)
+        values[lam] = loss.detach()
+        grads[lam] = _grads(model, loss)
+    assert torch.allclose(values[0.0], values[0.3], rtol=1e-12) and torch.allclose(values[0.0], values[1.0], rtol=1e-12)
+    assert (grads[1.0] - grads[0.0]).norm() > 1e-3 * grads[0.0].norm()  # λ really changes the gradient
+    expected = 0.7 * grads[0.0] + 0.3 * grads[1.0]
+    assert torch.allclose(grads[0.3], expected, rtol=1e-7, atol=1e-10)
+
+
+def _attention_model(dtype):
+    torch.manual_seed(0)
+    cfg = TransformerConfig(horizon=8, dim_in=3, width=32, depth=1, heads=4, patch=1)
+    model = build_transformer(cfg).to(dtype)
+    with torch.no_grad():  # leave the zero-initialised gates/output so derivatives are non-trivial
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    model.attention_backend = "math"
+    return model
+
+
+@pytest.mark.parametrize("net", ["mlp", "attention"])
+def test_exact_jvp_matches_float64_finite_difference(net):
+    model = _mlp() if net == "mlp" else _attention_model(torch.float64)
+    shape = (6, 3) if net == "mlp" else (6, 8, 3)
+    g = torch.Generator().manual_seed(3)
+    z, v = torch.randn(shape, generator=g, dtype=torch.float64), torch.randn(shape, generator=g, dtype=torch.float64)
+    r = torch.rand(6, generator=g, dtype=torch.float64) * 0.4
+    t = r + 0.3
+    exact = JVP_BACKENDS["exact"](model, z, r, t, v)
+    h = 1e-5
+    fd = (model(z + h * v, r, t + h) - model(z - h * v, r, t - h)) / (2 * h)
+    assert torch.allclose(exact, fd, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("net", ["mlp", "attention"])
+@pytest.mark.parametrize("backend,tol", [("fd-central", 1e-3), ("fd-forward", 2e-2)])
+def test_every_backend_agrees_with_exact(net, backend, tol):
+    model = _mlp(torch.float32) if net == "mlp" else _attention_model(torch.float32)
+    shape = (32, 3) if net == "mlp" else (32, 8, 3)
+    g = torch.Generator().manual_seed(4)
+    z, v = torch.randn(shape, generator=g), torch.randn(shape, generator=g)
+    r = torch.rand(32, generator=g) * 0.5
+    t = r + torch.rand(32, generator=g) * 0.5
+    exact = JVP_BACKENDS["exact"](model, z, r, t, v)
+    approx = JVP_BACKENDS[backend](model, z, r, t, v, u=model(z, r, t), eps=ObjectiveConfig().fd_eps)
+    rel = (approx - exact).norm() / exact.norm()
+    assert rel < tol, f"{backend} relative error {rel:.2e}"
+
+
+@pytest.mark.parametrize("lam", [0.0, 1.0])
+def test_default_backend_gradient_matches_exact(lam):
+    """The default (fd-central) backend's parameter gradients agree with the exact backend's."""
+    model = _mlp(torch.float32)
+    x, noise, r, t = _batch(n=64, dtype=torch.float32)
+    grads = {}
+    for backend in ("exact", ObjectiveConfig().jvp):
+        obj = ModularMeanFlow(ObjectiveConfig(variant="mmf", jvp=backend))
+        loss, _ = obj.loss(model, x, noise=noise, r=r, t=t, lam=lam)
+        grads[backend] = _grads(model, loss)
+    g_exact, g_default = grads["exact"], grads[ObjectiveConfig().jvp]
+    assert (g_default - g_exact).norm() / g_exact.norm() < 5e-3
+
+
+# -- exact Gaussian flows ----------------------------------------------------------------------
+MU, LOG_S = torch.tensor([1.5, -0.5], dtype=torch.float64), torch.log(torch.tensor([0.5, 2.0], dtype=torch.float64))
+
+
+def test_gaussian_one_step_with_exact_u_reproduces_data_moments():
+    model = GaussianAverageVelocity(MU, LOG_S)
+    noise = torch.randn(200_000, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    x = sample(model, noise, steps=1, mode="mean")
+    assert torch.allclose(x.mean(0), MU, atol=0.02)
+    assert torch.allclose(x.var(0), torch.exp(2 * LOG_S), rtol=0.02)
+    # With exactly this noise, one step is exactly the affine transport μ + s·ε.
+    assert torch.allclose(x, MU + torch.exp(LOG_S) * noise, atol=1e-10)
+
+
+@pytest.mark.parametrize("backend,tol", [("exact", 1e-10), ("fd-central", 1e-5), ("fd-forward", 1e-2)])
+def test_gaussian_identity_residual_is_zero(backend, tol):
+    """u = v - (t - r)·du/dt along the marginal velocity, under each of the project's JVPs."""
+    model = GaussianAverageVelocity(MU, LOG_S)
+    g = torch.Generator().manual_seed(1)
+    z = torch.randn(64, 2, generator=g, dtype=torch.float64) * 2
+    r = torch.rand(64, generator=g, dtype=torch.float64) * 0.6
+    t = r + 0.05 + torch.rand(64, generator=g, dtype=torch.float64) * 0.3
+    v = model.velocity(z, t)
+    with torch.no_grad():
+        dudt = JVP_BACKENDS[backend](model, z, r, t, v, u=model(z, r, t), eps=1e-4 if backend != "exact" else 0.0)
+        residual = model(z, r, t) + (t - r)[:, None] * dudt - v
+    assert residual.abs().max() < tol
+
+
+@pytest.mark.parametrize("variant", ["meanflow", "mmf"])
+def test_training_the_gaussian_family_recovers_the_exact_u(variant):
+    torch.manual_seed(0)
+    model = GaussianAverageVelocity(torch.zeros(2), torch.zeros(2))
+    obj = ModularMeanFlow(ObjectiveConfig(variant=variant, jvp="exact", adaptive_p=0.0, lambda_warmup=150,
+                                          equal_fraction=0.5, time_sampler="uniform"))
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    g = torch.Generator().manual_seed(0)
+    for step in range(300):
+        x = MU + torch.exp(LOG_S) * torch.randn(512, 2, generator=g, dtype=torch.float64)
+        loss, _ = obj.loss(model, x, step=step, generator=g)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert torch.allclose(model.mu.detach(), MU, atol=0.08)
+    assert torch.allclose(model.log_s.detach(), LOG_S, atol=0.08)
+
+
+# -- samplers, schedules, bad input ------------------------------------------------------------
+def test_time_sampler_orders_times_and_fixes_equal_fraction():
+    for kind in ("uniform", "logit_normal"):
+        r, t = TimeSampler(kind, equal_fraction=0.25).sample(1000, torch.Generator().manual_seed(0))
+        assert bool((r <= t).all()) and bool(((0 <= r) & (t <= 1)).all())
+        assert int((r == t).sum()) == 250
+
+
+def test_lambda_schedules():
+    lin = make_lambda_schedule("linear", start=100, duration=200)
+    assert lin(0) == 0.0 and lin(200) == 0.5 and lin(300) == 1.0 and lin(10_000) == 1.0
+    cos = make_lambda_schedule("cosine", start=0, duration=100)
+    assert cos(0) == 0.0 and abs(cos(50) - 0.5) < 1e-12 and cos(100) == 1.0
+    assert ModularMeanFlow(ObjectiveConfig(variant="meanflow")).lam(10**6) == 0.0
+    assert ModularMeanFlow(ObjectiveConfig(variant="mmf-full")).lam(0) == 1.0
+    with pytest.raises(UserError, match="valid choices"):
+        make_lambda_schedule("exponential")
+
+
+def test_k_step_sampler_on_custom_grid_and_euler():
+    model = GaussianAverageVelocity(MU, LOG_S)
+    noise = torch.randn(1000, 2, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    one = sample(model, noise, steps=1)
+    grid = torch.tensor([1.0, 0.7, 0.2, 0.0], dtype=torch.float64)
+    assert torch.allclose(sample(model, noise, grid=grid), one, atol=1e-10)  # exact u: any grid agrees
+    euler = sample(model, noise, steps=1000, mode="euler")  # first-order: error ~ 10/steps here
+    assert torch.allclose(euler, one, atol=2e-2)
+    with pytest.raises(UserError):
+        sample(model, noise, grid=torch.tensor([0.0, 1.0]))
