@@ -190,6 +190,8 @@ class Trainer:
         self.objective = objective
         self.batch_fn = batch_fn
         self.run_dir = Path(run_dir) if run_dir is not None else None
+        if self.run_dir is not None and self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
         self.meta = meta or {}
         self.progress = progress and self.dist.is_main
         self.params = [p for p in self.model.parameters() if p.requires_grad]

@@ -1,0 +1,46 @@
+"""The command line: version/help, and user errors as one line with exit code 2."""
+
+import subprocess
+import sys
+
+import pytest
+
+from mmftraj import __version__
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "mmftraj", *args], capture_output=True, text=True)
+
+
+def test_version_and_help():
+    out = run("--version")
+    assert out.returncode == 0 and out.stdout.strip() == f"mmftraj {__version__}"
+    helped = run("--help")
+    assert helped.returncode == 0 and "train" in helped.stdout and "eval" in helped.stdout
+
+
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        (["train", "--task", "nope"], "unknown task 'nope'; valid choices: "),
+        (["train", "--task", "toy2d", "--objective", "diffusion"], "valid choices: fm, meanflow, mmf, mmf-full"),
+        (["train", "--task", "toy2d", "--set", "train.learning_rate=1"], "unknown config key 'train.learning_rate'"),
+        (["train", "--task", "toy2d", "--set", "optim.lr=1"], "unknown config section 'optim'"),
+        (["train", "--task", "toy2d", "--set", "train.steps=many"], "expected an integer"),
+        (["train", "--task", "toy2d", "--preset", "spiral"], "valid choices: checkerboard"),
+        (["train", "--task", "toy2d", "--config", "missing.yaml"], "config file not found"),
+        (["train", "--task", "toy2d", "--maze", "umaze"], "--maze is only valid with --task maze2d"),
+        (["eval", "--task", "toy2d", "--checkpoint", "no/such/run"], "checkpoint not found"),
+    ],
+)
+def test_user_errors_are_one_line_exit_2(args, expected, tmp_path):
+    out = run(*args, *(["--runs-dir", str(tmp_path)] if args[0] == "train" else []))
+    assert out.returncode == 2, out.stderr
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in out.stderr
+    assert expected in lines[0]
+
+
+def test_unknown_valid_keys_are_listed(tmp_path):
+    out = run("train", "--task", "toy2d", "--set", "train.learning_rate=1", "--runs-dir", str(tmp_path))
+    assert "train.lr" in out.stderr and "train.steps" in out.stderr

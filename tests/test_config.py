@@ -1,0 +1,36 @@
+"""Strict typed configs: YAML overlays and --set overrides."""
+
+import pytest
+
+from mmftraj.config import apply_overrides, from_dict, load_yaml, merge_dict, to_dict
+from mmftraj.errors import UserError
+from mmftraj.tasks.toy2d import Config
+
+
+def test_overrides_are_typed_and_nested():
+    cfg = apply_overrides(Config(), ["train.lr=3e-4", "objective.variant=meanflow", "eval.steps=[1, 8]"])
+    assert cfg.train.lr == 3e-4 and isinstance(cfg.train.lr, float)
+    assert cfg.objective.variant == "meanflow" and cfg.eval.steps == [1, 8]
+
+
+def test_bad_values_are_refused():
+    with pytest.raises(UserError, match="is not one of"):
+        apply_overrides(Config(), ["objective.variant=ddpm"])
+    with pytest.raises(UserError, match="expected true/false"):
+        apply_overrides(Config(), ["train.compile=3"])
+    with pytest.raises(UserError, match="must look like"):
+        apply_overrides(Config(), ["train.lr"])
+
+
+def test_yaml_roundtrip_and_merge(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  steps: 17\nmodel:\n  hidden: 8\n")
+    cfg = merge_dict(Config(), load_yaml(path))
+    assert cfg.train.steps == 17 and cfg.model.hidden == 8
+    assert from_dict(Config, to_dict(cfg)) == cfg
+    path.write_text("train:\n  stepz: 1\n")
+    with pytest.raises(UserError, match="train.stepz"):
+        merge_dict(Config(), load_yaml(path))
+    path.write_text("train: [1, 2\n")
+    with pytest.raises(UserError, match="not valid YAML"):
+        load_yaml(path)
