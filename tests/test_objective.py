@@ -2,14 +2,13 @@
 
 import pytest
 import torch
+from mmf_reference import GaussianAverageVelocity, reference_flow_matching_loss, reference_meanflow_loss
 
 from mmftraj.core import ModularMeanFlow, ObjectiveConfig, TimeSampler, make_lambda_schedule, sample
 from mmftraj.core.jvp import JVP_BACKENDS
 from mmftraj.errors import UserError
 from mmftraj.models.mlp import MLPConfig, TimeMLP
 from mmftraj.models.transformer import TransformerConfig, build_transformer
-
-from mmf_reference import GaussianAverageVelocity, reference_flow_matching_loss, reference_meanflow_loss
 
 
 def _mlp(dtype=torch.float64, seed=0):
