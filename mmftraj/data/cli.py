@@ -2,29 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import typer
 
-from ..errors import UserError
+from ..cli_errors import user_errors
 
 app = typer.Typer(no_args_is_help=True)
-
-
-def user_errors(fn):
-    """Same contract as mmftraj.cli: a UserError is one red line and exit code 2 (kept local so this
-    module imports without importing the top-level CLI)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except UserError as exc:
-            typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-            raise typer.Exit(2) from None
-
-    return wrapper
 
 
 @app.command()

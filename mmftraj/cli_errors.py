@@ -1,0 +1,23 @@
+"""The CLI's error contract, shared by every typer app: a UserError is one red line, exit 2."""
+
+from __future__ import annotations
+
+import functools
+
+import typer
+
+from .errors import UserError
+
+
+def user_errors(fn):
+    """Turn a UserError into one line on stderr and exit code 2 (no traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UserError as exc:
+            typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
