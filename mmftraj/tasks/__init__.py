@@ -16,6 +16,7 @@ from ..errors import choice_error
 
 TASKS = {
     "toy2d": "mmftraj.tasks.toy2d",
+    "maze2d": "mmftraj.tasks.maze2d",
 }
 
 

@@ -1,0 +1,124 @@
+"""Rollout evaluation of a trajectory planner on maze2d: N fixed-seed episodes, D4RL-normalized
+score mean ± standard error, success rate, plan latency (median ms at batch 1) and network
+evaluations per plan, plus pictures of plans and rollouts on the maze.
+
+Episode i resets the env with seed `seed + i` (d4rl's random start, the layout's goal), so two
+checkpoints evaluated with the same seed face the same starts.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..envs import make_maze2d, plot_maze
+from ..planning import Planner, run_episode
+
+
+def make_planner(net, normalizer, cfg, mode: str, layout, candidates: int | None = None, seed: int = 0) -> Planner:
+    e = cfg.eval
+    return Planner(net, normalizer, steps=e.steps, mode=mode, candidates=candidates or e.candidates,
+                   selection=e.selection, layout=layout, goal_radius=e.goal_radius, truncate=e.truncate, seed=seed)
+
+
+def plan_latency_ms(planner: Planner, obs, goal, repeats: int = 50, warmup: int = 5) -> float:
+    """Median wall time of one `plan` call (ms), after a few warm-up calls."""
+    for _ in range(warmup):
+        planner.plan(obs, goal)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        planner.plan(obs, goal)
+        times.append(time.perf_counter() - t0)
+    return 1000.0 * float(np.median(times))
+
+
+def evaluate_planner(net, normalizer, cfg, mode: str, episodes: int = 100, seed: int = 0, out: Path | None = None,
+                     progress: bool = True) -> dict:
+    """Score `episodes` rollouts; write plots under `out` (results.json is the caller's)."""
+    env_name = cfg.eval.env or cfg.data.env
+    env = make_maze2d(env_name)
+    planner = make_planner(net, normalizer, cfg, mode, env.layout, seed=seed)
+    goal = cfg.eval.goal
+    if goal is not None:
+        env.reset(seed=seed, options={"goal": tuple(goal)})  # a goal in a wall or outside: UserError now
+    eps = []
+    t0 = time.perf_counter()
+    iterator = range(episodes)
+    if progress:
+        from rich.progress import track
+
+        iterator = track(iterator, description=f"rollouts {env_name}", transient=True)
+    for i in iterator:
+        eps.append(run_episode(env, planner, replan_every=cfg.eval.replan_every, seed=seed + i, goal=goal))
+    wall = time.perf_counter() - t0
+    scores = np.array([e.score for e in eps])
+    plans = sum(len(e.plan_seconds) for e in eps)
+    obs, _ = env.reset(seed=seed, options={"goal": tuple(goal)} if goal is not None else None)
+    single = make_planner(net, normalizer, cfg, mode, env.layout, candidates=1, seed=seed)
+    results = {
+        "env": env_name,
+        "episodes": episodes,
+        "seed": seed,
+        "score_mean": float(scores.mean()),
+        "score_se": float(scores.std(ddof=1) / np.sqrt(len(scores))) if len(scores) > 1 else 0.0,
+        "success_rate": float(np.mean([e.success for e in eps])),
+        "evaluations_per_plan": planner.steps,
+        "candidates": planner.candidates,
+        "replan_every": cfg.eval.replan_every,
+        "plans_per_episode": plans / episodes,
+        "plan_latency_ms_batch1": plan_latency_ms(single, obs, env.goal, cfg.eval.latency_repeats),
+        "plan_latency_ms": 1000.0 * float(np.median(np.concatenate([e.plan_seconds for e in eps]))),
+        "rollout_wall_s": wall,
+        "threads": torch.get_num_threads(),
+    }
+    if out is not None and cfg.eval.plots > 0:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        plot_episodes(env.layout, eps[: cfg.eval.plots], Path(out), env_name)
+        np.savez_compressed(Path(out) / "scores.npz", scores=scores, seeds=seed + np.arange(episodes))
+    return results
+
+
+def plot_episodes(layout, episodes, out: Path, title: str) -> None:
+    """rollouts.png: the path of each episode over its first plan; plans.png: first plans with candidates."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from ..io import atomic_path
+
+    n = len(episodes)
+    for name, draw in (("rollouts.png", _draw_rollout), ("plans.png", _draw_plans)):
+        fig, axes = plt.subplots(1, n, figsize=(3.0 * n, 3.2), squeeze=False)
+        for ax, ep in zip(axes[0], episodes, strict=True):
+            draw(layout, ep, ax)
+        fig.suptitle(f"{title}: {name[:-4]}")
+        fig.tight_layout()
+        with atomic_path(out / name, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=100)
+        plt.close(fig)
+
+
+def _draw_rollout(layout, ep, ax) -> None:
+    lines, labels = [ep.path], ["rollout"]
+    if ep.plans:
+        lines.insert(0, ep.plans[0][1].states)
+        labels.insert(0, "first plan")
+    plot_maze(layout, lines=lines, labels=labels, start=ep.path[0], goal=ep.goal, ax=ax,
+              title=f"score {ep.score:.0f}")
+
+
+def _draw_plans(layout, ep, ax) -> None:
+    if not ep.plans:
+        return
+    plan = ep.plans[0][1]
+    for k, cand in enumerate(plan.candidates):
+        if k != plan.chosen:
+            ax.plot(cand[:, 1], cand[:, 0], "-", lw=0.6, color="0.6", alpha=0.6)
+    plot_maze(layout, lines=[plan.states], labels=["chosen"], start=plan.states[0], goal=ep.goal, ax=ax,
+              title=f"{len(plan.candidates)} candidates")
+

@@ -1,0 +1,228 @@
+"""Planning with a trajectory generator: one network evaluation per plan (k on request), then a
+tracking controller that executes the plan open-loop or replans every few env steps.
+
+Pieces, each usable alone:
+
+    net = StartGoalNet(transformer, obs_dim=4, conditioning="both")   # u(z, r, t, start=, goal=)
+    planner = Planner(net, obs_normalizer, steps=1, mode="mean", candidates=16, layout=layout)
+    plan = planner.plan(obs, goal)           # Plan: states (H, 4) raw units, arrival index, candidates
+    episode = run_episode(env, planner, replan_every=8, seed=0)   # return, score, path, plans
+
+Why start/goal conditioning lives in a wrapper: the same transformer serves both ways of asking
+for a plan from here to there. "inpaint" pins the first observation and the last position in the
+network's input and zeroes its velocity there (so every sampler step, one or many, keeps them
+exactly), as Diffuser does; "vector" feeds (start, goal) to the transformer's adaptive norms so
+every token sees the goal; "both" does the two.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from .core import sample
+from .errors import UserError, choice_error
+
+CONDITIONINGS = ("inpaint", "vector", "both")
+SELECTIONS = ("first", "earliest")
+
+
+class StartGoalNet(nn.Module):
+    """u(z, r, t, start, goal) over (B, H, obs_dim) windows; start (B, obs_dim), goal (B, goal_dim).
+
+    The goal is a position (the first `goal_dim` observation entries): a target has no velocity
+    in the data (the expert never stops), so only where to be is asked for.
+    """
+
+    def __init__(self, net: nn.Module, obs_dim: int = 4, goal_dim: int = 2, conditioning: str = "both"):
+        super().__init__()
+        if conditioning not in CONDITIONINGS:
+            raise choice_error("conditioning", conditioning, CONDITIONINGS)
+        self.net = net
+        self.obs_dim, self.goal_dim, self.conditioning = obs_dim, goal_dim, conditioning
+        self.inpaint = conditioning in ("inpaint", "both")
+        self.vector = conditioning in ("vector", "both")
+        horizon = net.cfg.horizon
+        mask = torch.zeros(horizon, obs_dim)
+        if self.inpaint:
+            mask[0, :] = 1.0
+            mask[-1, :goal_dim] = 1.0
+        self.register_buffer("pinned", mask, persistent=False)
+
+    @property
+    def horizon(self) -> int:
+        return self.net.cfg.horizon
+
+    def pinned_values(self, start: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+        """(B, H, obs_dim) tensor holding start at step 0 and goal at step H-1 (zeros elsewhere)."""
+        values = torch.zeros(start.shape[0], self.horizon, self.obs_dim, dtype=start.dtype, device=start.device)
+        values[:, 0] = start
+        values[:, -1, : self.goal_dim] = goal
+        return values
+
+    def loss_mask(self) -> torch.Tensor:
+        """(1, H, obs_dim): 0 on pinned entries (their velocity is fixed at 0, nothing to learn)."""
+        return (1.0 - self.pinned)[None]
+
+    def forward(self, z, r, t, start, goal):
+        cond = torch.cat([start, goal], dim=-1) if self.vector else None
+        if self.inpaint:
+            keep = 1.0 - self.pinned.to(z.dtype)
+            z = z * keep + self.pinned_values(start.to(z.dtype), goal.to(z.dtype)) * (1.0 - keep)
+            return self.net(z, r, t, cond) * keep
+        return self.net(z, r, t, cond)
+
+
+# -- plans ---------------------------------------------------------------------------------------
+@dataclass
+class Plan:
+    """A selected plan in raw units: states (H, obs_dim); `end` is the index after which the
+    executor tracks the goal itself (the first arrival within the goal radius, or H - 1)."""
+
+    states: np.ndarray
+    end: int
+    candidates: np.ndarray  # (N, H, obs_dim), raw units
+    chosen: int
+    seconds: float
+    evaluations: int
+
+
+def wall_hits(layout, xy: np.ndarray) -> np.ndarray:
+    """Number of points of each (…, T, 2) path that lie in a wall or outside the maze."""
+    offset = 0.2  # walls sit 0.2 lower than cell centres in qpos coordinates (DESIGN §3)
+    cells = np.floor(xy + offset + 0.5).astype(np.int64)
+    rows, cols = layout.walls.shape
+    inside = (cells[..., 0] >= 0) & (cells[..., 0] < rows) & (cells[..., 1] >= 0) & (cells[..., 1] < cols)
+    hit = ~inside
+    ci, cj = np.clip(cells[..., 0], 0, rows - 1), np.clip(cells[..., 1], 0, cols - 1)
+    hit |= layout.walls[ci, cj]
+    return hit.sum(axis=-1)
+
+
+def first_arrival(xy: np.ndarray, goal: np.ndarray, radius: float) -> np.ndarray:
+    """Index of the first point of each (N, T, 2) path within `radius` of goal (T - 1 if none)."""
+    near = np.linalg.norm(xy - goal, axis=-1) <= radius
+    return np.where(near.any(axis=-1), near.argmax(axis=-1), xy.shape[-2] - 1)
+
+
+def select_plan(plans: np.ndarray, goal, layout=None, radius: float = 0.5) -> tuple[int, int]:
+    """(index, first arrival) of the plan to execute among (N, H, ≥2) candidates.
+
+    With a layout: fewest points in walls first, then earliest arrival within `radius` of the
+    goal (ties: lowest index). Without one: candidate 0.
+    """
+    arrival = first_arrival(plans[..., :2], np.asarray(goal, dtype=np.float64), radius)
+    if layout is None or len(plans) == 1:
+        return 0, int(arrival[0])
+    chosen = int(np.lexsort((np.arange(len(plans)), arrival, wall_hits(layout, plans[..., :2])))[0])
+    return chosen, int(arrival[chosen])
+
+
+class Planner:
+    """Samples plans from the current observation to a goal position with `steps` evaluations.
+
+    With `candidates` > 1 a batch of plans is drawn in the same evaluations and one is kept by
+    `selection`: "first" takes candidate 0; "earliest" takes the plan with the fewest points in
+    walls, then the earliest arrival at the goal (a cheap rule: no extra network calls).
+    """
+
+    def __init__(self, net: StartGoalNet, normalizer, steps: int = 1, mode: str = "mean", candidates: int = 1,
+                 selection: str = "earliest", layout=None, goal_radius: float = 0.5, truncate: bool = True,
+                 seed: int = 0):
+        if selection not in SELECTIONS:
+            raise choice_error("plan selection", selection, SELECTIONS)
+        if candidates < 1 or steps < 1:
+            raise UserError(f"candidates and steps must be at least 1, got {candidates} and {steps}")
+        if selection == "earliest" and layout is None and candidates > 1:
+            raise UserError("plan selection 'earliest' needs the maze layout")
+        self.net = net.eval()
+        self.normalizer = normalizer
+        self.steps, self.mode, self.candidates = steps, mode, candidates
+        self.selection, self.layout, self.goal_radius, self.truncate = selection, layout, goal_radius, truncate
+        self.generator = torch.Generator().manual_seed(seed)
+        self.horizon, self.obs_dim = net.horizon, net.obs_dim
+
+    def reseed(self, seed: int) -> None:
+        self.generator.manual_seed(seed)
+
+    @torch.no_grad()
+    def sample_plans(self, obs, goal, n: int | None = None) -> np.ndarray:
+        """(n, H, obs_dim) raw-unit plans from obs (obs_dim,) to goal position (goal_dim,)."""
+        n = n or self.candidates
+        obs_n = torch.as_tensor(self.normalizer.normalize(np.asarray(obs, dtype=np.float64)), dtype=torch.float32)
+        goal_full = np.zeros(self.obs_dim)
+        goal_full[: self.net.goal_dim] = goal
+        goal_n = torch.as_tensor(self.normalizer.normalize(goal_full)[: self.net.goal_dim], dtype=torch.float32)
+        start = obs_n.expand(n, -1)
+        goal_b = goal_n.expand(n, -1)
+        noise = torch.randn(n, self.horizon, self.obs_dim, generator=self.generator)
+        if self.net.inpaint:
+            pinned = self.net.pinned.bool()
+            noise = torch.where(pinned, self.net.pinned_values(start, goal_b), noise)
+        x = sample(self.net, noise, steps=self.steps, mode=self.mode, start=start, goal=goal_b)
+        plans = self.normalizer.unnormalize(x.double().numpy())
+        plans[:, 0] = np.asarray(obs, dtype=np.float64)  # exact, whatever the conditioning
+        plans[:, -1, : self.net.goal_dim] = goal
+        return plans
+
+    def plan(self, obs, goal) -> Plan:
+        t0 = time.perf_counter()
+        plans = self.sample_plans(obs, goal)
+        chosen, arrival = select_plan(plans, goal, self.layout if self.selection == "earliest" else None,
+                                      self.goal_radius)
+        end = arrival if self.truncate else self.horizon - 1
+        return Plan(plans[chosen], end, plans, chosen, time.perf_counter() - t0, self.steps)
+
+
+# -- execution -----------------------------------------------------------------------------------
+def tracking_action(obs: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Diffuser's maze2d controller: (x_next - x)[:2] + (ẋ_next - ẋ) (the env clips it)."""
+    return (target[:2] - obs[:2]) + (target[2:4] - obs[2:4])
+
+
+@dataclass
+class Episode:
+    episode_return: float
+    score: float
+    success: bool
+    path: np.ndarray  # (T + 1, obs_dim) visited observations
+    goal: np.ndarray
+    plans: list = field(default_factory=list)  # (env step, Plan) for the first few plans
+    plan_seconds: list = field(default_factory=list)
+
+
+def run_episode(env, planner: Planner, replan_every: int = 0, seed: int = 0, max_steps: int | None = None,
+                goal=None, start=None, keep_plans: int = 3) -> Episode:
+    """One episode: plan at t = 0, track the plan, replan every `replan_every` steps (0: never).
+
+    `start`/`goal` (x, y) replace d4rl's random start and the layout's goal (free points only).
+    Past the plan's end the controller tracks the goal itself with zero target velocity, as
+    Diffuser's executor does with the plan's last state. Scores use the env's reference returns.
+    """
+    options = {"goal": tuple(goal) if goal is not None else None, "start": tuple(start) if start is not None else None}
+    obs, info = env.reset(seed=seed, options=options)
+    goal = np.asarray(info["goal"], dtype=np.float64)
+    planner.reseed(seed)
+    steps = int(max_steps or env.max_episode_steps)
+    hold = np.concatenate([goal, np.zeros(len(obs) - 2)])
+    total, path, plans, seconds = 0.0, [obs.copy()], [], []
+    plan, k = None, 0
+    for step in range(steps):
+        if plan is None or (replan_every > 0 and k >= replan_every):
+            plan, k = planner.plan(obs, goal), 0
+            seconds.append(plan.seconds)
+            if len(plans) < keep_plans:
+                plans.append((step, plan))
+        target = plan.states[k + 1] if k + 1 <= plan.end else hold
+        obs, reward, terminated, truncated, _ = env.step(tracking_action(obs, target))
+        total += float(reward)
+        path.append(obs.copy())
+        k += 1
+        if terminated:
+            break
+    score = float(env.get_normalized_score(total))
+    return Episode(total, score, total > 0, np.asarray(path), goal, plans, seconds)

@@ -1,0 +1,213 @@
+"""maze2d: learn (H, 4) observation windows with an MMF objective and plan with one evaluation.
+
+`mmftraj train --task maze2d --maze umaze` generates the dataset on first use, trains a temporal
+transformer conditioned on the window's first observation and last position, and (by default)
+scores a few rollouts; `mmftraj eval --task maze2d --checkpoint RUN` runs the full evaluation
+(mmftraj.evaluation.rollouts). Plans hold observations only: the tracking controller never reads
+planned actions (Diffuser's own actions score 6.3 / 13.5 / 6.3, DESIGN §3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from ..core import ModularMeanFlow, ObjectiveConfig
+from ..errors import UserError
+from ..models.transformer import TransformerConfig, build_transformer, count_parameters
+from ..planning import StartGoalNet
+from ..training import TrainConfig, Trainer
+
+MAZES = {"umaze": "maze2d-umaze-v1", "medium": "maze2d-medium-v1", "large": "maze2d-large-v1"}
+PRESETS = tuple(MAZES)
+OBS_DIM, GOAL_DIM = 4, 2
+
+
+@dataclass
+class DataConfig:
+    env: Literal["maze2d-umaze-v1", "maze2d-medium-v1", "maze2d-large-v1"] = "maze2d-umaze-v1"
+    path: str | None = None  # None: datasets/maze2d/<env>.hdf5, generated on first use
+    horizon: int = 128
+    normalizer: Literal["limits", "gaussian"] = "limits"
+
+
+@dataclass
+class ModelConfig:
+    width: int = 128
+    depth: int = 4
+    heads: int = 4
+    patch: int = 4  # time steps per token: horizon / patch tokens
+    mlp_ratio: float = 4.0
+    conditioning: Literal["inpaint", "vector", "both"] = "both"
+
+
+@dataclass
+class EvalConfig:
+    episodes: int = 100
+    steps: int = 1  # network evaluations per plan (mean-flow variants)
+    fm_steps: int = 16  # Euler steps for `fm` checkpoints when --steps is not given
+    candidates: int = 16  # plans drawn per call in one batch; one is kept by `selection`
+    selection: Literal["first", "earliest"] = "earliest"
+    replan_every: int = 0  # env steps between plans; 0 plans once (open loop, as Diffuser)
+    truncate: bool = True  # track the goal from the plan's first arrival within goal_radius
+    goal_radius: float = 0.5
+    env: str | None = None  # evaluation env; None: the training env
+    goal: list[float] | None = None  # a goal (x, y) instead of the layout's; must be a free point
+    plots: int = 6  # episodes drawn in rollouts.png / plans.png
+    latency_repeats: int = 50
+    train_episodes: int = 20  # episodes scored at the end of `train` (0: none)
+
+
+@dataclass
+class Config:
+    objective: ObjectiveConfig = field(default_factory=lambda: ObjectiveConfig(lambda_warmup=2000))
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(
+            steps=6000, batch_size=64, lr=5e-4, warmup_steps=200, ema_decay=0.999, log_every=50, ckpt_every=1000
+        )
+    )
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+def default_config(preset: str | None = None) -> Config:
+    cfg = Config()
+    if preset is not None:
+        cfg.data.env = MAZES[preset]
+    return cfg
+
+
+def default_preset(cfg: Config) -> str:
+    return {v: k for k, v in MAZES.items()}[cfg.data.env]
+
+
+# -- data ----------------------------------------------------------------------------------------
+def dataset_path(cfg: Config, generate_missing: bool = True, progress: bool = True) -> Path:
+    """The dataset file; the default one is generated (with a message) when it is missing."""
+    if cfg.data.path is not None:
+        path = Path(cfg.data.path)
+        if not path.exists():
+            raise UserError(f"dataset not found: {path} (data.path); generate one with "
+                            f"`mmftraj data generate {cfg.data.env} --out {path}` or drop data.path")
+        return path
+    from ..data.generate import default_path, generate
+
+    path = default_path(cfg.data.env)
+    if not path.exists() and generate_missing:
+        print(f"dataset {path} not found: generating it now (one-time, d4rl recipe; "
+              f"same as `mmftraj data generate {cfg.data.env}`)", flush=True)
+        generate(cfg.data.env, out=path, show_progress=progress)
+    return path
+
+
+def load_windows(cfg: Config, progress: bool = True):
+    from ..data import WindowDataset, load_episodes
+
+    store = load_episodes(dataset_path(cfg, progress=progress))
+    if store.obs_dim != OBS_DIM:
+        raise UserError(f"maze2d needs 4-D observations (x, y, vx, vy); the dataset has {store.obs_dim}")
+    return WindowDataset(store, cfg.data.horizon, normalizer=cfg.data.normalizer)
+
+
+def obs_normalizer(windows):
+    from ..data import Normalizer
+
+    norm = windows.normalizer
+    return Normalizer(norm.kind, norm.shift[:OBS_DIM], norm.scale[:OBS_DIM])
+
+
+# -- model ---------------------------------------------------------------------------------------
+def build_model(cfg: Config) -> StartGoalNet:
+    m = cfg.model
+    if cfg.data.horizon % m.patch:
+        raise UserError(f"data.horizon {cfg.data.horizon} must be divisible by model.patch {m.patch}")
+    if m.width % m.heads:
+        raise UserError(f"model.width {m.width} must be divisible by model.heads {m.heads}")
+    cond_dim = OBS_DIM + GOAL_DIM if m.conditioning in ("vector", "both") else 0
+    tcfg = TransformerConfig(horizon=cfg.data.horizon, dim_in=OBS_DIM, width=m.width, depth=m.depth, heads=m.heads,
+                             patch=m.patch, cond_dim=cond_dim, mlp_ratio=m.mlp_ratio, attention="fast")
+    return StartGoalNet(build_transformer(tcfg), OBS_DIM, GOAL_DIM, m.conditioning)
+
+
+def make_batch_fn(windows, net: StartGoalNet, batch_size: int):
+    mask = net.loss_mask() if net.inpaint else None
+
+    def batch_fn(generator: torch.Generator, step: int) -> dict:
+        x = windows.sample(batch_size, generator).trajectories[..., :OBS_DIM]
+        batch = {"x": x, "cond": {"start": x[:, 0].clone(), "goal": x[:, -1, :GOAL_DIM].clone()}}
+        if mask is not None:
+            batch["loss_mask"] = mask
+        return batch
+
+    return batch_fn
+
+
+def train(cfg: Config, run_dir: Path, resume: bool = False, progress: bool = True) -> dict:
+    from ..config import to_dict
+
+    torch.manual_seed(cfg.train.seed)
+    windows = load_windows(cfg, progress=progress)
+    net = build_model(cfg)
+    objective = ModularMeanFlow(cfg.objective)
+    meta = {"task": "maze2d", "config": to_dict(cfg), "normalizer": obs_normalizer(windows).state_dict()}
+    trainer = Trainer(net, objective, make_batch_fn(windows, net, cfg.train.batch_size), cfg.train, run_dir,
+                      meta=meta, progress=progress)
+    fit = trainer.fit(resume=resume)
+    results = {"objective": cfg.objective.variant, "env": cfg.data.env, "windows": len(windows),
+               "parameters": count_parameters(net), **fit}
+    if cfg.eval.train_episodes > 0:
+        from ..evaluation.rollouts import evaluate_planner
+
+        net = trainer.ema.cpu().eval()
+        ev = evaluate_planner(net, obs_normalizer(windows), cfg, objective.sampling_mode,
+                              episodes=cfg.eval.train_episodes, out=Path(run_dir), progress=progress)
+        results["eval"] = ev
+    return results
+
+
+# -- checkpoints and evaluation -------------------------------------------------------------------
+def load_model(checkpoint: str | Path, which: str = "ema"):
+    """(net, cfg, normalizer) from a maze2d checkpoint; other tasks and shapes are UserErrors."""
+    from ..checkpoint import load_checkpoint, load_weights
+    from ..config import from_dict
+    from ..data import Normalizer
+
+    tensors, meta = load_checkpoint(checkpoint)
+    if meta.get("task") != "maze2d":
+        raise UserError(f"checkpoint {checkpoint} belongs to task {meta.get('task')!r}, not 'maze2d'")
+    if "normalizer" not in meta or "config" not in meta:
+        raise UserError(f"checkpoint {checkpoint} has no maze2d config or normalizer in its metadata")
+    cfg = from_dict(Config, meta["config"])
+    net = build_model(cfg)
+    load_weights(net, tensors, which)
+    return net.eval(), cfg, Normalizer.from_state_dict(meta["normalizer"])
+
+
+def evaluate(checkpoint: str | Path, steps: list[int] | None = None, episodes: int | None = None, seed: int = 0,
+             out: Path | None = None, overrides=(), progress: bool = True) -> dict:
+    from ..config import apply_overrides
+    from ..evaluation.rollouts import evaluate_planner
+
+    net, cfg, normalizer = load_model(checkpoint)
+    bad = [o for o in overrides if not o.strip().startswith("eval.")]
+    if bad:
+        raise UserError(f"eval accepts only eval.* overrides, got {bad[0]!r}")
+    cfg = apply_overrides(cfg, list(overrides))
+    if episodes is not None:
+        if episodes < 1:
+            raise UserError(f"--episodes must be at least 1, got {episodes}")
+        cfg.eval.episodes = episodes
+    mode = ModularMeanFlow(cfg.objective).sampling_mode
+    if not steps:
+        steps = [cfg.eval.fm_steps if mode == "euler" else cfg.eval.steps]
+    results = {"objective": cfg.objective.variant, "sampling": mode}
+    for k in steps:
+        cfg.eval.steps = int(k)
+        sub = out / f"steps{k}" if out is not None and len(steps) > 1 else out
+        results[f"{k}-step"] = evaluate_planner(net, normalizer, cfg, mode, episodes=cfg.eval.episodes, seed=seed,
+                                                out=sub, progress=progress)
+    return results

@@ -1,0 +1,123 @@
+"""The maze2d task end to end on a small generated dataset: presets, a short training run,
+checkpoint round trip, scored rollouts, dataset generation on first use, and user errors."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from mmftraj.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
+from mmftraj.cli import app
+from mmftraj.data.generate import generate
+from mmftraj.errors import UserError
+from mmftraj.runs import prepare_and_train, resolve_config
+from mmftraj.tasks import maze2d as M
+
+TINY = ["data.horizon=16", "model.patch=4", "model.width=32", "model.depth=1", "model.heads=2",
+        "train.batch_size=32", "train.warmup_steps=10", "train.ckpt_every=0", "eval.train_episodes=2",
+        "eval.candidates=4", "eval.latency_repeats=3", "eval.plots=2", "objective.lambda_warmup=50"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("maze2d")
+    data = root / "u.hdf5"
+    generate("maze2d-umaze-v1", samples=20_000, seed=1, out=data, show_progress=False)
+    results = prepare_and_train("maze2d", "umaze", overrides=[*TINY, f"data.path={data}"], steps=150, name="tiny",
+                                runs_dir=root / "runs", progress=False)
+    return root, data, results
+
+
+@pytest.mark.parametrize("maze,horizon", [("umaze", 128), ("medium", 256), ("large", 384)])
+def test_presets_follow_diffuser_horizons(maze, horizon):
+    _, cfg = resolve_config("maze2d", maze)
+    assert cfg.data.horizon == horizon and cfg.data.env == f"maze2d-{maze}-v1"
+    assert cfg.data.horizon // cfg.model.patch == 32  # same token count, so the same cost per plan
+    net = M.build_model(cfg)
+    z = torch.zeros(2, horizon, 4)
+    u = net(z, torch.zeros(2), torch.ones(2), start=torch.zeros(2, 4), goal=torch.zeros(2, 2))
+    assert u.shape == (2, horizon, 4)
+
+
+def test_short_training_lowers_the_loss_and_scores_rollouts(run):
+    root, _, results = run
+    rows = (root / "runs/maze2d/tiny/metrics.csv").read_text().splitlines()
+    mse = [float(r.split(",")[2]) for r in rows[1:]]
+    assert mse[-1] < 0.6 * mse[0]
+    ev = results["eval"]
+    assert ev["episodes"] == 2 and ev["evaluations_per_plan"] == 1 and ev["plan_latency_ms_batch1"] > 0
+    scores = np.load(root / "runs/maze2d/tiny/scores.npz")["scores"]
+    assert scores.shape == (2,) and ev["score_mean"] == pytest.approx(scores.mean())
+    assert (root / "runs/maze2d/tiny/rollouts.png").is_file() and (root / "runs/maze2d/tiny/plans.png").is_file()
+
+
+def test_checkpoint_round_trip_gives_identical_plans(run, tmp_path):
+    root, _, _ = run
+    ckpt = resolve_checkpoint(root / "runs/maze2d/tiny")
+    net, cfg, norm = M.load_model(ckpt)
+    fresh = M.build_model(cfg)
+    assert any((a - b).abs().max() > 0 for a, b in zip(net.state_dict().values(), fresh.state_dict().values(), strict=True))
+    _, meta = load_checkpoint(ckpt)
+    copy = save_checkpoint(tmp_path, int(meta["step"]), net, None, meta={k: meta[k] for k in ("task", "config", "normalizer")})
+    net2, _, norm2 = M.load_model(copy)
+    from mmftraj.planning import Planner
+
+    obs, goal = np.array([3.0, 1.0, 0.1, 0.0]), np.array([1.0, 1.0])
+    a = Planner(net, norm, candidates=3, selection="first", seed=5).sample_plans(obs, goal)
+    b = Planner(net2, norm2, candidates=3, selection="first", seed=5).sample_plans(obs, goal)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_evaluate_k_steps_writes_results(run, tmp_path):
+    root, _, _ = run
+    res = M.evaluate(root / "runs/maze2d/tiny", steps=[1, 2], episodes=2, seed=3, out=tmp_path,
+                     overrides=["eval.plots=1", "eval.latency_repeats=2", "eval.replan_every=50"], progress=False)
+    assert res["1-step"]["evaluations_per_plan"] == 1 and res["2-step"]["evaluations_per_plan"] == 2
+    assert res["1-step"]["plans_per_episode"] == pytest.approx(6)  # 300 steps / 50
+    assert (tmp_path / "steps2" / "rollouts.png").is_file()
+
+
+def test_missing_default_dataset_is_generated_with_a_message(tmp_path, monkeypatch, capsys):
+    import mmftraj.data.generate as gen
+
+    monkeypatch.setattr(gen, "default_path", lambda name: tmp_path / f"{name}.hdf5")
+    monkeypatch.setitem(gen.DEFAULT_SAMPLES, "maze2d-umaze-v1", 3000)
+    cfg = M.default_config("umaze")
+    path = M.dataset_path(cfg, progress=False)
+    assert path == tmp_path / "maze2d-umaze-v1.hdf5" and path.is_file()
+    assert "generating it now" in capsys.readouterr().out
+    cfg.data.path = str(tmp_path / "nope.hdf5")
+    with pytest.raises(UserError, match="dataset not found"):
+        M.dataset_path(cfg)
+
+
+def cli(*args):
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+def test_bad_inputs_exit_2_with_one_message(run, tmp_path):
+    root, _, _ = run
+    ckpt = resolve_checkpoint(root / "runs/maze2d/tiny")
+    code, out = cli("train", "--task", "maze2d", "--set", f"data.path={tmp_path}/missing.hdf5",
+                    "--runs-dir", str(tmp_path))
+    assert code == 2 and "dataset not found" in out
+    for goal, where in (("[2.0, 1.0]", "inside a wall"), ("[9.0, 9.0]", "outside the maze")):
+        code, out = cli("eval", "--task", "maze2d", "--checkpoint", str(ckpt), "--episodes", "1",
+                        "--set", f"eval.goal={goal}", "--out", str(tmp_path / "e"))
+        assert code == 2 and where in out, out
+    # another task's checkpoint
+    other = save_checkpoint(tmp_path / "toy", 1, torch.nn.Linear(2, 2), meta={"task": "toy2d", "config": {}})
+    code, out = cli("eval", "--task", "maze2d", "--checkpoint", str(other))
+    assert code == 2 and "belongs to task 'toy2d'" in out
+    # a maze2d checkpoint whose weights do not fit its config (another shape)
+    bad = tmp_path / "bad"
+    shutil.copytree(ckpt, bad)
+    meta = json.loads((bad / "meta.json").read_text())
+    meta["config"]["model"]["width"] = 64
+    (bad / "meta.json").write_text(json.dumps(meta))
+    code, out = cli("eval", "--task", "maze2d", "--checkpoint", str(bad))
+    assert code == 2 and "does not fit this model" in out

@@ -1,0 +1,135 @@
+"""Planning: start/goal pinning under 1- and k-step sampling, plan selection, the tracking
+controller, and a scored rollout with a hand-built straight-line model."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from mmftraj.data import Normalizer
+from mmftraj.envs import load_layout, make_maze2d
+from mmftraj.models.transformer import TransformerConfig, build_transformer
+from mmftraj.planning import (
+    Planner,
+    StartGoalNet,
+    first_arrival,
+    run_episode,
+    select_plan,
+    tracking_action,
+    wall_hits,
+)
+
+
+def random_net(conditioning, horizon=16, patch=4, seed=0):
+    torch.manual_seed(seed)
+    cond_dim = 6 if conditioning in ("vector", "both") else 0
+    tr = build_transformer(TransformerConfig(horizon=horizon, dim_in=4, width=32, depth=1, heads=2, patch=patch,
+                                             cond_dim=cond_dim))
+    with torch.no_grad():  # zero-initialised output layers would make u ≡ 0; give it a real output
+        for p in tr.parameters():
+            if p.abs().sum() == 0:
+                p.normal_(0, 0.2)
+    return StartGoalNet(tr, 4, 2, conditioning).eval()
+
+
+@pytest.mark.parametrize("steps", [1, 3])
+@pytest.mark.parametrize("conditioning", ["inpaint", "both"])
+def test_inpainted_plans_start_and_end_at_the_condition(conditioning, steps):
+    net = random_net(conditioning)
+    norm = Normalizer("limits", [2.0, 2.0, 0.0, 0.0], [1.5, 1.5, 5.0, 5.0])
+    planner = Planner(net, norm, steps=steps, candidates=5, selection="first")
+    obs, goal = np.array([3.0, 1.1, 0.4, -0.3]), np.array([1.0, 1.2])
+    raw = torch.randn(5, 16, 4)
+    # The network itself (no planner post-processing) keeps the pinned entries exactly.
+    start = torch.as_tensor(norm.normalize(obs), dtype=torch.float32).expand(5, -1)
+    goal_n = torch.as_tensor(norm.normalize(np.r_[goal, 0, 0])[:2], dtype=torch.float32).expand(5, -1)
+    noise = torch.where(net.pinned.bool(), net.pinned_values(start, goal_n), raw)
+    from mmftraj.core import sample
+
+    x = sample(net, noise, steps=steps, start=start, goal=goal_n)
+    torch.testing.assert_close(x[:, 0], start, rtol=0, atol=1e-6)
+    torch.testing.assert_close(x[:, -1, :2], goal_n, rtol=0, atol=1e-6)
+    assert x[:, 1:-1].std() > 0.05  # the rest is generated, not copied
+    plans = planner.sample_plans(obs, goal)
+    np.testing.assert_allclose(plans[:, 0], np.broadcast_to(obs, (5, 4)), atol=1e-6)
+    np.testing.assert_allclose(plans[:, -1, :2], np.broadcast_to(goal, (5, 2)), atol=1e-5)
+
+
+def test_pinned_inputs_do_not_reach_the_network_and_get_zero_velocity():
+    net = random_net("inpaint")
+    z = torch.randn(2, 16, 4)
+    r, t = torch.tensor([0.2, 0.0]), torch.tensor([0.9, 1.0])
+    start, goal = torch.randn(2, 4), torch.randn(2, 2)
+    u = net(z, r, t, start=start, goal=goal)
+    assert torch.all(u[:, 0] == 0) and torch.all(u[:, -1, :2] == 0) and u[:, -1, 2:].abs().sum() > 0
+    z2 = z.clone()
+    z2[:, 0] += 5.0
+    z2[:, -1, :2] -= 3.0
+    torch.testing.assert_close(net(z2, r, t, start=start, goal=goal), u)
+    mask = net.loss_mask()
+    assert mask.shape == (1, 16, 4) and mask.sum() == 16 * 4 - 6
+
+
+def test_vector_conditioning_changes_the_output():
+    net = random_net("vector")
+    z, r, t = torch.randn(1, 16, 4), torch.zeros(1), torch.ones(1)
+    a = net(z, r, t, start=torch.zeros(1, 4), goal=torch.zeros(1, 2))
+    b = net(z, r, t, start=torch.zeros(1, 4), goal=torch.ones(1, 2))
+    assert (a - b).abs().max() > 1e-3
+
+
+def test_wall_hits_agree_with_layout_is_free():
+    lay = load_layout("medium")
+    rng = np.random.default_rng(0)
+    pts = rng.uniform(-1.0, 8.0, size=(3, 200, 2))
+    expected = [sum(not lay.is_free(p) for p in path) for path in pts]
+    np.testing.assert_array_equal(wall_hits(lay, pts), expected)
+
+
+def test_selection_prefers_free_then_early_plans():
+    lay = load_layout("umaze")
+    goal = np.array([1.0, 1.0])
+    line = np.linspace([3.0, 1.0], [1.0, 1.0], 10)  # straight through the wall row 2: short but blocked
+    detour = np.array([(3, 1), (3, 2), (3, 3), (2, 3), (1, 3), (1, 2), (1, 1.4), (1, 1), (1, 1), (1, 1.0)])
+    slow = detour.copy()
+    slow[6] = (1, 1.7)  # arrives within 0.5 of the goal one step later
+    plans = np.stack([line, slow, detour])
+    assert list(first_arrival(plans, goal, 0.5)) == [7, 7, 6]
+    assert wall_hits(lay, plans)[0] > 0 and wall_hits(lay, plans)[1] == 0 and wall_hits(lay, plans)[2] == 0
+    assert select_plan(plans, goal, lay) == (2, 6)
+    assert select_plan(plans, goal, None) == (0, 7)
+
+
+def test_tracking_action_is_diffusers_formula():
+    obs = np.array([1.0, 2.0, 0.5, -0.5])
+    target = np.array([1.1, 1.8, 1.0, 0.0])
+    np.testing.assert_allclose(tracking_action(obs, target), [0.1 + 0.5, -0.2 + 0.5])
+
+
+class StraightLine(nn.Module):
+    """Hand-built u with ε - u(ε, 0, 1) = a constant-speed straight line from start to goal
+    (velocities consistent with the env's 0.01 s step, as the tracking controller expects)."""
+
+    def __init__(self, horizon):
+        super().__init__()
+        self.horizon, self.obs_dim, self.goal_dim, self.inpaint = horizon, 4, 2, False
+        self.register_buffer("pinned", torch.zeros(horizon, 4))
+
+    def forward(self, z, r, t, start, goal):
+        s = torch.linspace(0, 1, self.horizon)[None, :, None]
+        xy = (1 - s) * start[:, None, :2] + s * goal[:, None]
+        vel = ((goal - start[:, :2]) / ((self.horizon - 1) * 0.01))[:, None].expand_as(xy)
+        return z - torch.cat([xy, vel], -1)
+
+
+def test_rollout_with_hand_built_planner_reaches_the_goal_and_scores():
+    env = make_maze2d("maze2d-umaze-v1")
+    norm = Normalizer("limits", [0.0] * 4, [1.0] * 4)  # identity: line in raw units (velocity 0)
+    planner = Planner(StraightLine(64), norm, steps=1, candidates=1, selection="first")
+    ep = run_episode(env, planner, replan_every=16, seed=0, start=(1.0, 3.0), goal=(1.0, 1.0), keep_plans=1)
+    assert ep.success and ep.episode_return > 200
+    assert ep.score == pytest.approx(env.get_normalized_score(ep.episode_return))
+    assert ep.score > 100
+    assert np.linalg.norm(ep.path[-1, :2] - np.array([1.0, 1.0])) < 0.1
+    np.testing.assert_allclose(ep.plans[0][1].states[-1, :2], [1.0, 1.0])
+
