@@ -148,6 +148,25 @@ def sample_cmd(
         typer.echo(f"wrote {path}")
 
 
+@app.command("fid")
+@user_errors
+def fid_cmd(
+    task: str = typer.Option("cifar", help="cifar (Inception features) or digits (classifier features)."),
+    checkpoint: Path = typer.Option(None, help="Run or checkpoint to sample from."),
+    samples: Path = typer.Option(None, help="Score an .npz written by `mmftraj sample` instead."),
+    data_dir: Path = typer.Option(None, help="cifar: the CIFAR-10 python batch directory (reference set)."),
+    weights: Path = typer.Option(None, help="Inception-v3 weights file (else $MMFTRAJ_INCEPTION_WEIGHTS)."),
+    n: int = typer.Option(50000, help="Samples to draw from the checkpoint."),
+    steps: int = typer.Option(1, help="Network evaluations per sample."),
+    seed: int = typer.Option(0, help="Sampling seed."),
+    device: str = typer.Option(None, help="cpu or cuda (default: cuda when available)."),
+):
+    """Fréchet Inception Distance of samples against the training set (digits: classifier features)."""
+    from .evaluation.fid import compute_fid
+    from .runs import print_results
+
+    print_results(compute_fid(task, checkpoint, samples, data_dir, weights, n, steps, seed, device=device))
+
 def _mount_subapps():
     from .data.cli import app as data_app
 

@@ -23,3 +23,8 @@ __all__ = [
     "preset_config",
     "sinusoidal_positions",
 ]
+
+# Images: the DDPM++-style U-Net.
+from .unet import UNET_PRESETS, UNet, UNetConfig, build_unet, unet_config  # noqa: E402
+
+__all__ += ["UNET_PRESETS", "UNet", "UNetConfig", "build_unet", "unet_config"]

@@ -16,6 +16,8 @@ from ..errors import choice_error
 
 TASKS = {
     "toy2d": "mmftraj.tasks.toy2d",
+    "digits": "mmftraj.tasks.digits",
+    "cifar": "mmftraj.tasks.cifar",
     "maze2d": "mmftraj.tasks.maze2d",
 }
 

@@ -1,0 +1,107 @@
+"""cifar: unconditional CIFAR-10 32×32 with the DDPM++ U-Net (MeanFlow's CIFAR-10 setting).
+
+Meant for GPUs: `mmftraj train --task cifar --data-dir ... --device cuda` (bf16 autocast via
+train.precision, channels_last, optional torch.compile, DDP under torchrun by the shared loop).
+Data come from the python-version batch directory (`data.dir`); FID needs Inception weights
+(`mmftraj fid`), so training itself reports samples only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..core import ObjectiveConfig
+from ..errors import UserError
+from ..models.unet import UNetConfig, unet_config
+from ..training import TrainConfig
+from .image_common import (
+    ImageEvalConfig,
+    RuntimeConfig,
+    build_model,
+    generate,
+    load_image_model,
+    make_batch_fn,
+    train_images,
+    write_samples,
+)
+
+PRESETS = ()
+
+
+@dataclass
+class CifarData:
+    dir: str = ""  # python-version batch directory (or its parent); required for training
+    hflip: bool = True
+    edm_aug: float = 0.0  # probability of each EDM-style transform (0 disables; MeanFlow uses it)
+
+
+@dataclass
+class Config:
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(batch_size=128, lr=6e-4, ema_decay=0.9999))
+    model: UNetConfig = field(default_factory=lambda: unet_config("ddpmpp"))
+    data: CifarData = field(default_factory=CifarData)
+    eval: ImageEvalConfig = field(default_factory=lambda: ImageEvalConfig(n_samples=64, steps=[1, 2]))
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+
+
+def default_config(preset: str | None = None) -> Config:
+    return Config()
+
+
+def default_preset(cfg: Config) -> None:
+    return None
+
+
+def make_draw(images: torch.Tensor, data: CifarData, aug_dim: int):
+    """uint8 dataset → the batch dict (x in [-1, 1], optional augmentation labels as cond)."""
+    from ..data.cifar import AUG_DIM, edm_augment, hflip, to_float
+
+    if data.edm_aug > 0 and aug_dim != AUG_DIM:
+        raise UserError(f"data.edm_aug > 0 needs model.aug_dim = {AUG_DIM} (got {aug_dim})")
+
+    def draw(idx: torch.Tensor, generator: torch.Generator) -> dict:
+        x = to_float(images[idx])
+        if data.hflip:
+            x = hflip(x, generator)
+        if data.edm_aug > 0:
+            x, labels = edm_augment(x, data.edm_aug, generator)
+            return {"x": x, "cond": {"aug": labels}}
+        return {"x": x}
+
+    return draw
+
+
+def train(cfg: Config, run_dir: Path, resume: bool = False, progress: bool = True) -> dict:
+    from ..data.cifar import load_cifar10
+    from ..evaluation.images import save_grid
+
+    if not cfg.data.dir:
+        raise UserError("the cifar task needs the CIFAR-10 python batch directory: --set data.dir=PATH")
+    if cfg.model.image_size != 32 or cfg.model.in_channels != 3:
+        raise UserError("cifar needs model.image_size = 32 and model.in_channels = 3")
+    images, _ = load_cifar10(cfg.data.dir, "train")
+    torch.manual_seed(cfg.train.seed)
+    model = build_model(cfg.model, cfg.runtime, cfg.train.device)
+    draw = make_draw(images, cfg.data, cfg.model.aug_dim)
+    batch_fn = make_batch_fn(model, cfg.train.batch_size, draw, len(images))
+    trainer, objective, fit = train_images("cifar", cfg, model, batch_fn, run_dir, resume, progress)
+    out = {"objective": cfg.objective.variant, **fit}
+    if trainer.dist.is_main:
+        ema, device = trainer.ema, trainer.device
+        for k in cfg.eval.steps:
+            grid = generate(ema, cfg.eval.n_samples, k, objective.sampling_mode, cfg.eval.seed, device=device)
+            save_grid(grid, Path(run_dir) / f"samples-{k}step.png", scale=2)
+    return out
+
+
+def evaluate(checkpoint, steps=None, seed: int = 0, out: Path | None = None, **_) -> dict:
+    raise UserError("cifar is scored with `mmftraj fid --task cifar --checkpoint RUN --data-dir DIR --weights W`")
+
+
+def sample(checkpoint, steps: int = 1, n: int = 64, out: Path = Path("samples"), seed: int = 0) -> list[Path]:
+    model, cfg = load_image_model(checkpoint, "cifar", Config)
+    return write_samples(model, cfg, "cifar", steps, n, out, seed, scale=2)

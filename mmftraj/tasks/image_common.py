@@ -1,0 +1,98 @@
+"""What the image tasks (cifar, digits) share: building the U-Net, the batch function, training,
+sampling in batches, and loading a checkpoint back into a model."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..core import ModularMeanFlow, sample
+from ..errors import UserError
+from ..models.unet import UNet, UNetConfig, build_unet
+from ..training import Trainer
+
+
+@dataclass
+class RuntimeConfig:
+    channels_last: bool = True  # NHWC convolutions; applied on CUDA only (slower on CPU)
+
+
+@dataclass
+class ImageEvalConfig:
+    n_samples: int = 2000
+    steps: list[int] = field(default_factory=lambda: [1, 2])
+    batch: int = 500
+    seed: int = 1234
+
+
+def build_model(model_cfg: UNetConfig, runtime: RuntimeConfig, device: str) -> UNet:
+    model = build_unet(model_cfg)
+    if runtime.channels_last and torch.device(device).type == "cuda":
+        model.use_channels_last()
+    return model
+
+
+def make_batch_fn(model: UNet, batch_size: int, draw: Callable[[torch.Tensor, torch.Generator], dict],
+                  n_data: int) -> Callable[[torch.Generator, int], dict]:
+    """Uniform indices with replacement from the step's generator; fresh dropout masks per step."""
+
+    def batch_fn(generator: torch.Generator, step: int) -> dict:
+        idx = torch.randint(0, n_data, (batch_size,), generator=generator)
+        model.reseed_dropout(generator)
+        return draw(idx, generator)
+
+    return batch_fn
+
+
+def train_images(task: str, cfg, model: UNet, batch_fn, run_dir: Path, resume: bool, progress: bool):
+    from ..config import to_dict
+
+    objective = ModularMeanFlow(cfg.objective)
+    trainer = Trainer(model, objective, batch_fn, cfg.train, run_dir, meta={"task": task, "config": to_dict(cfg)},
+                      progress=progress)
+    fit = trainer.fit(resume=resume)
+    return trainer, objective, fit
+
+
+@torch.no_grad()
+def generate(model: UNet, n: int, steps: int, mode: str, seed: int, batch: int = 500,
+             device: str | torch.device = "cpu") -> torch.Tensor:
+    """n samples with `steps` evaluations each; noise from one CPU generator, so the set for a given
+    seed does not depend on the batch size or the device."""
+    cfg = model.cfg
+    g = torch.Generator().manual_seed(seed)
+    noise = torch.randn(n, cfg.in_channels, cfg.image_size, cfg.image_size, generator=g)
+    model.eval()
+    out = []
+    for i in range(0, n, batch):
+        out.append(sample(model, noise[i: i + batch].to(device), steps=steps, mode=mode).float().cpu())
+    return torch.cat(out)
+
+
+def load_image_model(checkpoint, task: str, config_cls, which: str = "ema"):
+    from ..checkpoint import load_checkpoint, load_weights
+    from ..config import from_dict
+
+    tensors, meta = load_checkpoint(checkpoint)
+    if meta.get("task") != task:
+        raise UserError(f"checkpoint {checkpoint} belongs to task {meta.get('task')!r}, not {task!r}")
+    cfg = from_dict(config_cls, meta["config"])
+    model = build_unet(cfg.model)
+    load_weights(model, tensors, which)
+    return model.eval(), cfg
+
+
+def write_samples(model: UNet, cfg, task: str, steps: int, n: int, out: Path, seed: int, scale: int) -> list[Path]:
+    from ..evaluation.images import save_grid, save_npz
+
+    mode = ModularMeanFlow(cfg.objective).sampling_mode
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    images = generate(model.to(device), n, steps, mode, seed, device=device)
+    out = Path(out)
+    stem = f"{task}-{cfg.objective.variant}-{steps}step-s{seed}"
+    grid = save_grid(images[: min(n, 256)], out / f"{stem}.png", scale=scale)
+    arrays = save_npz(images, out / f"{stem}.npz", steps=steps, seed=seed, variant=cfg.objective.variant)
+    return [grid, arrays]

@@ -1,0 +1,131 @@
+"""CIFAR-10 batch directory: loading, the restricted unpickler, errors, augmentation."""
+
+from __future__ import annotations
+
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from mmftraj.data.cifar import (
+    AUG_DIM,
+    EXPECTED,
+    edm_augment,
+    hflip,
+    load_cifar10,
+    read_batch,
+    restricted_load,
+    to_float,
+)
+from mmftraj.errors import UserError
+
+PER_BATCH = 6
+
+
+def _dump(obj, path, numpy1_names: bool = False):
+    # Protocol 2/3 pickles name globals as text lines, like the original (Python 2) files.
+    data = pickle.dumps(obj, protocol=3)
+    if numpy1_names:  # the published files were written under numpy 1.x: numpy.core.multiarray
+        data = data.replace(b"numpy._core.multiarray\n", b"numpy.core.multiarray\n")
+    path.write_bytes(data)
+
+
+def write_cifar_dir(root, numpy1_names: bool = True):
+    rng = np.random.default_rng(0)
+    root.mkdir(parents=True, exist_ok=True)
+    arrays = {}
+    for name in EXPECTED[:-1]:
+        data = rng.integers(0, 256, (PER_BATCH, 3072), dtype=np.uint8)
+        labels = [int(x) for x in rng.integers(0, 10, PER_BATCH)]
+        arrays[name] = (data, labels)
+        _dump({b"batch_label": name.encode(), b"labels": labels, b"data": data,
+               b"filenames": [f"img{i}.png".encode() for i in range(PER_BATCH)]}, root / name, numpy1_names)
+    _dump({b"label_names": [b"airplane"] * 10, b"num_cases_per_batch": PER_BATCH, b"num_vis": 3072},
+          root / "batches.meta", numpy1_names)
+    return arrays
+
+
+@pytest.mark.parametrize("numpy1_names", [True, False])
+def test_synthetic_directory_loads(tmp_path, numpy1_names):
+    arrays = write_cifar_dir(tmp_path / "cifar-10-batches-py", numpy1_names)
+    images, labels = load_cifar10(tmp_path, "train")  # the parent directory works too
+    assert images.shape == (5 * PER_BATCH, 3, 32, 32) and images.dtype == torch.uint8
+    first = arrays["data_batch_1"][0][0]
+    assert torch.equal(images[0, 0].flatten(), torch.from_numpy(first[:1024]))  # red plane first, row-major
+    assert torch.equal(images[0, 2].flatten(), torch.from_numpy(first[2048:]))
+    assert labels.tolist()[:PER_BATCH] == arrays["data_batch_1"][1]
+    test_images, _ = load_cifar10(tmp_path / "cifar-10-batches-py", "test")
+    assert test_images.shape == (PER_BATCH, 3, 32, 32)
+    x = to_float(images)
+    assert x.min() >= -1 and x.max() <= 1
+
+
+class _System:
+    def __init__(self, cmd):
+        self.cmd = cmd
+
+    def __reduce__(self):
+        return os.system, (self.cmd,)
+
+
+def test_hostile_pickles_are_refused(tmp_path):
+    marker = tmp_path / "pwned"
+    evil = pickle.dumps({b"data": _System(f"touch {marker}"), b"labels": []}, protocol=3)
+    with pytest.raises(UserError, match="refusing to unpickle global (posix|os|nt).system"):
+        restricted_load(evil, "evil")
+    assert not marker.exists()
+    with pytest.raises(UserError, match="builtins.eval"):
+        restricted_load(pickle.dumps(eval, protocol=3), "evil")
+    # an array of Python objects would let a pickle smuggle arbitrary objects through numpy
+    with pytest.raises(UserError, match="object"):
+        restricted_load(pickle.dumps(np.array([1, "a"], dtype=object), protocol=3), "evil")
+    with pytest.raises(UserError, match="not a readable"):
+        restricted_load(b"\x80\x03garbage", "junk")
+    # a hostile file inside an otherwise complete directory
+    write_cifar_dir(tmp_path / "d")
+    (tmp_path / "d" / "data_batch_3").write_bytes(evil)
+    with pytest.raises(UserError, match="data_batch_3"):
+        load_cifar10(tmp_path / "d")
+    assert not marker.exists()
+
+
+def test_missing_or_incomplete_directory_names_the_files(tmp_path):
+    with pytest.raises(UserError, match="data_batch_1.*test_batch.*batches.meta"):
+        load_cifar10(tmp_path / "nowhere")
+    write_cifar_dir(tmp_path / "d")
+    (tmp_path / "d" / "data_batch_4").unlink()
+    with pytest.raises(UserError, match="missing: data_batch_4"):
+        load_cifar10(tmp_path / "d")
+
+
+def test_wrong_contents_are_refused(tmp_path):
+    path = tmp_path / "b"
+    _dump({b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]}, path)
+    with pytest.raises(UserError, match="3072"):
+        read_batch(path)
+    _dump({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 11]}, path)
+    with pytest.raises(UserError, match="labels"):
+        read_batch(path)
+    _dump([1, 2], path)
+    with pytest.raises(UserError, match="dict"):
+        read_batch(path)
+
+
+def test_flips_and_edm_augmentation():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 3, 32, 32)
+    flipped = hflip(x, g)
+    same = (flipped == x).flatten(1).all(1)
+    mirrored = (flipped == x.flip(-1)).flatten(1).all(1)
+    assert bool((same | mirrored).all()) and 10 < int(mirrored.sum()) < 54
+    out, labels = edm_augment(x, 0.0, g)
+    assert torch.equal(out, x) and labels.shape == (64, AUG_DIM) and not labels.any()
+    out, labels = edm_augment(x, 1.0, g)
+    assert out.shape == x.shape and labels.abs().sum(1).gt(0).all()
+    assert not torch.allclose(out, x)
+    # an image no transform was drawn for is left exactly unchanged
+    out, labels = edm_augment(x, 0.3, g)
+    untouched = ~labels.any(1)
+    assert torch.equal(out[untouched], x[untouched])
