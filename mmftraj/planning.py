@@ -32,48 +32,76 @@ SELECTIONS = ("first", "earliest")
 
 
 class StartGoalNet(nn.Module):
-    """u(z, r, t, start, goal) over (B, H, obs_dim) windows; start (B, obs_dim), goal (B, goal_dim).
+    """u(z, r, t, start, goal[, goal_index]) over (B, H, obs_dim) windows; start (B, obs_dim),
+    goal (B, goal_dim), goal_index (B,) the step at which the plan is at the goal (default H - 1).
 
     The goal is a position (the first `goal_dim` observation entries): a target has no velocity
-    in the data (the expert never stops), so only where to be is asked for.
+    in the data (the expert never stops), so only where to be is asked for. With `goal_anywhere`
+    the network is also told the goal's step (trained on random steps), so a planner can ask for
+    short plans to near goals instead of H-step detours the data never shows.
     """
 
-    def __init__(self, net: nn.Module, obs_dim: int = 4, goal_dim: int = 2, conditioning: str = "both"):
+    def __init__(self, net: nn.Module, obs_dim: int = 4, goal_dim: int = 2, conditioning: str = "both",
+                 goal_anywhere: bool = False):
         super().__init__()
         if conditioning not in CONDITIONINGS:
             raise choice_error("conditioning", conditioning, CONDITIONINGS)
         self.net = net
         self.obs_dim, self.goal_dim, self.conditioning = obs_dim, goal_dim, conditioning
+        self.goal_anywhere = goal_anywhere
         self.inpaint = conditioning in ("inpaint", "both")
         self.vector = conditioning in ("vector", "both")
-        horizon = net.cfg.horizon
-        mask = torch.zeros(horizon, obs_dim)
-        if self.inpaint:
-            mask[0, :] = 1.0
-            mask[-1, :goal_dim] = 1.0
-        self.register_buffer("pinned", mask, persistent=False)
+        goal_entries = torch.zeros(obs_dim)
+        goal_entries[:goal_dim] = 1.0
+        self.register_buffer("goal_entries", goal_entries, persistent=False)
 
     @property
     def horizon(self) -> int:
         return self.net.cfg.horizon
 
-    def pinned_values(self, start: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
-        """(B, H, obs_dim) tensor holding start at step 0 and goal at step H-1 (zeros elsewhere)."""
-        values = torch.zeros(start.shape[0], self.horizon, self.obs_dim, dtype=start.dtype, device=start.device)
+    def _index(self, goal_index, n: int, device) -> torch.Tensor:
+        if goal_index is None:
+            return torch.full((n,), self.horizon - 1, dtype=torch.long, device=device)
+        return goal_index.to(device=device, dtype=torch.long)
+
+    def pinned(self, n: int, goal_index=None, device=None, dtype=torch.float32) -> torch.Tensor:
+        """(n, H, obs_dim) 0/1 mask of the entries inpainting fixes (start row, goal position)."""
+        if device is None:
+            device = goal_index.device if goal_index is not None else self.goal_entries.device
+        idx = self._index(goal_index, n, device)
+        steps = torch.arange(self.horizon, device=device)
+        goal_rows = (steps[None] == idx[:, None]).to(dtype)[..., None] * self.goal_entries.to(device, dtype)
+        start_row = (steps == 0).to(dtype)[None, :, None].expand(n, -1, self.obs_dim)
+        return torch.maximum(start_row, goal_rows)
+
+    def pinned_values(self, start: torch.Tensor, goal: torch.Tensor, goal_index=None) -> torch.Tensor:
+        """(B, H, obs_dim) tensor holding start at step 0 and goal at its step (zeros elsewhere)."""
+        n = start.shape[0]
+        idx = self._index(goal_index, n, start.device)
+        values = torch.zeros(n, self.horizon, self.obs_dim, dtype=start.dtype, device=start.device)
+        values[torch.arange(n, device=start.device), idx, : self.goal_dim] = goal
         values[:, 0] = start
-        values[:, -1, : self.goal_dim] = goal
         return values
 
-    def loss_mask(self) -> torch.Tensor:
-        """(1, H, obs_dim): 0 on pinned entries (their velocity is fixed at 0, nothing to learn)."""
-        return (1.0 - self.pinned)[None]
+    def loss_mask(self, n: int = 1, goal_index=None) -> torch.Tensor:
+        """(n, H, obs_dim): 0 on pinned entries (their velocity is fixed at 0, nothing to learn)."""
+        if not self.inpaint:
+            return torch.ones(n, self.horizon, self.obs_dim)
+        return 1.0 - self.pinned(n, goal_index)
 
-    def forward(self, z, r, t, start, goal):
-        cond = torch.cat([start, goal], dim=-1) if self.vector else None
+    def forward(self, z, r, t, start, goal, goal_index=None):
+        n = z.shape[0]
+        cond = None
+        if self.vector:
+            parts = [start, goal]
+            if self.goal_anywhere:
+                idx = self._index(goal_index, n, z.device)
+                parts.append((idx.to(z.dtype) / (self.horizon - 1))[:, None])
+            cond = torch.cat(parts, dim=-1)
         if self.inpaint:
-            keep = 1.0 - self.pinned.to(z.dtype)
-            z = z * keep + self.pinned_values(start.to(z.dtype), goal.to(z.dtype)) * (1.0 - keep)
-            return self.net(z, r, t, cond) * keep
+            keep = 1.0 - self.pinned(n, goal_index, z.device, z.dtype)
+            values = self.pinned_values(start.to(z.dtype), goal.to(z.dtype), goal_index)
+            return self.net(z * keep + values * (1.0 - keep), r, t, cond) * keep
         return self.net(z, r, t, cond)
 
 
@@ -91,8 +119,9 @@ class Plan:
     evaluations: int
 
 
-def wall_hits(layout, xy: np.ndarray) -> np.ndarray:
-    """Number of points of each (…, T, 2) path that lie in a wall or outside the maze."""
+def wall_hits(layout, xy: np.ndarray, where: np.ndarray | None = None) -> np.ndarray:
+    """Number of points of each (…, T, 2) path that lie in a wall or outside the maze (counting
+    only points where `where` is True, if given)."""
     offset = 0.2  # walls sit 0.2 lower than cell centres in qpos coordinates (DESIGN §3)
     cells = np.floor(xy + offset + 0.5).astype(np.int64)
     rows, cols = layout.walls.shape
@@ -100,6 +129,8 @@ def wall_hits(layout, xy: np.ndarray) -> np.ndarray:
     hit = ~inside
     ci, cj = np.clip(cells[..., 0], 0, rows - 1), np.clip(cells[..., 1], 0, cols - 1)
     hit |= layout.walls[ci, cj]
+    if where is not None:
+        hit &= where
     return hit.sum(axis=-1)
 
 
@@ -109,16 +140,32 @@ def first_arrival(xy: np.ndarray, goal: np.ndarray, radius: float) -> np.ndarray
     return np.where(near.any(axis=-1), near.argmax(axis=-1), xy.shape[-2] - 1)
 
 
+def smooth_plans(plans: np.ndarray, width: int) -> np.ndarray:
+    """Moving average of (N, H, D) plans over `width` steps (edges padded with the end states);
+    the first state stays exact. One-step samples carry step-to-step jitter that the tracking
+    controller's velocity term amplifies; the route is in the low frequencies."""
+    if width <= 1:
+        return plans
+    left, right = (width - 1) // 2, width // 2
+    padded = np.concatenate([np.repeat(plans[:, :1], left, 1), plans, np.repeat(plans[:, -1:], right, 1)], axis=1)
+    csum = np.cumsum(np.concatenate([np.zeros_like(padded[:, :1]), padded], axis=1), axis=1)
+    out = (csum[:, width:] - csum[:, :-width]) / width
+    out[:, 0] = plans[:, 0]
+    return out
+
+
 def select_plan(plans: np.ndarray, goal, layout=None, radius: float = 0.5) -> tuple[int, int]:
     """(index, first arrival) of the plan to execute among (N, H, ≥2) candidates.
 
-    With a layout: fewest points in walls first, then earliest arrival within `radius` of the
+    With a layout: fewest points in walls (up to the arrival: the rest is never executed) first, then earliest arrival within `radius` of the
     goal (ties: lowest index). Without one: candidate 0.
     """
     arrival = first_arrival(plans[..., :2], np.asarray(goal, dtype=np.float64), radius)
     if layout is None or len(plans) == 1:
         return 0, int(arrival[0])
-    chosen = int(np.lexsort((np.arange(len(plans)), arrival, wall_hits(layout, plans[..., :2])))[0])
+    steps = np.arange(plans.shape[1])
+    hits = wall_hits(layout, plans[..., :2], where=steps[None] <= arrival[:, None])
+    chosen = int(np.lexsort((np.arange(len(plans)), arrival, hits))[0])
     return chosen, int(arrival[chosen])
 
 
@@ -132,7 +179,7 @@ class Planner:
 
     def __init__(self, net: StartGoalNet, normalizer, steps: int = 1, mode: str = "mean", candidates: int = 1,
                  selection: str = "earliest", layout=None, goal_radius: float = 0.5, truncate: bool = True,
-                 seed: int = 0):
+                 seed: int = 0, goal_steps=(0.25, 0.5, 0.75, 1.0), smooth: int = 1):
         if selection not in SELECTIONS:
             raise choice_error("plan selection", selection, SELECTIONS)
         if candidates < 1 or steps < 1:
@@ -145,14 +192,26 @@ class Planner:
         self.selection, self.layout, self.goal_radius, self.truncate = selection, layout, goal_radius, truncate
         self.generator = torch.Generator().manual_seed(seed)
         self.horizon, self.obs_dim = net.horizon, net.obs_dim
+        self.goal_steps = tuple(goal_steps)
+        self.smooth = int(smooth)
 
     def reseed(self, seed: int) -> None:
         self.generator.manual_seed(seed)
+
+    def goal_indices(self, n: int) -> torch.Tensor | None:
+        """Goal steps of n candidates: spread over `goal_steps` (fractions of H) when the network
+        takes a goal step, else None (the last step)."""
+        if not self.net.goal_anywhere:
+            return None
+        fr = torch.tensor(self.goal_steps, dtype=torch.float64)
+        idx = torch.round(fr * (self.horizon - 1)).long().clamp(1, self.horizon - 1)
+        return idx.repeat_interleave(int(np.ceil(n / len(idx))))[:n]
 
     @torch.no_grad()
     def sample_plans(self, obs, goal, n: int | None = None) -> np.ndarray:
         """(n, H, obs_dim) raw-unit plans from obs (obs_dim,) to goal position (goal_dim,)."""
         n = n or self.candidates
+        goal_index = self.goal_indices(n)
         obs_n = torch.as_tensor(self.normalizer.normalize(np.asarray(obs, dtype=np.float64)), dtype=torch.float32)
         goal_full = np.zeros(self.obs_dim)
         goal_full[: self.net.goal_dim] = goal
@@ -160,18 +219,22 @@ class Planner:
         start = obs_n.expand(n, -1)
         goal_b = goal_n.expand(n, -1)
         noise = torch.randn(n, self.horizon, self.obs_dim, generator=self.generator)
+        cond = {"start": start, "goal": goal_b}
+        if goal_index is not None:
+            cond["goal_index"] = goal_index
         if self.net.inpaint:
-            pinned = self.net.pinned.bool()
-            noise = torch.where(pinned, self.net.pinned_values(start, goal_b), noise)
-        x = sample(self.net, noise, steps=self.steps, mode=self.mode, start=start, goal=goal_b)
+            pinned = self.net.pinned(n, goal_index).bool()
+            noise = torch.where(pinned, self.net.pinned_values(start, goal_b, goal_index), noise)
+        x = sample(self.net, noise, steps=self.steps, mode=self.mode, **cond)
         plans = self.normalizer.unnormalize(x.double().numpy())
         plans[:, 0] = np.asarray(obs, dtype=np.float64)  # exact, whatever the conditioning
-        plans[:, -1, : self.net.goal_dim] = goal
+        rows = goal_index.numpy() if goal_index is not None else np.full(n, self.horizon - 1)
+        plans[np.arange(n), rows, : self.net.goal_dim] = goal
         return plans
 
     def plan(self, obs, goal) -> Plan:
         t0 = time.perf_counter()
-        plans = self.sample_plans(obs, goal)
+        plans = smooth_plans(self.sample_plans(obs, goal), self.smooth)
         chosen, arrival = select_plan(plans, goal, self.layout if self.selection == "earliest" else None,
                                       self.goal_radius)
         end = arrival if self.truncate else self.horizon - 1
@@ -196,10 +259,12 @@ class Episode:
 
 
 def run_episode(env, planner: Planner, replan_every: int = 0, seed: int = 0, max_steps: int | None = None,
-                goal=None, start=None, keep_plans: int = 3) -> Episode:
+                goal=None, start=None, keep_plans: int = 3, speed: float = 1.0) -> Episode:
     """One episode: plan at t = 0, track the plan, replan every `replan_every` steps (0: never).
 
     `start`/`goal` (x, y) replace d4rl's random start and the layout's goal (free points only).
+    `speed` > 1 runs the plan's clock faster than the env's (step k tracks plan state ⌈speed·k⌉):
+    a plan squeezed into a fixed horizon then is not followed slower than the particle can go.
     Past the plan's end the controller tracks the goal itself with zero target velocity, as
     Diffuser's executor does with the plan's last state. Scores use the env's reference returns.
     """
@@ -217,7 +282,8 @@ def run_episode(env, planner: Planner, replan_every: int = 0, seed: int = 0, max
             seconds.append(plan.seconds)
             if len(plans) < keep_plans:
                 plans.append((step, plan))
-        target = plan.states[k + 1] if k + 1 <= plan.end else hold
+        i = int(np.ceil(speed * (k + 1) - 1e-9))
+        target = plan.states[i] if i <= plan.end else hold
         obs, reward, terminated, truncated, _ = env.step(tracking_action(obs, target))
         total += float(reward)
         path.append(obs.copy())

@@ -20,16 +20,16 @@ from mmftraj.planning import (
 )
 
 
-def random_net(conditioning, horizon=16, patch=4, seed=0):
+def random_net(conditioning, horizon=16, patch=4, seed=0, goal_anywhere=False):
     torch.manual_seed(seed)
-    cond_dim = 6 if conditioning in ("vector", "both") else 0
+    cond_dim = 6 + int(goal_anywhere) if conditioning in ("vector", "both") else 0
     tr = build_transformer(TransformerConfig(horizon=horizon, dim_in=4, width=32, depth=1, heads=2, patch=patch,
                                              cond_dim=cond_dim))
     with torch.no_grad():  # zero-initialised output layers would make u ≡ 0; give it a real output
         for p in tr.parameters():
             if p.abs().sum() == 0:
                 p.normal_(0, 0.2)
-    return StartGoalNet(tr, 4, 2, conditioning).eval()
+    return StartGoalNet(tr, 4, 2, conditioning, goal_anywhere).eval()
 
 
 @pytest.mark.parametrize("steps", [1, 3])
@@ -43,7 +43,7 @@ def test_inpainted_plans_start_and_end_at_the_condition(conditioning, steps):
     # The network itself (no planner post-processing) keeps the pinned entries exactly.
     start = torch.as_tensor(norm.normalize(obs), dtype=torch.float32).expand(5, -1)
     goal_n = torch.as_tensor(norm.normalize(np.r_[goal, 0, 0])[:2], dtype=torch.float32).expand(5, -1)
-    noise = torch.where(net.pinned.bool(), net.pinned_values(start, goal_n), raw)
+    noise = torch.where(net.pinned(5).bool(), net.pinned_values(start, goal_n), raw)
     from mmftraj.core import sample
 
     x = sample(net, noise, steps=steps, start=start, goal=goal_n)
@@ -53,6 +53,27 @@ def test_inpainted_plans_start_and_end_at_the_condition(conditioning, steps):
     plans = planner.sample_plans(obs, goal)
     np.testing.assert_allclose(plans[:, 0], np.broadcast_to(obs, (5, 4)), atol=1e-6)
     np.testing.assert_allclose(plans[:, -1, :2], np.broadcast_to(goal, (5, 2)), atol=1e-5)
+
+
+@pytest.mark.parametrize("steps", [1, 2])
+def test_goal_anywhere_plans_are_at_the_goal_at_their_goal_step(steps):
+    net = random_net("both", goal_anywhere=True)
+    norm = Normalizer("limits", [2.0, 2.0, 0.0, 0.0], [1.5, 1.5, 5.0, 5.0])
+    planner = Planner(net, norm, steps=steps, candidates=8, selection="first", goal_steps=(0.25, 0.5, 1.0))
+    idx = planner.goal_indices(8)
+    assert idx.tolist() == [4, 4, 4, 8, 8, 8, 15, 15]
+    obs, goal = np.array([3.0, 1.1, 0.4, -0.3]), np.array([1.0, 1.2])
+    start = torch.as_tensor(norm.normalize(obs), dtype=torch.float32).expand(8, -1)
+    goal_n = torch.as_tensor(norm.normalize(np.r_[goal, 0, 0])[:2], dtype=torch.float32).expand(8, -1)
+    noise = torch.where(net.pinned(8, idx).bool(), net.pinned_values(start, goal_n, idx), torch.randn(8, 16, 4))
+    from mmftraj.core import sample
+
+    x = sample(net, noise, steps=steps, start=start, goal=goal_n, goal_index=idx)
+    torch.testing.assert_close(x[torch.arange(8), idx, :2], goal_n, rtol=0, atol=1e-6)
+    torch.testing.assert_close(x[:, 0], start, rtol=0, atol=1e-6)
+    assert (x[:, -1, :2] - goal_n).abs().max() > 1e-3  # only the asked step is pinned
+    mask = net.loss_mask(8, idx)
+    assert mask.shape == (8, 16, 4) and mask.sum() == 8 * (16 * 4 - 6)
 
 
 def test_pinned_inputs_do_not_reach_the_network_and_get_zero_velocity():
@@ -112,8 +133,7 @@ class StraightLine(nn.Module):
 
     def __init__(self, horizon):
         super().__init__()
-        self.horizon, self.obs_dim, self.goal_dim, self.inpaint = horizon, 4, 2, False
-        self.register_buffer("pinned", torch.zeros(horizon, 4))
+        self.horizon, self.obs_dim, self.goal_dim, self.inpaint, self.goal_anywhere = horizon, 4, 2, False, False
 
     def forward(self, z, r, t, start, goal):
         s = torch.linspace(0, 1, self.horizon)[None, :, None]
@@ -133,3 +153,16 @@ def test_rollout_with_hand_built_planner_reaches_the_goal_and_scores():
     assert np.linalg.norm(ep.path[-1, :2] - np.array([1.0, 1.0])) < 0.1
     np.testing.assert_allclose(ep.plans[0][1].states[-1, :2], [1.0, 1.0])
 
+
+
+def test_smoothing_is_a_moving_average_that_keeps_the_start():
+    from mmftraj.planning import smooth_plans
+
+    x = np.random.default_rng(1).normal(size=(2, 30, 4))
+    y = smooth_plans(x, 7)
+    padded = np.concatenate([np.repeat(x[:, :1], 3, 1), x, np.repeat(x[:, -1:], 3, 1)], axis=1)
+    expected = np.stack([[np.convolve(padded[b, :, d], np.ones(7) / 7, mode="valid") for d in range(4)]
+                         for b in range(2)]).transpose(0, 2, 1)
+    np.testing.assert_allclose(y[:, 1:], expected[:, 1:], atol=1e-12)
+    np.testing.assert_array_equal(y[:, 0], x[:, 0])
+    assert smooth_plans(x, 1) is x

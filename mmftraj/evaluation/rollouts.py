@@ -21,7 +21,8 @@ from ..planning import Planner, run_episode
 def make_planner(net, normalizer, cfg, mode: str, layout, candidates: int | None = None, seed: int = 0) -> Planner:
     e = cfg.eval
     return Planner(net, normalizer, steps=e.steps, mode=mode, candidates=candidates or e.candidates,
-                   selection=e.selection, layout=layout, goal_radius=e.goal_radius, truncate=e.truncate, seed=seed)
+                   selection=e.selection, layout=layout, goal_radius=e.goal_radius, truncate=e.truncate, seed=seed,
+                   goal_steps=e.goal_steps, smooth=e.smooth)
 
 
 def plan_latency_ms(planner: Planner, obs, goal, repeats: int = 50, warmup: int = 5) -> float:
@@ -53,7 +54,8 @@ def evaluate_planner(net, normalizer, cfg, mode: str, episodes: int = 100, seed:
 
         iterator = track(iterator, description=f"rollouts {env_name}", transient=True)
     for i in iterator:
-        eps.append(run_episode(env, planner, replan_every=cfg.eval.replan_every, seed=seed + i, goal=goal))
+        eps.append(run_episode(env, planner, replan_every=cfg.eval.replan_every, seed=seed + i, goal=goal,
+                               speed=cfg.eval.speed))
     wall = time.perf_counter() - t0
     scores = np.array([e.score for e in eps])
     plans = sum(len(e.plan_seconds) for e in eps)
@@ -69,6 +71,8 @@ def evaluate_planner(net, normalizer, cfg, mode: str, episodes: int = 100, seed:
         "evaluations_per_plan": planner.steps,
         "candidates": planner.candidates,
         "replan_every": cfg.eval.replan_every,
+        "speed": cfg.eval.speed,
+        "smooth": cfg.eval.smooth,
         "plans_per_episode": plans / episodes,
         "plan_latency_ms_batch1": plan_latency_ms(single, obs, env.goal, cfg.eval.latency_repeats),
         "plan_latency_ms": 1000.0 * float(np.median(np.concatenate([e.plan_seconds for e in eps]))),

@@ -42,6 +42,9 @@ class ModelConfig:
     patch: int = 4  # time steps per token: horizon / patch tokens
     mlp_ratio: float = 4.0
     conditioning: Literal["inpaint", "vector", "both"] = "both"
+    # Train with the goal at a random step (≥ horizon/8) and tell the network which: plans can then
+    # reach near goals early instead of the last step (see planning.StartGoalNet).
+    goal_anywhere: bool = False
 
 
 @dataclass
@@ -51,7 +54,10 @@ class EvalConfig:
     fm_steps: int = 16  # Euler steps for `fm` checkpoints when --steps is not given
     candidates: int = 16  # plans drawn per call in one batch; one is kept by `selection`
     selection: Literal["first", "earliest"] = "earliest"
+    goal_steps: list[float] = field(default_factory=lambda: [0.25, 0.5, 0.75, 1.0])  # goal_anywhere models
     replan_every: int = 0  # env steps between plans; 0 plans once (open loop, as Diffuser)
+    smooth: int = 11  # moving-average width (steps) applied to sampled plans; 1: none
+    speed: float = 1.0  # plan clock / env clock while tracking (see planning.run_episode)
     truncate: bool = True  # track the goal from the plan's first arrival within goal_radius
     goal_radius: float = 0.5
     env: str | None = None  # evaluation env; None: the training env
@@ -127,20 +133,29 @@ def build_model(cfg: Config) -> StartGoalNet:
         raise UserError(f"data.horizon {cfg.data.horizon} must be divisible by model.patch {m.patch}")
     if m.width % m.heads:
         raise UserError(f"model.width {m.width} must be divisible by model.heads {m.heads}")
-    cond_dim = OBS_DIM + GOAL_DIM if m.conditioning in ("vector", "both") else 0
+    cond_dim = OBS_DIM + GOAL_DIM + int(m.goal_anywhere) if m.conditioning in ("vector", "both") else 0
     tcfg = TransformerConfig(horizon=cfg.data.horizon, dim_in=OBS_DIM, width=m.width, depth=m.depth, heads=m.heads,
                              patch=m.patch, cond_dim=cond_dim, mlp_ratio=m.mlp_ratio, attention="fast")
-    return StartGoalNet(build_transformer(tcfg), OBS_DIM, GOAL_DIM, m.conditioning)
+    return StartGoalNet(build_transformer(tcfg), OBS_DIM, GOAL_DIM, m.conditioning, m.goal_anywhere)
 
 
 def make_batch_fn(windows, net: StartGoalNet, batch_size: int):
-    mask = net.loss_mask() if net.inpaint else None
+    """Windows with their first observation as start and last (or a random later) position as goal."""
+    h = net.horizon
+    fixed_mask = net.loss_mask() if net.inpaint and not net.goal_anywhere else None
 
     def batch_fn(generator: torch.Generator, step: int) -> dict:
         x = windows.sample(batch_size, generator).trajectories[..., :OBS_DIM]
+        if net.goal_anywhere:
+            idx = torch.randint(max(1, h // 8), h, (batch_size,), generator=generator)
+            goal = x[torch.arange(batch_size), idx, :GOAL_DIM].clone()
+            batch = {"x": x, "cond": {"start": x[:, 0].clone(), "goal": goal, "goal_index": idx}}
+            if net.inpaint:
+                batch["loss_mask"] = net.loss_mask(batch_size, idx)
+            return batch
         batch = {"x": x, "cond": {"start": x[:, 0].clone(), "goal": x[:, -1, :GOAL_DIM].clone()}}
-        if mask is not None:
-            batch["loss_mask"] = mask
+        if fixed_mask is not None:
+            batch["loss_mask"] = fixed_mask
         return batch
 
     return batch_fn

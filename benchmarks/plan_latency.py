@@ -1,0 +1,75 @@
+"""Time per plan on maze2d: k network evaluations (1 for MMF, more for an fm/Euler planner) at
+batch 1 and with a batch of candidates, for each maze preset's model.
+
+    python benchmarks/plan_latency.py                          # all mazes, k = 1 2 4 8 16, untrained weights
+    python benchmarks/plan_latency.py --checkpoint runs/maze2d/RUN --steps 1 16
+    python benchmarks/plan_latency.py --maze large --threads 1 --json out.json
+
+Latency does not depend on the weights, so without a checkpoint the preset's model is timed at
+initialisation (its output layers are randomised so the sampler does real work). Times are the
+median of `--repeats` full `Planner.plan` calls (normalisation, sampling, selection) after warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+
+import torch
+
+from mmftraj.envs import make_maze2d
+from mmftraj.evaluation.rollouts import plan_latency_ms
+from mmftraj.planning import Planner
+from mmftraj.runs import resolve_config
+from mmftraj.tasks import maze2d as M
+
+
+def preset_planner_parts(maze: str):
+    _, cfg = resolve_config("maze2d", maze)
+    torch.manual_seed(0)
+    net = M.build_model(cfg).eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            if p.abs().sum() == 0:
+                p.normal_(0, 0.02)
+    from mmftraj.data import Normalizer
+
+    norm = Normalizer("limits", [4.0, 5.0, 0.0, 0.0], [4.0, 5.0, 5.0, 5.0])
+    return net, cfg, norm
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--maze", nargs="*", default=["umaze", "medium", "large"])
+    ap.add_argument("--checkpoint", default=None, help="time this run's model instead of the presets")
+    ap.add_argument("--steps", nargs="*", type=int, default=[1, 2, 4, 8, 16])
+    ap.add_argument("--candidates", type=int, default=16)
+    ap.add_argument("--repeats", type=int, default=50)
+    ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch default)")
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    parts = [M.load_model(args.checkpoint)] if args.checkpoint else [preset_planner_parts(m) for m in args.maze]
+    rows = []
+    for net, cfg, norm in parts:
+        env = make_maze2d(cfg.data.env)
+        obs, info = env.reset(seed=0)
+        for k in args.steps:
+            for n in sorted({1, args.candidates}):
+                planner = Planner(net, norm, steps=k, candidates=n, selection="earliest", layout=env.layout)
+                ms = plan_latency_ms(planner, obs, info["goal"], repeats=args.repeats)
+                rows.append({"env": cfg.data.env, "horizon": cfg.data.horizon, "tokens": cfg.data.horizon // cfg.model.patch,
+                             "steps": k, "candidates": n, "median_ms": round(ms, 3)})
+                print(f"{cfg.data.env:18s} H={cfg.data.horizon:3d} k={k:2d} batch={n:2d}  {ms:8.2f} ms", flush=True)
+    info = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
+            "parameters": int(sum(p.numel() for p in parts[0][0].parameters()))}
+    print(json.dumps(info))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"info": info, "rows": rows}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
