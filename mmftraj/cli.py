@@ -167,6 +167,29 @@ def fid_cmd(
 
     print_results(compute_fid(task, checkpoint, samples, data_dir, weights, n, steps, seed, device=device))
 
+@app.command("report")
+@user_errors
+def report_cmd(
+    kind: str = typer.Argument(..., help="ood (held-out goals/starts, dynamics, layouts) or lowdata (data fractions)."),
+    task: str = typer.Option(None, help="Task (default: the report config's, maze2d)."),
+    config: Path = typer.Option(None, help="Report YAML over the preset: variants, seeds, splits, fractions, overrides."),
+    preset: str = typer.Option(None, help="quick (the umaze grid in about an hour on 2 CPU cores) or full."),
+    set_: list[str] = typer.Option([], "--set", help="Override report fields, e.g. --set episodes=50 (repeatable)."),
+    runs_dir: Path = typer.Option(Path("runs"), help="Where the grid's runs live: <runs-dir>/<task>/<name>/<run>/."),
+    out: Path = typer.Option(None, help="Report folder; default <runs-dir>/<task>/<name>/<kind>/."),
+):
+    """Train and score the grid (variants × splits or data fractions × seeds, reusing finished runs
+    and resuming interrupted ones); write report.md, report.csv and plots."""
+    from .evaluation.report import KINDS, load_report_config, run_report
+    from .errors import choice_error
+
+    if kind not in KINDS:
+        raise choice_error("report", kind, KINDS)
+    cfg = load_report_config(preset, config, set_, task)
+    for path in run_report(kind, cfg, runs_dir, out).values():
+        typer.echo(f"wrote {path}")
+
+
 def _mount_subapps():
     from .data.cli import app as data_app
 
