@@ -263,12 +263,30 @@ def run_report(kind: str, cfg: ReportConfig, runs_dir: Path = Path("runs"), out:
                          "success_rate": r["success_rate"], "episodes": r["episodes"], "env": r["env"],
                          "evaluations": r.get("evaluations"), "final_mse": stab["final_mse"],
                          "spikes": stab["spikes"], "diverged": stab["diverged"],
-                         "train_time_s": results.get("train_time_s"), "run": str(run_dir)})
+                         "train_time_s": results.get("train_time_s"), "run": f"{cfg.name}/{item.key.run_name}"})
         console.print(f"[{i}/{len(grid)}] scored {item.key.run_name} on {item.split} "
                       f"({len(item.conditions)} conditions, {time.perf_counter() - t0:.0f} s)")
     per_run = pd.DataFrame(rows)
     out = Path(out) if out is not None else Path(runs_dir) / cfg.task / cfg.name / kind
-    return write_report(kind, cfg, per_run, {str(k.run_name): trained[k] for k in keys}, out)
+    paths = write_report(kind, cfg, per_run, {str(k.run_name): trained[k] for k in keys}, out)
+    print_summary(kind, summarize(per_run), paired_differences(per_run, REFERENCE, cfg.confidence), console)
+    return paths
+
+
+def print_summary(kind: str, summary: pd.DataFrame, paired: pd.DataFrame, console) -> None:
+    """The score table (mean ± s.e. over seeds) with mmf's paired difference, in the terminal."""
+    from rich.table import Table
+
+    table = Table(title=f"report {kind}: normalized score, mean ± s.e. over seeds")
+    for col in ("split", "condition", "fraction", "variant", "score", "success", f"{REFERENCE} − this (CI)"):
+        table.add_column(col, justify="right" if col not in ("split", "condition", "variant") else "left")
+    diffs = {(r.split, r.condition, r.fraction, r.comparison.split(" - ")[1]): r for r in paired.itertuples()}
+    for r in summary.itertuples():
+        d = diffs.get((r.split, r.condition, r.fraction, r.variant))
+        diff = f"{d.diff_mean:+.1f} [{d.ci_low:.1f}, {d.ci_high:.1f}]" if d is not None and np.isfinite(d.ci_low) else ""
+        table.add_row(r.split, r.condition, f"{r.fraction:g}", r.variant, _pm(r.score_mean, r.score_se),
+                      f"{100 * r.success_mean:.0f}%", diff)
+    console.print(table)
 
 
 # -- aggregation (pure pandas) -------------------------------------------------------------------------
