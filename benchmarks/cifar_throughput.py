@@ -176,7 +176,13 @@ def main() -> None:
     if args.train_steps > 0:
         result = {**info, "train_steps": args.train_steps, "runs": short_training(args, images)}
     else:
-        rows = [throughput(args, v, images) for v in args.variants]
+        rows = []
+        for v in args.variants:  # written after every variant, so a timeout keeps what finished
+            rows.append(throughput(args, v, images))
+            r = rows[-1]
+            print(f"{v}: {r['images_per_s']:.1f} images/s ({r['s_per_step']:.4f} s/step, warm-up {r['warmup_s']:.0f} s)",
+                  flush=True)
+            write(args.out, {**info, "rows": rows, "complete": len(rows) == len(args.variants)})
         print(f"\n{info['device']}  preset={args.preset}  {args.precision}  channels_last={args.channels_last}  "
               f"compile={args.compile}")
         print(f"{'variant':10s} {'jvp':11s} {'λ':>5s} {'s/step':>8s} {'images/s':>9s} {'× fm':>6s} {'peak GiB':>9s}")
@@ -186,11 +192,15 @@ def main() -> None:
             mem = f"{r['peak_mem_gib']:.1f}" if r["peak_mem_gib"] is not None else "-"
             print(f"{r['variant']:10s} {r['jvp']:11s} {r['lambda']:5.2f} {r['s_per_step']:8.4f} "
                   f"{r['images_per_s']:9.1f} {rel:>6s} {mem:>9s}")
-        result = {**info, "rows": rows}
-    out = Path(args.out)
+        result = {**info, "rows": rows, "complete": True}
+    write(args.out, result)
+    print(f"wrote {args.out}")
+
+
+def write(path: str, result: dict) -> None:
+    out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1, default=float) + "\n")
-    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,14 @@ from mmftraj.errors import UserError
 PER_BATCH = 6
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _dump(obj, path, numpy1_names: bool = False):
     # Protocol 2/3 pickles name globals as text lines, like the original (Python 2) files.
     data = pickle.dumps(obj, protocol=3)
@@ -129,3 +137,30 @@ def test_flips_and_edm_augmentation():
     out, labels = edm_augment(x, 0.3, g)
     untouched = ~labels.any(1)
     assert torch.equal(out[untouched], x[untouched])
+
+
+def test_cifar_task_trains_and_samples_end_to_end(tmp_path):
+    """The cifar task on a synthetic batch directory: a tiny U-Net, EDM augmentation labels as
+    conditioning, two steps on the CPU, then `mmftraj sample`."""
+    from typer.testing import CliRunner
+
+    from mmftraj.cli import app
+    from mmftraj.runs import prepare_and_train
+
+    write_cifar_dir(tmp_path / "data")
+    overrides = [f"data.dir={tmp_path / 'data'}", "train.precision=fp32", "train.compile=false",
+                 "train.batch_size=4", "train.log_every=1", "train.warmup_steps=1", "model.model_channels=16",
+                 "model.channel_mult=[1, 2]", "model.num_blocks=1", "model.groups=4", "model.channels_per_head=16",
+                 "eval.n_samples=4", "eval.steps=[1]"]
+    res = prepare_and_train("cifar", overrides=overrides, steps=2, device="cpu", runs_dir=tmp_path, name="c",
+                            progress=False)
+    run = tmp_path / "cifar" / "c"
+    assert res["steps"] == 2 and (run / "samples-1step.png").is_file() and (run / "metrics.csv").is_file()
+    result = CliRunner().invoke(app, ["sample", "--task", "cifar", "--checkpoint", str(run), "--n", "3",
+                                      "--out", str(tmp_path / "s")])
+    assert result.exit_code == 0, result.output
+    with np.load(next((tmp_path / "s").glob("*.npz"))) as data:
+        assert data["images"].shape == (3, 32, 32, 3)
+    missing = CliRunner().invoke(app, ["train", "--task", "cifar", "--device", "cpu", "--steps", "1",
+                                       "--runs-dir", str(tmp_path), "--name", "m"])
+    assert missing.exit_code == 2 and "data.dir" in missing.output

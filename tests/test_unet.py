@@ -117,3 +117,17 @@ def test_exact_mmf_loss_backpropagates_through_unet():
         loss, _ = objective.loss(model, z, generator=torch.Generator().manual_seed(0))
         loss.backward()
         assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+def test_bf16_autocast_training_step_runs():
+    """Under bf16 autocast the U-Net answers in its input's dtype, so the objective's float32 du/dt
+    mixes with u (this crashed in index_put before the cast)."""
+    model = tiny(in_channels=3, image_size=8, dropout=0.1)
+    z, _, _ = inputs(b=4, c=3)
+    for variant in ("meanflow", "mmf-full"):
+        objective = ModularMeanFlow(ObjectiveConfig(variant=variant, equal_fraction=0.25))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert model(z, torch.zeros(4), torch.ones(4)).dtype == torch.float32
+            loss, _ = objective.loss(model, z, generator=torch.Generator().manual_seed(0))
+        loss.backward()
+        assert torch.isfinite(loss)

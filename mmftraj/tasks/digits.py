@@ -37,7 +37,7 @@ class DigitsData:
 class Config:
     objective: ObjectiveConfig = field(default_factory=lambda: ObjectiveConfig(lambda_warmup=1000))
     train: TrainConfig = field(
-        default_factory=lambda: TrainConfig(steps=2000, batch_size=128, lr=2e-3, warmup_steps=100,
+        default_factory=lambda: TrainConfig(steps=1200, batch_size=128, lr=2e-3, warmup_steps=100,
                                             ema_decay=0.998, log_every=50, ckpt_every=500, threads=1)
     )
     model: UNetConfig = field(default_factory=lambda: unet_config("small", image_size=8, in_channels=1,
