@@ -28,8 +28,3 @@ __all__ = [
 from .unet import UNET_PRESETS, UNet, UNetConfig, build_unet, unet_config  # noqa: E402
 
 __all__ += ["UNET_PRESETS", "UNet", "UNetConfig", "build_unet", "unet_config"]
-
-# Images: the DDPM++-style U-Net.
-from .unet import UNET_PRESETS, UNet, UNetConfig, build_unet, unet_config  # noqa: E402
-
-__all__ += ["UNET_PRESETS", "UNet", "UNetConfig", "build_unet", "unet_config"]

@@ -18,8 +18,6 @@ TASKS = {
     "toy2d": "mmftraj.tasks.toy2d",
     "digits": "mmftraj.tasks.digits",
     "cifar": "mmftraj.tasks.cifar",
-    "digits": "mmftraj.tasks.digits",
-    "cifar": "mmftraj.tasks.cifar",
     "maze2d": "mmftraj.tasks.maze2d",
 }
 
