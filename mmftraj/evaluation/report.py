@@ -165,9 +165,17 @@ def resolved_task_config(cfg: ReportConfig, key: TrainKey):
     return resolve_config(cfg.task, cfg.preset, cfg.task_config, overrides, objective=key.variant, seed=key.seed)
 
 
-def ensure_trained(cfg: ReportConfig, key: TrainKey, runs_dir: Path, progress: bool = True) -> tuple[Path, str]:
-    """Train the run unless a finished one with the same config exists; resume a partial one.
-    Returns (run_dir, "reused" | "resumed" | "trained")."""
+def training_fields(task_cfg) -> dict:
+    """The config sections a trained model depends on: everything but `eval`, which is applied at
+    evaluation time (changing it re-scores runs, it does not retrain them)."""
+    from ..config import to_dict
+
+    return {k: v for k, v in to_dict(task_cfg).items() if k != "eval"}
+
+
+def ensure_trained(cfg: ReportConfig, key: TrainKey, runs_dir: Path, progress: bool = True):
+    """Train the run unless a finished one with the same training config exists; resume a partial
+    one. Returns (run_dir, "reused" | "resumed" | "trained", the resolved task config)."""
     from ..checkpoint import latest_checkpoint
     from ..config import from_dict, load_yaml
     from ..runs import prepare_and_train
@@ -175,48 +183,60 @@ def ensure_trained(cfg: ReportConfig, key: TrainKey, runs_dir: Path, progress: b
     module, task_cfg = resolved_task_config(cfg, key)
     run_dir = run_dir_of(cfg, key, runs_dir)
     saved = run_dir / "config.yaml"
-    if saved.is_file() and from_dict(type(task_cfg), load_yaml(saved)) != task_cfg:
-        raise UserError(f"run {run_dir} was made with a different config; give this report another name "
+    if saved.is_file() and training_fields(from_dict(type(task_cfg), load_yaml(saved))) != training_fields(task_cfg):
+        raise UserError(f"run {run_dir} was trained with a different config; give this report another name "
                         f"(--set name=...) or delete that run")
     if (run_dir / "results.json").is_file() and latest_checkpoint(run_dir) is not None:
-        return run_dir, "reused"
+        return run_dir, "reused", task_cfg
     status = "resumed" if latest_checkpoint(run_dir) is not None else "trained"
     prepare_and_train(task=cfg.task, preset=cfg.preset, config_file=cfg.task_config,
                       overrides=list(cfg.overrides) + key.overrides(cfg.lowdata.subset_seed),
                       objective=key.variant, seed=key.seed, name=f"{cfg.name}/{key.run_name}",
                       runs_dir=Path(runs_dir), resume=True, progress=progress)
-    return run_dir, status
+    return run_dir, status, task_cfg
 
 
-def evaluate_run(cfg: ReportConfig, run_dir: Path, conditions, progress: bool = True) -> list[dict]:
-    """Score the run's latest checkpoint under each condition; cached per condition beside the run."""
+def evaluate_run(cfg: ReportConfig, run_dir: Path, task_cfg, conditions, progress: bool = True) -> list[dict]:
+    """Score the run's latest checkpoint under each condition with the task's current `eval`
+    settings; cached per (condition, eval settings, episodes, seed, steps) beside the run."""
+    import hashlib
+
+    from ..config import to_dict
     from ..io import atomic_write_text
 
     steps = "task" if cfg.eval_steps is None else cfg.eval_steps
+    settings = hashlib.sha1(json.dumps(to_dict(task_cfg).get("eval", {}), sort_keys=True).encode()).hexdigest()[:8]
     todo, out = [], {}
     for c in conditions:
-        path = run_dir / "report-eval" / f"{c.key()}-e{cfg.episodes}-s{cfg.eval_seed}-k{steps}.json"
+        path = run_dir / "report-eval" / f"{c.key()}-{settings}-e{cfg.episodes}-s{cfg.eval_seed}-k{steps}.json"
         if path.is_file():
             out[c] = json.loads(path.read_text())
         else:
             todo.append((c, path))
-    if todo:
-        evaluate = EVALUATORS.get(cfg.task)
-        if evaluate is None:
-            raise UserError(f"task {cfg.task!r} has no report evaluation; tasks with one: {', '.join(EVALUATORS)}")
-        for (c, path), result in zip(todo, evaluate(run_dir, [c for c, _ in todo], cfg, progress), strict=True):
+    if todo:  # the evaluator yields one result per condition: each is saved as soon as it exists
+        results = evaluator(cfg.task)(run_dir, task_cfg, [c for c, _ in todo], cfg, progress)
+        for (c, path), result in zip(todo, results, strict=True):
             atomic_write_text(path, json.dumps(result, indent=2) + "\n")
             out[c] = result
     return [dict(out[c], condition=c.name, group=c.group) for c in conditions]
 
 
-def _maze2d_evaluate(run_dir: Path, conditions, cfg: ReportConfig, progress: bool) -> list[dict]:
+def evaluator(task: str):
+    if task not in EVALUATORS:
+        raise UserError(f"task {task!r} has no report evaluation; tasks with one: {', '.join(EVALUATORS)}")
+    return EVALUATORS[task]
+
+
+def _maze2d_evaluate(run_dir: Path, current, conditions, cfg: ReportConfig, progress: bool):
+    import copy
+
     from ..checkpoint import latest_checkpoint
     from ..core import ModularMeanFlow
     from ..tasks.maze2d import load_model
     from .conditions import evaluate_condition
 
     net, task_cfg, normalizer = load_model(latest_checkpoint(run_dir))
+    task_cfg.eval = copy.deepcopy(current.eval)  # the model from the checkpoint, the evaluation from now
     if task_cfg.train.threads > 0:  # evaluate with the threads the run trained with
         import torch
 
@@ -226,11 +246,9 @@ def _maze2d_evaluate(run_dir: Path, conditions, cfg: ReportConfig, progress: boo
         task_cfg.eval.steps = cfg.eval_steps
     elif mode == "euler":  # as `mmftraj eval`: flow matching needs several Euler steps
         task_cfg.eval.steps = task_cfg.eval.fm_steps
-    results = []
     for c in conditions:
         r = evaluate_condition(net, normalizer, task_cfg, mode, c, cfg.episodes, cfg.eval_seed, progress)
-        results.append(dict(r, evaluations=task_cfg.eval.steps))
-    return results
+        yield dict(r, evaluations=task_cfg.eval.steps)
 
 
 EVALUATORS = {"maze2d": _maze2d_evaluate}
@@ -242,13 +260,14 @@ def run_report(kind: str, cfg: ReportConfig, runs_dir: Path = Path("runs"), out:
     from rich.console import Console
 
     console = Console()
+    evaluator(cfg.task)  # before any training: a task the report cannot score is an error now
     grid = build_grid(kind, cfg)
     keys = list(dict.fromkeys(item.key for item in grid))
     console.print(f"[bold]report {kind}[/]: {len(grid)} (run, split) cells over {len(keys)} training runs")
-    rows, trained = [], {}
+    rows, trained, task_cfgs = [], {}, {}
     for i, key in enumerate(keys, 1):
         t0 = time.perf_counter()
-        run_dir, status = ensure_trained(cfg, key, runs_dir, progress)
+        run_dir, status, task_cfgs[key] = ensure_trained(cfg, key, runs_dir, progress)
         trained[key] = run_dir
         console.print(f"[{i}/{len(keys)}] {key.run_name}: {status} ({time.perf_counter() - t0:.0f} s)")
     for i, item in enumerate(grid, 1):
@@ -256,7 +275,7 @@ def run_report(kind: str, cfg: ReportConfig, runs_dir: Path = Path("runs"), out:
         run_dir = trained[item.key]
         results = json.loads((run_dir / "results.json").read_text())
         stab = run_stability(run_dir / "metrics.csv", cfg.spike_factor)
-        for r in evaluate_run(cfg, run_dir, item.conditions, progress):
+        for r in evaluate_run(cfg, run_dir, task_cfgs[item.key], item.conditions, progress):
             rows.append({"split": item.split, "condition": r["condition"], "group": r["group"],
                          "fraction": item.key.fraction, "variant": item.key.variant, "seed": item.key.seed,
                          "score": r["score_mean"], "score_episode_se": r["score_se"],

@@ -43,8 +43,11 @@ def plot_lowdata(summary: pd.DataFrame, path: Path) -> None:
         axes[0].errorbar(g.fraction, g.score_mean, yerr=g.score_se.fillna(0), marker="o", capsize=3, color=c,
                          label=variant)
         axes[1].plot(g.fraction, 100 * g.success_mean, marker="o", color=c, label=variant)
+    fractions = sorted(summary["fraction"].unique())
     for ax, label in zip(axes, ("normalized score (mean ± s.e. over seeds)", "success rate (%)"), strict=True):
         ax.set_xscale("log")
+        ax.set_xticks(fractions, [f"{100 * f:g}%" for f in fractions])
+        ax.minorticks_off()
         ax.set_xlabel("fraction of training episodes")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
