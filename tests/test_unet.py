@@ -106,6 +106,11 @@ def test_dropout_masks_are_per_sample_and_refreshable():
     keys = torch.randint(0, 2**31, (64,))
     kept = (drop(x, keys) != 0).float().mean().item()
     assert 0.45 < kept < 0.55
+    # channels_last activations get the same masks (gathered in NHWC order)
+    y = torch.randn(4, 16, 8, 8)
+    nhwc = drop(y.contiguous(memory_format=torch.channels_last), keys[:4])
+    assert nhwc.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(nhwc, drop(y, keys[:4]))
 
 
 def test_exact_mmf_loss_backpropagates_through_unet():
@@ -131,3 +136,11 @@ def test_bf16_autocast_training_step_runs():
             loss, _ = objective.loss(model, z, generator=torch.Generator().manual_seed(0))
         loss.backward()
         assert torch.isfinite(loss)
+
+
+def test_channels_last_gives_the_same_function():
+    model = tiny(dropout=0.2).train()
+    z, r, t = inputs()
+    ref = model(z, r, t)
+    model.use_channels_last()
+    torch.testing.assert_close(model(z, r, t), ref, atol=1e-5, rtol=1e-5)

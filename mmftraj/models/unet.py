@@ -111,7 +111,12 @@ class KeyedDropout(nn.Module):
         ic = (torch.arange(c, device=dev)[None, :] + (keys % k)[:, None]) % k
         ih = (torch.arange(h, device=dev)[None, :] + ((keys // k) % h)[:, None]) % h
         iw = (torch.arange(w, device=dev)[None, :] + ((keys // (k * h)) % w)[:, None]) % w
-        keep = self.bank[ic[:, :, None, None], ih[:, None, :, None], iw[:, None, None, :]] >= self.p
+        if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+            # gather in NHWC order so the mask (and the product) keep the channels_last layout
+            u = self.bank[ic[:, None, None, :], ih[:, :, None, None], iw[:, None, :, None]].permute(0, 3, 1, 2)
+        else:
+            u = self.bank[ic[:, :, None, None], ih[:, None, :, None], iw[:, None, None, :]]
+        keep = u >= self.p
         return x * keep.to(x.dtype) * (1.0 / (1.0 - self.p))
 
 
