@@ -42,6 +42,12 @@ def test_presets_follow_diffuser_horizons(maze, horizon):
     assert u.shape == (2, horizon, 4)
 
 
+def test_no_preset_is_the_umaze_preset():
+    from mmftraj.config import to_dict
+
+    assert to_dict(resolve_config("maze2d", None)[1]) == to_dict(resolve_config("maze2d", "umaze")[1])
+
+
 def test_short_training_lowers_the_loss_and_scores_rollouts(run):
     root, _, results = run
     rows = (root / "runs/maze2d/tiny/metrics.csv").read_text().splitlines()
