@@ -52,7 +52,7 @@ class EvalConfig:
     episodes: int = 100
     steps: int = 1  # network evaluations per plan (mean-flow variants)
     fm_steps: int = 16  # Euler steps for `fm` checkpoints when --steps is not given
-    candidates: int = 16  # plans drawn per call in one batch; one is kept by `selection`
+    candidates: int = 1  # plans drawn per call in one batch; one is kept by `selection`
     selection: Literal["first", "earliest"] = "earliest"
     goal_steps: list[float] = field(default_factory=lambda: [0.25, 0.5, 0.75, 1.0])  # goal_anywhere models
     replan_every: int = 0  # env steps between plans; 0 plans once (open loop, as Diffuser)
