@@ -129,7 +129,8 @@ class ModularMeanFlow:
         u = model(z, r, t, **cond)
 
         # du/dt only where r < t: r = t rows are flow matching and contribute (t - r)·du/dt = 0.
-        dudt_term = torch.zeros_like(u)
+        # Kept in float32 at least: the derivative is never rounded to bf16 (DESIGN §2).
+        dudt_term = torch.zeros_like(_wide(u))
         jvp_rows = torch.nonzero(r < t).squeeze(1)
         if jvp_rows.numel() > 0:
             sub_cond = {k: _batch_index(c, jvp_rows, n) for k, c in cond.items()}
@@ -160,15 +161,15 @@ class ModularMeanFlow:
                     u=_wide(u[jvp_rows]),
                     create_graph=need_graph,
                     eps=self.cfg.fd_eps,
-                ).to(u.dtype)
+                )
             if need_graph and lam != 1.0:
                 dudt = lam * dudt + (1.0 - lam) * dudt.detach()
             elif not need_graph:
                 dudt = dudt.detach()
             span = (t - r)[jvp_rows].reshape((-1,) + (1,) * (x.dim() - 1))
-            dudt_term = dudt_term.index_put((jvp_rows,), span * dudt)
+            dudt_term = dudt_term.index_put((jvp_rows,), (_wide(span) * dudt).to(dudt_term.dtype))
 
-        delta = _wide(u) + _wide(dudt_term) - _wide(v)
+        delta = _wide(u) + dudt_term - _wide(v)
         sq = delta.pow(2)
         if loss_mask is not None:
             mask = loss_mask.to(sq.dtype).expand_as(sq)
