@@ -32,6 +32,9 @@ class DataConfig:
     path: str | None = None  # None: datasets/maze2d/<env>.hdf5, generated on first use
     horizon: int = 128
     normalizer: Literal["limits", "gaussian"] = "limits"
+    split: str | None = None  # a split (envs/splits name or YAML path) applied to the training data
+    fraction: float = 1.0  # nested low-data subset: this fraction of the episodes (by subset_seed)
+    subset_seed: int = 0
 
 
 @dataclass
@@ -111,12 +114,17 @@ def dataset_path(cfg: Config, generate_missing: bool = True, progress: bool = Tr
 
 
 def load_windows(cfg: Config, progress: bool = True):
-    from ..data import WindowDataset, load_episodes
+    from ..data import load_episodes
 
     store = load_episodes(dataset_path(cfg, progress=progress))
     if store.obs_dim != OBS_DIM:
         raise UserError(f"maze2d needs 4-D observations (x, y, vx, vy); the dataset has {store.obs_dim}")
-    return WindowDataset(store, cfg.data.horizon, normalizer=cfg.data.normalizer)
+    from ..envs import SPECS
+    from ..evaluation.splits import prepare_windows
+
+    goal_from = max(1, cfg.data.horizon // 8) if cfg.model.goal_anywhere else None  # as make_batch_fn
+    return prepare_windows(store, cfg.data.horizon, cfg.data.normalizer, cfg.data.split, cfg.data.fraction,
+                           cfg.data.subset_seed, layout=SPECS[cfg.data.env].layout, goal_from=goal_from)
 
 
 def obs_normalizer(windows):
