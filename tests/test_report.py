@@ -1,0 +1,253 @@
+"""The report: aggregation checked against independent computations, stability counts, the grid's
+shape, a tiny grid of real maze2d runs end to end, resuming an interrupted grid, and bad input."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from mmftraj.errors import UserError
+from mmftraj.evaluation.report import (
+    TrainKey,
+    build_grid,
+    load_report_config,
+    paired_differences,
+    run_report,
+    run_stability,
+    summarize,
+    t_quantile,
+)
+
+
+# -- aggregation ----------------------------------------------------------------------------------
+def per_run_table() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    rows = []
+    for split, cond, group in (("s1", "id", "id"), ("s1", "ood", "ood")):
+        for variant, shift in (("mmf", 5.0), ("fm", 0.0), ("meanflow", -2.0)):
+            for seed in range(4):
+                rows.append(dict(split=split, condition=cond, group=group, fraction=1.0, variant=variant, seed=seed,
+                                 score=float(50 + shift + 3 * seed + rng.normal()), success_rate=0.5, spikes=seed % 2,
+                                 diverged=False))
+    return pd.DataFrame(rows)
+
+
+def test_summary_is_mean_and_standard_error_over_seeds():
+    df = per_run_table()
+    s = summarize(df)
+    assert len(s) == 6 and set(s.columns) >= {"split", "condition", "variant", "n", "score_mean", "score_se"}
+    row = s[(s.condition == "ood") & (s.variant == "fm")].iloc[0]
+    x = df[(df.condition == "ood") & (df.variant == "fm")].score.to_numpy()
+    assert row.n == 4 and row.spikes == 2
+    assert row.score_mean == pytest.approx(np.mean(x))
+    assert row.score_se == pytest.approx(np.std(x, ddof=1) / 2)
+
+
+def test_paired_differences_match_scipy_t_interval():
+    stats = pytest.importorskip("scipy.stats")
+    df = per_run_table()
+    p = paired_differences(df, "mmf", 0.95)
+    assert set(p.comparison) == {"mmf - fm", "mmf - meanflow"} and len(p) == 4
+    row = p[(p.condition == "id") & (p.comparison == "mmf - meanflow")].iloc[0]
+    a = df[(df.condition == "id") & (df.variant == "mmf")].sort_values("seed").score.to_numpy()
+    b = df[(df.condition == "id") & (df.variant == "meanflow")].sort_values("seed").score.to_numpy()
+    low, high = stats.t.interval(0.95, 3, loc=np.mean(a - b), scale=stats.sem(a - b))
+    assert row.n == 4 and row.diff_mean == pytest.approx(np.mean(a - b))
+    assert (row.ci_low, row.ci_high) == (pytest.approx(low, rel=1e-5), pytest.approx(high, rel=1e-5))
+    # pairing matters: seeds move all variants together, so the paired interval is narrow
+    assert row.verdict == "better" and high - low < 4
+
+
+def test_paired_differences_pair_on_seed_not_on_row_order():
+    df = per_run_table()
+    shuffled = df.sample(frac=1.0, random_state=3)
+    pd.testing.assert_frame_equal(
+        paired_differences(df).sort_values(["condition", "comparison"]).reset_index(drop=True),
+        paired_differences(shuffled).sort_values(["condition", "comparison"]).reset_index(drop=True))
+
+
+def test_t_quantile_against_scipy():
+    stats = pytest.importorskip("scipy.stats")
+    for df in (1, 2, 4, 9, 30):
+        for p in (0.9, 0.975, 0.995):
+            assert t_quantile(p, df) == pytest.approx(stats.t.ppf(p, df), rel=2e-4)
+
+
+def test_stability_counts_spikes_and_divergence(tmp_path):
+    mse = [1.0, 0.9, 0.8, 0.8, 0.7, 3.0, 0.6, 0.6, 0.5, 0.5, 2.0, 0.4]  # spikes at 3.0 (med 0.8) and 2.0 (0.6)
+    path = tmp_path / "metrics.csv"
+    pd.DataFrame({"step": np.arange(1, 13) * 10, "loss": 1.0, "mse": mse, "grad_norm": 1.0}).to_csv(path, index=False)
+    assert run_stability(path, 3.0) == {"spikes": 2, "diverged": False, "final_mse": 0.4}
+    assert run_stability(path, 5.0)["spikes"] == 0
+    pd.DataFrame({"step": [1, 2, 3], "loss": [1.0, float("nan"), 1.0], "mse": [1.0, 1.0, 1.0]}).to_csv(path, index=False)
+    assert run_stability(path)["diverged"] is True
+    pd.DataFrame({"step": [1, 2, 3, 4], "loss": 1.0, "mse": [1.0, 0.2, 0.3, 0.9]}).to_csv(path, index=False)
+    assert run_stability(path)["diverged"] is True  # final 0.9 > 3 x min 0.2
+
+
+# -- the grid ---------------------------------------------------------------------------------------
+def test_ood_grid_shares_full_data_runs_between_eval_only_splits():
+    cfg = load_report_config("quick")
+    grid = build_grid("ood", cfg)
+    keys = {item.key for item in grid}
+    assert len(grid) == 4 * 4 * 3  # splits x variants x seeds
+    assert len(keys) == 3 * 4 * 3  # goal-, start- and full-data runs
+    assert {k.split for k in keys} == {"umaze-goal", "umaze-start", None}
+    low = {item.key for item in build_grid("lowdata", cfg)}
+    assert len(low) == 5 * 4 * 3 and len(keys & low) == 4 * 3  # the 100% runs are the full-data runs
+    assert TrainKey("mmf", 1, None, 0.05).run_name == "mmf-all-f0.05-s1"
+    assert TrainKey("mmf", 1, None, 0.05).overrides(7) == ["data.fraction=0.05", "data.subset_seed=7"]
+    assert TrainKey("fm", 0).overrides(7) == []
+
+
+def test_report_config_bad_input(tmp_path):
+    with pytest.raises(UserError, match="unknown report preset 'fast'"):
+        load_report_config("fast")
+    with pytest.raises(UserError, match="at least 2 distinct seeds"):
+        load_report_config("quick", overrides=["seeds=[0]"])
+    with pytest.raises(UserError, match="unknown objective variant 'ddpm'"):
+        load_report_config("quick", overrides=["variants=[mmf, ddpm]"])
+    with pytest.raises(UserError, match=r"data fraction must be in \(0, 1\], got 1.5"):
+        build_grid("lowdata", load_report_config("quick", overrides=["lowdata.fractions=[0.5, 1.5]"]))
+    with pytest.raises(UserError, match="unknown split 'umaze-goals'"):
+        build_grid("ood", load_report_config("quick", overrides=["ood.splits=[umaze-goals]"]))
+    with pytest.raises(UserError, match="unknown report 'iid'"):
+        build_grid("iid", load_report_config("quick"))
+    with pytest.raises(UserError, match="task 'toy2d' has no report evaluation; tasks with one: maze2d"):
+        run_report("lowdata", load_report_config("quick", task="toy2d"), tmp_path / "runs", progress=False)
+    assert not (tmp_path / "runs").exists()  # refused before training anything
+
+
+# -- real runs ----------------------------------------------------------------------------------------
+TINY = ["train.threads=1", "data.horizon=32", "model.patch=8", "model.width=32", "model.depth=1", "model.heads=2",
+        "train.steps=24", "train.batch_size=16", "train.log_every=4", "train.ckpt_every=12", "train.warmup_steps=4",
+        "objective.lambda_warmup=12", "eval.train_episodes=0", "eval.candidates=2", "eval.fm_steps=2",
+        "eval.latency_repeats=1"]
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    from mmftraj.data.generate import generate
+
+    path = tmp_path_factory.mktemp("data") / "umaze-tiny.hdf5"
+    generate("maze2d-umaze-v1", samples=12000, seed=0, out=path, show_progress=False)
+    return path
+
+
+def tiny_config(data: Path, **extra):
+    overrides = [f"data.path={data}", *TINY]
+    base = dict(name="tiny", overrides=overrides, variants=["fm", "mmf"], seeds=[0, 1], episodes=2)
+    return load_report_config(overrides=[f"{k}={json.dumps(v)}" for k, v in {**base, **extra}.items()])
+
+
+def test_tiny_ood_grid_of_real_runs_then_resume(tiny_data, tmp_path):
+    cfg = tiny_config(tiny_data, ood={"splits": ["umaze-goal", "umaze-dynamics", "umaze-layout"]})
+    paths = run_report("ood", cfg, tmp_path / "runs", tmp_path / "out", progress=False)
+    for name in ("report.md", "report.csv", "per_run.csv", "paired.csv", "ood.png", "losses.png"):
+        assert paths[name].is_file() and paths[name].stat().st_size > 0
+    per_run = pd.read_csv(paths["per_run.csv"])
+    # goal: id + ood; dynamics: standard + 3 shifts; layout: standard + ood → 8 rows per variant and seed
+    assert len(per_run) == 8 * 2 * 2
+    assert per_run.groupby(["split", "variant"]).seed.nunique().eq(2).all()
+    assert set(per_run[per_run.split == "umaze-layout"].env) == {"maze2d-umaze-v1", "maze2d-eval-umaze-v1"}
+    summary = pd.read_csv(paths["report.csv"])
+    assert len(summary) == 8 * 2 and summary["n"].eq(2).all()
+    paired = pd.read_csv(paths["paired.csv"])
+    assert len(paired) == 8 and set(paired.comparison) == {"mmf - fm"}
+    runs = tmp_path / "runs" / "maze2d" / "tiny"
+    assert sorted(p.name for p in runs.iterdir() if p.is_dir()) == [
+        "fm-all-f1-s0", "fm-all-f1-s1", "fm-umaze-goal-f1-s0", "fm-umaze-goal-f1-s1",
+        "mmf-all-f1-s0", "mmf-all-f1-s1", "mmf-umaze-goal-f1-s0", "mmf-umaze-goal-f1-s1"]
+    # the goal-split runs trained on fewer windows than the full-data runs
+    windows = {p.name: json.loads((p / "results.json").read_text())["windows"] for p in runs.iterdir() if p.is_dir()}
+    assert windows["mmf-umaze-goal-f1-s0"] < windows["mmf-all-f1-s0"]
+
+    # interrupt one run: drop its final checkpoint, results and cached scores; keep step 12
+    victim = runs / "mmf-umaze-goal-f1-s1"
+    before = json.loads((victim / "results.json").read_text())
+    import shutil
+
+    shutil.rmtree(victim / "checkpoints" / "step_00000024")
+    shutil.rmtree(victim / "report-eval")
+    (victim / "results.json").unlink()
+    others = {p: p.stat().st_mtime_ns for d in runs.iterdir() if d.is_dir() and d != victim
+              for p in [d / "results.json", *(d / "report-eval").iterdir(), *(d / "checkpoints").rglob("*")]}
+    per_run_before = per_run
+    run_report("ood", cfg, tmp_path / "runs", tmp_path / "out", progress=False)
+    assert all(p.stat().st_mtime_ns == t for p, t in others.items())  # finished runs untouched
+    after = json.loads((victim / "results.json").read_text())
+    assert after["steps"] == 24 and after["final_loss"] == pytest.approx(before["final_loss"], rel=1e-6)
+    metrics = pd.read_csv(victim / "metrics.csv")
+    assert list(metrics.step) == list(range(4, 25, 4))  # resumed from step 12, no duplicated rows
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "out" / "per_run.csv").drop(columns="train_time_s"),
+                                  per_run_before.drop(columns="train_time_s"))
+
+
+def test_tiny_lowdata_grid_and_changed_config(tiny_data, tmp_path):
+    cfg = tiny_config(tiny_data, lowdata={"fractions": [0.25, 1.0], "subset_seed": 0})
+    paths = run_report("lowdata", cfg, tmp_path / "runs", tmp_path / "out", progress=False)
+    per_run = pd.read_csv(paths["per_run.csv"])
+    assert len(per_run) == 2 * 2 * 2 and set(per_run.fraction) == {0.25, 1.0}
+    assert paths["lowdata.png"].is_file()
+    runs = tmp_path / "runs" / "maze2d" / "tiny"
+    w = {f: json.loads((runs / f"mmf-all-f{f}-s0" / "results.json").read_text())["windows"] for f in ("0.25", "1")}
+    assert 0 < w["0.25"] < w["1"]
+    # other evaluation settings: the same runs are re-scored, not retrained
+    rescored = tiny_config(tiny_data, lowdata={"fractions": [0.25, 1.0], "subset_seed": 0})
+    rescored.overrides.append("eval.candidates=3")
+    trained = {p: p.stat().st_mtime_ns for p in runs.rglob("results.json")}
+    run_report("lowdata", rescored, tmp_path / "runs", tmp_path / "out2", progress=False)
+    assert {p: p.stat().st_mtime_ns for p in runs.rglob("results.json")} == trained
+    assert len(list((runs / "mmf-all-f1-s0" / "report-eval").iterdir())) == 2
+    # other training settings under the same report name: refused
+    changed = tiny_config(tiny_data, lowdata={"fractions": [0.25, 1.0], "subset_seed": 0})
+    changed.overrides.append("model.width=16")
+    with pytest.raises(UserError, match="was trained with a different config"):
+        run_report("lowdata", changed, tmp_path / "runs", tmp_path / "out", progress=False)
+
+
+# -- the command line ------------------------------------------------------------------------------------
+def cli(*args):
+    """`mmftraj report ...` in process (the user_errors contract is the same as in a subprocess)."""
+    from typer.testing import CliRunner
+
+    from mmftraj.cli import app
+
+    result = CliRunner().invoke(app, ["report", *args])
+    return result.exit_code, result.stderr
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["iid"], "unknown report 'iid'; valid choices: lowdata, ood"),
+    (["ood", "--preset", "fast"], "unknown report preset 'fast'"),
+    (["ood", "--preset", "quick", "--set", "ood.splits=[umaze-goals]"], "unknown split 'umaze-goals'"),
+    (["lowdata", "--preset", "quick", "--set", "lowdata.fractions=[0.1,1.5]"], r"data fraction must be in (0, 1]"),
+    (["lowdata", "--preset", "quick", "--set", "lowdata.fractions=[0]"], r"data fraction must be in (0, 1]"),
+    (["ood", "--config", "missing.yaml"], "config file not found"),
+])
+def test_cli_bad_input_is_one_line_exit_2(args, expected, tmp_path):
+    code, stderr = cli(*args, "--runs-dir", str(tmp_path))
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and expected in lines[0], stderr
+
+
+def test_cli_split_leaving_no_training_data(tiny_data, tmp_path):
+    from mmftraj.data import load_episodes
+    from mmftraj.evaluation.splits import cells_of, prepare_windows
+
+    # hold out every cell in which some 160-step window of this dataset ends (not every free cell)
+    windows = prepare_windows(load_episodes(tiny_data), 160, None)
+    ends = cells_of(windows.store.observations[windows.window_starts.numpy() + 159, :2])
+    cells = sorted({tuple(map(int, c)) for c in ends})
+    assert 0 < len(cells) < 7
+    split = tmp_path / "ends.yaml"
+    split.write_text(yaml.safe_dump({"kind": "goal", "layout": "umaze", "cells": [list(c) for c in cells]}))
+    cfg = tmp_path / "report.yaml"
+    cfg.write_text(yaml.safe_dump({"name": "empty", "variants": ["mmf"], "seeds": [0, 1], "ood": {"splits": [str(split)]},
+                                   "overrides": [f"data.path={tiny_data}", *TINY, "data.horizon=160", "model.patch=16"]}))
+    code, stderr = cli("ood", "--config", str(cfg), "--runs-dir", str(tmp_path / "runs"))
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and "leaves no training windows" in lines[0], stderr
