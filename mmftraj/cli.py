@@ -5,13 +5,13 @@ User errors (mmftraj.errors.UserError) end with one red line on stderr and exit 
 
 from __future__ import annotations
 
-import functools
 import sys
 from pathlib import Path
 
 import typer
 
 from . import __version__
+from .cli_errors import user_errors
 from .errors import UserError
 
 app = typer.Typer(
@@ -20,20 +20,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-
-
-def user_errors(fn):
-    """Turn a UserError into one line on stderr and exit code 2 (no traceback)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except UserError as exc:
-            typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-            raise typer.Exit(2) from None
-
-    return wrapper
 
 
 def _version(value: bool):
@@ -167,6 +153,7 @@ def fid_cmd(
 
     print_results(compute_fid(task, checkpoint, samples, data_dir, weights, n, steps, seed, device=device))
 
+
 @app.command("report")
 @user_errors
 def report_cmd(
@@ -180,8 +167,8 @@ def report_cmd(
 ):
     """Train and score the grid (variants × splits or data fractions × seeds, reusing finished runs
     and resuming interrupted ones); write report.md, report.csv and plots."""
-    from .evaluation.report import KINDS, load_report_config, run_report
     from .errors import choice_error
+    from .evaluation.report import KINDS, load_report_config, run_report
 
     if kind not in KINDS:
         raise choice_error("report", kind, KINDS)
