@@ -24,14 +24,6 @@ from mmftraj.errors import UserError
 PER_BATCH = 6
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _dump(obj, path, numpy1_names: bool = False):
     # Protocol 2/3 pickles name globals as text lines, like the original (Python 2) files.
     data = pickle.dumps(obj, protocol=3)

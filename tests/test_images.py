@@ -18,14 +18,6 @@ from mmftraj.models import build_unet, unet_config
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_digits_images():
     x, y = load_digits_images(8)
     assert x.shape == (1797, 1, 8, 8) and y.shape == (1797,)

@@ -21,15 +21,6 @@ from mmftraj.models import transformer as transformer_mod
 B, H, D, C = 5, 16, 3, 4
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These tensors are tiny: extra intra-op threads only add spin-wait, badly so on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny(seed: int = 0, **kw) -> TemporalTransformer:
     torch.manual_seed(seed)
     cfg = dict(horizon=H, dim_in=D, width=32, depth=2, heads=4, cond_dim=C)

@@ -9,14 +9,6 @@ from mmftraj.core import ModularMeanFlow, ObjectiveConfig, get_jvp_backend
 from mmftraj.models import UNet, UNetConfig, build_unet, unet_config
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny(seed: int = 0, **kw) -> UNet:
     torch.manual_seed(seed)
     cfg = dict(image_size=8, in_channels=1)

@@ -8,6 +8,9 @@ gradient, so every network here normalises with this composite LayerNorm instead
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 from torch import nn
 
@@ -27,3 +30,23 @@ class LayerNorm(nn.Module):
         if self.weight is not None:
             out = out * self.weight + self.bias
         return out
+
+
+class SwitchableAttention:
+    """Mixin for networks with an `attention_backend` property ("math" | "fast").
+
+    `use_attention` switches temporarily; `jvp_safe` forces the math path, the one that works
+    under forward-mode autodiff (fused SDPA kernels do not).
+    """
+
+    @contextlib.contextmanager
+    def use_attention(self, name: str) -> Iterator[None]:
+        previous = self.attention_backend
+        self.attention_backend = name
+        try:
+            yield
+        finally:
+            self.attention_backend = previous
+
+    def jvp_safe(self):
+        return self.use_attention("math")

@@ -19,9 +19,7 @@ not the contract.
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -31,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .embeddings import TimeEmbedding, sinusoidal_positions
-from .layers import LayerNorm
+from .layers import LayerNorm, SwitchableAttention
 
 ATTENTION_BACKENDS = ("math", "fast")
 
@@ -132,7 +130,7 @@ class Block(nn.Module):
         return x + g2[:, None, :] * self.drop(self.mlp(_modulate(self.norm2(x), sh2, sc2)))
 
 
-class TemporalTransformer(nn.Module):
+class TemporalTransformer(SwitchableAttention, nn.Module):
     """u_θ(z, r, t, cond): z (B, H, D), r and t (B,), cond (B, cond_dim) or None → u (B, H, D)."""
 
     def __init__(self, cfg: TransformerConfig):
@@ -177,20 +175,6 @@ class TemporalTransformer(nn.Module):
             raise ValueError(f"attention backend must be one of {ATTENTION_BACKENDS}, got {name!r}")
         for block in self.blocks:
             block.attn.backend = name
-
-    @contextlib.contextmanager
-    def use_attention(self, name: str) -> Iterator[None]:
-        """Temporarily switch the attention path; restores the previous one on exit."""
-        previous = self.attention_backend
-        self.attention_backend = name
-        try:
-            yield
-        finally:
-            self.attention_backend = previous
-
-    def jvp_safe(self):
-        """Context in which forward-mode autodiff is safe: the math attention path is forced."""
-        return self.use_attention("math")
 
     # ---- forward --------------------------------------------------------------------------------
     def forward(self, z: torch.Tensor, r: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None):

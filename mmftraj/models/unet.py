@@ -22,9 +22,7 @@ batch function) to draw fresh masks.
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
@@ -34,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .embeddings import TimeEmbedding
+from .layers import SwitchableAttention
 
 UNET_ATTENTION = ("math", "fast")
 
@@ -189,7 +188,7 @@ class ResBlock(nn.Module):
         return x
 
 
-class UNet(nn.Module):
+class UNet(SwitchableAttention, nn.Module):
     """u_θ(z, r, t, aug=None): z (B, C, H, W), r and t (B,), aug (B, aug_dim) or None → (B, C, H, W)."""
 
     def __init__(self, cfg: UNetConfig):
@@ -252,19 +251,6 @@ class UNet(nn.Module):
         for m in self.modules():
             if isinstance(m, Attention):
                 m.backend = name
-
-    @contextlib.contextmanager
-    def use_attention(self, name: str) -> Iterator[None]:
-        previous = self.attention_backend
-        self.attention_backend = name
-        try:
-            yield
-        finally:
-            self.attention_backend = previous
-
-    def jvp_safe(self):
-        """Context in which forward-mode autodiff is safe: the math attention path is forced."""
-        return self.use_attention("math")
 
     @torch.no_grad()
     def reseed_dropout(self, generator: torch.Generator) -> None:
