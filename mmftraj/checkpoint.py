@@ -139,3 +139,22 @@ def load_weights(model: torch.nn.Module, tensors: dict[str, torch.Tensor], which
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()
         raise UserError(f"checkpoint does not fit this model: {first[1].strip() if len(first) > 1 else first[0]}") from None
+
+
+def load_task_model(checkpoint: str | Path, task: str, config_cls, build, which: str = "ema"):
+    """(model in eval mode, cfg, meta) from a checkpoint written by `task`.
+
+    The config saved in the checkpoint rebuilds the network (`build(cfg)`), so a checkpoint of
+    another task, without a config, or of another shape is one clear UserError.
+    """
+    from .config import from_dict
+
+    tensors, meta = load_checkpoint(checkpoint)
+    if meta.get("task") != task:
+        raise UserError(f"checkpoint {checkpoint} belongs to task {meta.get('task')!r}, not {task!r}")
+    if "config" not in meta:
+        raise UserError(f"checkpoint {checkpoint} has no {task} config in its metadata")
+    cfg = from_dict(config_cls, meta["config"])
+    model = build(cfg)
+    load_weights(model, tensors, which)
+    return model.eval(), cfg, meta

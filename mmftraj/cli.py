@@ -5,7 +5,6 @@ User errors (mmftraj.errors.UserError) end with one red line on stderr and exit 
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import typer
@@ -64,7 +63,7 @@ def train(
         if preset is not None and preset != maze:
             raise UserError("give either --maze or --preset, not both")
         preset = maze
-    results = prepare_and_train(
+    prepare_and_train(
         task=task,
         preset=preset,
         config_file=config,
@@ -78,8 +77,6 @@ def train(
         resume=resume,
         overwrite=overwrite,
     )
-    if results is None:
-        sys.exit(0)
 
 
 @app.command("eval")

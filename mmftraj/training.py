@@ -148,7 +148,7 @@ class MetricsLog:
             writer.writerow(row)
 
 
-def _progress(enabled: bool, total: int):
+def _progress(enabled: bool):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     return Progress(
@@ -277,7 +277,7 @@ class Trainer:
         last_t = time.perf_counter()
         last_step = self.step
         row: dict = {}
-        with _progress(self.progress, cfg.steps) as bar:
+        with _progress(self.progress) as bar:
             task = bar.add_task("train", total=cfg.steps, completed=self.step, info="")
             while self.step < cfg.steps:
                 t0 = time.perf_counter()

@@ -95,9 +95,6 @@ class ModularMeanFlow:
     def lam(self, step: int) -> float:
         return float(self.lambda_schedule(step))
 
-    def __call__(self, model, x, step: int = 0, generator=None, **kwargs):
-        return self.loss(model, x, step=step, generator=generator, **kwargs)
-
     def loss(
         self,
         model,

@@ -10,7 +10,6 @@ from pathlib import Path
 import torch
 
 from ..core import ModularMeanFlow, sample
-from ..errors import UserError
 from ..models.unet import UNet, UNetConfig, build_unet
 from ..training import Trainer
 
@@ -73,16 +72,10 @@ def generate(model: UNet, n: int, steps: int, mode: str, seed: int, batch: int =
 
 
 def load_image_model(checkpoint, task: str, config_cls, which: str = "ema"):
-    from ..checkpoint import load_checkpoint, load_weights
-    from ..config import from_dict
+    from ..checkpoint import load_task_model
 
-    tensors, meta = load_checkpoint(checkpoint)
-    if meta.get("task") != task:
-        raise UserError(f"checkpoint {checkpoint} belongs to task {meta.get('task')!r}, not {task!r}")
-    cfg = from_dict(config_cls, meta["config"])
-    model = build_unet(cfg.model)
-    load_weights(model, tensors, which)
-    return model.eval(), cfg
+    model, cfg, _ = load_task_model(checkpoint, task, config_cls, lambda c: build_unet(c.model), which)
+    return model, cfg
 
 
 def write_samples(model: UNet, cfg, task: str, steps: int, n: int, out: Path, seed: int, scale: int) -> list[Path]:

@@ -195,19 +195,13 @@ def train(cfg: Config, run_dir: Path, resume: bool = False, progress: bool = Tru
 # -- checkpoints and evaluation -------------------------------------------------------------------
 def load_model(checkpoint: str | Path, which: str = "ema"):
     """(net, cfg, normalizer) from a maze2d checkpoint; other tasks and shapes are UserErrors."""
-    from ..checkpoint import load_checkpoint, load_weights
-    from ..config import from_dict
+    from ..checkpoint import load_task_model
     from ..data import Normalizer
 
-    tensors, meta = load_checkpoint(checkpoint)
-    if meta.get("task") != "maze2d":
-        raise UserError(f"checkpoint {checkpoint} belongs to task {meta.get('task')!r}, not 'maze2d'")
-    if "normalizer" not in meta or "config" not in meta:
-        raise UserError(f"checkpoint {checkpoint} has no maze2d config or normalizer in its metadata")
-    cfg = from_dict(Config, meta["config"])
-    net = build_model(cfg)
-    load_weights(net, tensors, which)
-    return net.eval(), cfg, Normalizer.from_state_dict(meta["normalizer"])
+    net, cfg, meta = load_task_model(checkpoint, "maze2d", Config, build_model, which)
+    if "normalizer" not in meta:
+        raise UserError(f"checkpoint {checkpoint} has no normalizer in its metadata")
+    return net, cfg, Normalizer.from_state_dict(meta["normalizer"])
 
 
 def evaluate(checkpoint: str | Path, steps: list[int] | None = None, episodes: int | None = None, seed: int = 0,

@@ -155,16 +155,9 @@ def plot_samples(data: torch.Tensor, samples: dict, path: Path, title: str) -> N
 
 
 def load_model(checkpoint: str | Path, which: str = "ema") -> tuple[TimeMLP, Config]:
-    from ..checkpoint import load_checkpoint, load_weights
-    from ..config import from_dict
-    from ..errors import UserError
+    from ..checkpoint import load_task_model
 
-    tensors, meta = load_checkpoint(checkpoint)
-    if meta.get("task") != "toy2d":
-        raise UserError(f"checkpoint {checkpoint} belongs to task {meta.get('task')!r}, not 'toy2d'")
-    cfg = from_dict(Config, meta["config"])
-    model = build_model(cfg)
-    load_weights(model, tensors, which)
+    model, cfg, _ = load_task_model(checkpoint, "toy2d", Config, build_model, which)
     return model, cfg
 
 
