@@ -54,7 +54,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--compile", action="store_true", help="torch.compile the U-Net")
     p.add_argument("--jvp", default=None, help="override objective.jvp (fd-central, fd-forward, exact)")
     p.add_argument("--attention", choices=["fast", "math"], default=None)
-    p.add_argument("--warmup", type=int, default=None, help="untimed steps (default 3, or 15 with --compile)")
+    p.add_argument("--warmup", type=int, default=None, help="untimed steps (default 3, or 5 with --compile)")
     p.add_argument("--iters", type=int, default=20, help="timed steps per variant")
     p.add_argument("--train-steps", type=int, default=0, help="instead: a short training run with a metrics log")
     p.add_argument("--data-dir", default=None, help="real CIFAR-10 batches (default: synthetic uint8 data)")
@@ -112,7 +112,7 @@ def throughput(args, variant: str, images: torch.Tensor) -> dict:
     dev = trainer.device
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
-    warmup = args.warmup if args.warmup is not None else (15 if args.compile else 3)
+    warmup = args.warmup if args.warmup is not None else (5 if args.compile else 3)
     t0 = time.perf_counter()
     for _ in range(warmup):
         stats = trainer.train_step()

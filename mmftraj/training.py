@@ -198,7 +198,10 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(
             self.params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay
         )
-        self.forward_model = torch.compile(self.model) if cfg.compile else self.model
+        # dynamic=False: the objective calls the model at a few fixed batch sizes (the whole batch,
+        # the r < t rows) and grad modes; one static graph each compiles faster and runs faster
+        # than the dynamic-shape graph torch.compile would switch to at the second size.
+        self.forward_model = torch.compile(self.model, dynamic=False) if cfg.compile else self.model
         self.step = 0
         self.train_time = 0.0
 
