@@ -259,8 +259,13 @@ class Episode:
 
 
 def run_episode(env, planner: Planner, replan_every: int = 0, seed: int = 0, max_steps: int | None = None,
-                goal=None, start=None, keep_plans: int = 3, speed: float = 1.0) -> Episode:
+                goal=None, start=None, keep_plans: int = 3, speed: float = 1.0, replan_missed: bool = False) -> Episode:
     """One episode: plan at t = 0, track the plan, replan every `replan_every` steps (0: never).
+
+    With `replan_missed`, when the plan is used up (its arrival at the goal, or its last step) and
+    the agent is not at the goal (it lags the plan, or the route is longer than the horizon), a
+    new plan starts from where the agent is, instead of heading for the goal in a straight line,
+    which a wall may block.
 
     `start`/`goal` (x, y) replace d4rl's random start and the layout's goal (free points only).
     `speed` > 1 runs the plan's clock faster than the env's (step k tracks plan state ⌈speed·k⌉):
@@ -277,7 +282,9 @@ def run_episode(env, planner: Planner, replan_every: int = 0, seed: int = 0, max
     total, path, plans, seconds = 0.0, [obs.copy()], [], []
     plan, k = None, 0
     for step in range(steps):
-        if plan is None or (replan_every > 0 and k >= replan_every):
+        exhausted = (plan is not None and np.ceil(speed * (k + 1) - 1e-9) > plan.end
+                     and np.linalg.norm(obs[:2] - goal) > planner.goal_radius)
+        if plan is None or (replan_every > 0 and k >= replan_every) or (replan_missed and exhausted):
             plan, k = planner.plan(obs, goal), 0
             seconds.append(plan.seconds)
             if len(plans) < keep_plans:

@@ -192,6 +192,25 @@ def test_windows_respect_episode_boundaries():
         WindowDataset(store, horizon=13)
 
 
+def test_padded_windows_start_anywhere_and_rest_at_the_episode_end():
+    lengths = [5, 12, 3, 8]
+    store = _tagged_store(lengths)  # columns: episode id, step (observations), -id (action)
+    w = WindowDataset(store, horizon=6, normalizer="limits", pad=True, rest_columns=(2,))
+    assert len(w) == sum(lengths)  # every step of every episode starts a window
+    x = w.unnormalize(w.windows(torch.arange(len(w))).numpy())
+    assert {tuple(r) for r in x[:, 0, :2].round(6).tolist()} == {(k, s) for k, n in enumerate(lengths) for s in range(n)}
+    for row in x:
+        k, s = int(round(row[0, 0])), int(round(row[0, 1]))
+        real = min(6, lengths[k] - s)
+        assert np.allclose(row[:, 0], k)  # never crosses into the next episode
+        assert np.allclose(row[:real, 1], s + np.arange(real))
+        assert np.allclose(row[real:, 1], lengths[k] - 1)  # then waits at the final state...
+        assert np.allclose(row[:real, 2], -k) and np.allclose(row[real:, 2], 0.0, atol=1e-6)  # ...at rest
+    assert torch.equal(w.window_ends(), torch.minimum(w.window_starts + 6, w.episode_ends))
+    short = WindowDataset(store, horizon=6, normalizer=None)  # unpadded: inside episodes only
+    assert len(short) == (12 - 5) + (8 - 5)
+
+
 @pytest.mark.parametrize("kind", ["limits", "gaussian"])
 def test_normalizer_inverts_and_serialises(kind):
     rng = np.random.default_rng(0)

@@ -80,7 +80,8 @@ def test_checkpoint_round_trip_gives_identical_plans(run, tmp_path):
 def test_evaluate_k_steps_writes_results(run, tmp_path):
     root, _, _ = run
     res = M.evaluate(root / "runs/maze2d/tiny", steps=[1, 2], episodes=2, seed=3, out=tmp_path,
-                     overrides=["eval.plots=1", "eval.latency_repeats=2", "eval.replan_every=50"], progress=False)
+                     overrides=["eval.plots=1", "eval.latency_repeats=2", "eval.replan_every=50",
+                                "eval.replan_missed=false"], progress=False)
     assert res["1-step"]["evaluations_per_plan"] == 1 and res["2-step"]["evaluations_per_plan"] == 2
     assert res["1-step"]["plans_per_episode"] == pytest.approx(6)  # 300 steps / 50
     assert (tmp_path / "steps2" / "rollouts.png").is_file()

@@ -155,6 +155,33 @@ def test_rollout_with_hand_built_planner_reaches_the_goal_and_scores():
 
 
 
+class HalfWay(StraightLine):
+    """Plans that stop halfway to the goal: every plan runs out short of it."""
+
+    def forward(self, z, r, t, start, goal):
+        return super().forward(z, r, t, start, (start[:, :2] + goal) / 2)
+
+
+@pytest.mark.parametrize("replan_missed", [False, True])
+def test_a_plan_that_runs_out_short_of_the_goal_is_replanned_from_the_agent(replan_missed):
+    env = make_maze2d("maze2d-umaze-v1")
+    norm = Normalizer("limits", [0.0] * 4, [1.0] * 4)
+    planner = Planner(HalfWay(64), norm, steps=1, candidates=1, selection="first")
+    ep = run_episode(env, planner, seed=0, start=(1.0, 3.0), goal=(1.0, 1.0), keep_plans=20,
+                     replan_missed=replan_missed)
+    assert np.linalg.norm(ep.plans[0][1].states[-2, :2] - [1.0, 2.0]) < 0.05  # halfway (then the pinned goal)
+    if not replan_missed:  # one plan, then the goal is tracked directly
+        assert len(ep.plan_seconds) == 1
+        return
+    # a new plan from wherever the agent is each time one runs out, until the agent is at the goal
+    assert 2 <= len(ep.plan_seconds) <= 8
+    for step, plan in ep.plans:
+        np.testing.assert_allclose(plan.states[0], ep.path[step])
+    later = [step for step, _ in ep.plans[1:]]
+    assert all(np.linalg.norm(ep.path[s, :2] - [1.0, 1.0]) > planner.goal_radius for s in later)
+    assert np.linalg.norm(ep.path[-1, :2] - [1.0, 1.0]) < 0.1
+
+
 def test_smoothing_is_a_moving_average_that_keeps_the_start():
     from mmftraj.planning import smooth_plans
 

@@ -238,7 +238,8 @@ def test_cli_split_leaving_no_training_data(tiny_data, tmp_path):
     from mmftraj.data import load_episodes
     from mmftraj.evaluation.splits import cells_of, prepare_windows
 
-    # hold out every cell in which some 160-step window of this dataset ends (not every free cell)
+    # hold out every cell in which some 160-step window of this dataset ends (not every free cell;
+    # unpadded windows, so long episodes only)
     windows = prepare_windows(load_episodes(tiny_data), 160, None)
     ends = cells_of(windows.store.observations[windows.window_starts.numpy() + 159, :2])
     cells = sorted({tuple(map(int, c)) for c in ends})
@@ -247,7 +248,8 @@ def test_cli_split_leaving_no_training_data(tiny_data, tmp_path):
     split.write_text(yaml.safe_dump({"kind": "goal", "layout": "umaze", "cells": [list(c) for c in cells]}))
     cfg = tmp_path / "report.yaml"
     cfg.write_text(yaml.safe_dump({"name": "empty", "variants": ["mmf"], "seeds": [0, 1], "ood": {"splits": [str(split)]},
-                                   "overrides": [f"data.path={tiny_data}", *TINY, "data.horizon=160", "model.patch=16"]}))
+                                   "overrides": [f"data.path={tiny_data}", *TINY, "data.horizon=160", "model.patch=16",
+                                                 "data.pad=false"]}))
     code, stderr = cli("ood", "--config", str(cfg), "--runs-dir", str(tmp_path / "runs"))
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert code == 2 and len(lines) == 1 and "leaves no training windows" in lines[0], stderr

@@ -64,6 +64,16 @@ def test_goal_split_removes_windows_ending_in_held_out_cells():
     assert kept.store.num_episodes == 4  # windows go, episodes stay
 
 
+def test_goal_split_on_padded_windows_looks_at_the_last_real_step():
+    store = maze_store()
+    assert len(prepare_windows(store, H, None, pad=True)) == 5 + 4 + 2 + 3  # a window per step
+    kept = prepare_windows(store, H, None, "umaze-goal", layout="umaze", pad=True)
+    # A's five windows end (padded) in (3,3), (2,3), (1,3)x3; B and C end in held-out cells; D's three in (1,3)
+    assert len(kept) == 5 + 3
+    last = store.observations[kept.window_ends().numpy() - 1, :2]
+    assert not {(1, 1), (1, 2)} & {tuple(c) for c in cells_of(last)}
+
+
 def test_goal_split_for_goals_anywhere_checks_every_possible_goal_step():
     store = maze_store()
     # goal at step 1 or 2 of each window: A's windows see (3,2)/(3,3), (3,3)/(2,3), (2,3)/(1,3): all kept;

@@ -110,7 +110,7 @@ def evaluate_condition(net, normalizer, cfg, mode: str, condition: Condition, ep
     """Score `episodes` rollouts of a maze2d planner under `condition` (d4rl-normalized)."""
     from ..envs import make_maze2d
     from ..planning import run_episode
-    from .rollouts import make_planner
+    from .rollouts import execution_options, make_planner
 
     if episodes < 1:
         raise UserError(f"evaluation episodes must be at least 1, got {episodes}")
@@ -127,8 +127,7 @@ def evaluate_condition(net, normalizer, cfg, mode: str, condition: Condition, ep
         env.episode = i
         goal = (env.layout.cell_to_xy(condition.goal_cells[i % len(condition.goal_cells)])
                 if condition.goal_cells else getattr(cfg.eval, "goal", None))
-        ep = run_episode(env, planner, replan_every=cfg.eval.replan_every, seed=seed + i, goal=goal, keep_plans=0,
-                         speed=getattr(cfg.eval, "speed", 1.0))
+        ep = run_episode(env, planner, seed=seed + i, goal=goal, keep_plans=0, **execution_options(cfg))
         scores.append(ep.score)
         success.append(ep.success)
     scores = np.asarray(scores)

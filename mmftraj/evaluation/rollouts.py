@@ -25,6 +25,13 @@ def make_planner(net, normalizer, cfg, mode: str, layout, candidates: int | None
                    goal_steps=e.goal_steps, smooth=e.smooth)
 
 
+def execution_options(cfg) -> dict:
+    """run_episode's execution settings from an eval config (older configs lack the newer fields)."""
+    e = cfg.eval
+    return {"replan_every": e.replan_every, "speed": getattr(e, "speed", 1.0),
+            "replan_missed": getattr(e, "replan_missed", False)}
+
+
 def plan_latency_ms(planner: Planner, obs, goal, repeats: int = 50, warmup: int = 5) -> float:
     """Median wall time of one `plan` call (ms), after a few warm-up calls."""
     for _ in range(warmup):
@@ -54,8 +61,7 @@ def evaluate_planner(net, normalizer, cfg, mode: str, episodes: int = 100, seed:
 
         iterator = track(iterator, description=f"rollouts {env_name}", transient=True)
     for i in iterator:
-        eps.append(run_episode(env, planner, replan_every=cfg.eval.replan_every, seed=seed + i, goal=goal,
-                               speed=cfg.eval.speed))
+        eps.append(run_episode(env, planner, seed=seed + i, goal=goal, **execution_options(cfg)))
     wall = time.perf_counter() - t0
     scores = np.array([e.score for e in eps])
     plans = sum(len(e.plan_seconds) for e in eps)
@@ -71,6 +77,7 @@ def evaluate_planner(net, normalizer, cfg, mode: str, episodes: int = 100, seed:
         "evaluations_per_plan": planner.steps,
         "candidates": planner.candidates,
         "replan_every": cfg.eval.replan_every,
+        "replan_missed": cfg.eval.replan_missed,
         "speed": cfg.eval.speed,
         "smooth": cfg.eval.smooth,
         "plans_per_episode": plans / episodes,

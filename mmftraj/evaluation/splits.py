@@ -262,16 +262,17 @@ def window_mask(windows, split: Split | str | None, goal_from: int | None = None
     if not 0 <= first < windows.horizon:
         raise UserError(f"goal_from must be in [0, {windows.horizon - 1}], got {goal_from}")
     count = np.concatenate([[0], np.cumsum(held)])  # held-out rows before each row
-    return count[starts + windows.horizon] - count[starts + first] == 0
+    ends = windows.window_ends().numpy()  # padded windows hold their last real row to the end
+    return count[ends] - count[np.minimum(starts + first, ends - 1)] == 0
 
 
 def prepare_windows(store, horizon: int, normalizer="limits", split: Split | str | None = None,
                     fraction: float = 1.0, subset_seed: int = 0, layout: str | None = None,
-                    goal_from: int | None = None):
+                    goal_from: int | None = None, pad: bool = False, rest_columns: tuple[int, ...] = ()):
     """Training windows after the low-data subset (episodes) and the split (episodes, then
     windows); the normalizer is fitted on what remains, as a user with only that data would.
     `layout` is the training maze (a maze split defined on another layout is a UserError);
-    `goal_from` as in `window_mask`."""
+    `goal_from` as in `window_mask`; `pad`, `rest_columns` as in WindowDataset."""
     from ..data import WindowDataset
 
     split = load_split(split) if split is not None else None
@@ -281,13 +282,11 @@ def prepare_windows(store, horizon: int, normalizer="limits", split: Split | str
             raise UserError(f"split {split.name!r} is defined on layout {split.layout!r} "
                             f"but the task trains on {_layout(layout).name!r}")
     store = apply_split(store, split)
-    windows = WindowDataset(store, horizon, normalizer=normalizer)
+    windows = WindowDataset(store, horizon, normalizer=normalizer, pad=pad, rest_columns=rest_columns)
     keep = window_mask(windows, split, goal_from)
     if not keep.any():
         raise UserError(f"split {split.name!r} leaves no training windows (all {len(keep)} windows "
                         f"{'end' if split.kind == 'goal' else 'start'} in held-out cells)")
     if not keep.all():
-        import torch
-
-        windows.window_starts = windows.window_starts[torch.from_numpy(keep)]
+        windows.keep(keep)
     return windows

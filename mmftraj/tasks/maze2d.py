@@ -24,6 +24,7 @@ from ..training import TrainConfig, Trainer
 MAZES = {"umaze": "maze2d-umaze-v1", "medium": "maze2d-medium-v1", "large": "maze2d-large-v1"}
 PRESETS = tuple(MAZES)
 OBS_DIM, GOAL_DIM = 4, 2
+REST_COLUMNS = (2, 3, 4, 5)  # velocities and actions: zero while a padded window waits at its goal
 
 
 @dataclass
@@ -35,6 +36,10 @@ class DataConfig:
     split: str | None = None  # a split (envs/splits name or YAML path) applied to the training data
     fraction: float = 1.0  # nested low-data subset: this fraction of the episodes (by subset_seed)
     subset_seed: int = 0
+    # Windows may run past their episode's end (the controller's goal), continuing at rest at the
+    # final position: every start is covered and "get there, then stay" is what plans learn.
+    # False: only windows inside episodes of at least `horizon` steps (Diffuser without padding).
+    pad: bool = True
 
 
 @dataclass
@@ -59,6 +64,7 @@ class EvalConfig:
     selection: Literal["first", "earliest"] = "earliest"
     goal_steps: list[float] = field(default_factory=lambda: [0.25, 0.5, 0.75, 1.0])  # goal_anywhere models
     replan_every: int = 0  # env steps between plans; 0 plans once (open loop, as Diffuser)
+    replan_missed: bool = True  # a plan that ends short of the goal is followed by a new one
     smooth: int = 11  # moving-average width (steps) applied to sampled plans; 1: none
     speed: float = 1.0  # plan clock / env clock while tracking (see planning.run_episode)
     truncate: bool = True  # track the goal from the plan's first arrival within goal_radius
@@ -124,7 +130,8 @@ def load_windows(cfg: Config, progress: bool = True):
 
     goal_from = max(1, cfg.data.horizon // 8) if cfg.model.goal_anywhere else None  # as make_batch_fn
     return prepare_windows(store, cfg.data.horizon, cfg.data.normalizer, cfg.data.split, cfg.data.fraction,
-                           cfg.data.subset_seed, layout=SPECS[cfg.data.env].layout, goal_from=goal_from)
+                           cfg.data.subset_seed, layout=SPECS[cfg.data.env].layout, goal_from=goal_from,
+                           pad=cfg.data.pad, rest_columns=REST_COLUMNS)
 
 
 def obs_normalizer(windows):
