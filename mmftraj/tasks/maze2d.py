@@ -64,7 +64,7 @@ class EvalConfig:
     selection: Literal["first", "earliest"] = "earliest"
     goal_steps: list[float] = field(default_factory=lambda: [0.25, 0.5, 0.75, 1.0])  # goal_anywhere models
     replan_every: int = 0  # env steps between plans; 0 plans once (open loop, as Diffuser)
-    replan_missed: bool = True  # a plan that ends short of the goal is followed by a new one
+    replan_missed: bool = True  # a plan used up with the agent away from the goal: plan again
     smooth: int = 11  # moving-average width (steps) applied to sampled plans; 1: none
     speed: float = 1.0  # plan clock / env clock while tracking (see planning.run_episode)
     truncate: bool = True  # track the goal from the plan's first arrival within goal_radius
@@ -81,7 +81,7 @@ class Config:
     objective: ObjectiveConfig = field(default_factory=lambda: ObjectiveConfig(lambda_warmup=2000))
     train: TrainConfig = field(
         default_factory=lambda: TrainConfig(
-            steps=6000, batch_size=64, lr=5e-4, warmup_steps=200, ema_decay=0.999, log_every=50, ckpt_every=1000
+            steps=4000, batch_size=64, lr=5e-4, warmup_steps=200, ema_decay=0.999, log_every=50, ckpt_every=1000
         )
     )
     data: DataConfig = field(default_factory=DataConfig)
