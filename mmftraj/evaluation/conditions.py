@@ -126,7 +126,7 @@ def evaluate_condition(net, normalizer, cfg, mode: str, condition: Condition, ep
     for i in iterator:
         env.episode = i
         goal = (env.layout.cell_to_xy(condition.goal_cells[i % len(condition.goal_cells)])
-                if condition.goal_cells else getattr(cfg.eval, "goal", None))
+                if condition.goal_cells else cfg.eval.goal)
         ep = run_episode(env, planner, seed=seed + i, goal=goal, keep_plans=0, **execution_options(cfg))
         scores.append(ep.score)
         success.append(ep.success)

@@ -26,10 +26,9 @@ def make_planner(net, normalizer, cfg, mode: str, layout, candidates: int | None
 
 
 def execution_options(cfg) -> dict:
-    """run_episode's execution settings from an eval config (older configs lack the newer fields)."""
+    """run_episode's execution settings from a maze2d config (shared by evaluations and reports)."""
     e = cfg.eval
-    return {"replan_every": e.replan_every, "speed": getattr(e, "speed", 1.0),
-            "replan_missed": getattr(e, "replan_missed", False)}
+    return {"replan_every": e.replan_every, "speed": e.speed, "replan_missed": e.replan_missed}
 
 
 def plan_latency_ms(planner: Planner, obs, goal, repeats: int = 50, warmup: int = 5) -> float:
