@@ -7,7 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
-from .config import apply_overrides, from_dict, load_yaml, merge_dict, save_yaml
+from .config import apply_overrides, from_dict, load_yaml, merge_dict, save_yaml, to_dict
 from .core.objective import VARIANTS
 from .errors import UserError, choice_error
 from .io import atomic_write_text
@@ -48,6 +48,38 @@ def resolve_config(task, preset=None, config_file=None, overrides=(), objective=
     return module, cfg
 
 
+RESUMABLE_SECTIONS = ("train", "eval")
+
+
+def resume_config(saved, overrides=(), steps=None, device=None):
+    """The saved config of a run being resumed, with this command's --steps, --device and --set applied.
+
+    Resume continues the same run, so the saved config wins over presets and defaults; what may
+    change is how it trains and is evaluated (steps, threads, device, eval settings). A --set that
+    would change the model, data or objective is refused rather than silently ignored, while
+    repeating the original command's own --set values is fine.
+    """
+    cfg = apply_overrides(saved, list(overrides))
+    if steps is not None:
+        cfg.train.steps = steps
+    if device is not None:
+        cfg.train.device = device
+    before, after = to_dict(saved), to_dict(cfg)
+    changed = [
+        f"{section}.{key}"
+        for section in before
+        if section not in RESUMABLE_SECTIONS and isinstance(before[section], dict)
+        for key in before[section]
+        if before[section][key] != after[section][key]
+    ]
+    if changed:
+        raise UserError(
+            f"--resume keeps the run's {', '.join(sorted({c.split('.')[0] for c in changed}))} settings, "
+            f"but this command changes {', '.join(changed)}; start a new run (--name) instead"
+        )
+    return cfg
+
+
 def default_run_name(cfg, preset: str | None) -> str:
     parts = [cfg.objective.variant, preset, f"s{cfg.train.seed}"]
     return "-".join(p for p in parts if p)
@@ -76,10 +108,8 @@ def prepare_and_train(
         if overwrite:
             shutil.rmtree(run_dir)
         elif resume:
-            # Resume continues the same run: the saved config wins, except a longer --steps.
-            cfg = from_dict(type(cfg), load_yaml(saved)) if saved.is_file() else cfg
-            if steps is not None:
-                cfg.train.steps = steps
+            if saved.is_file():
+                cfg = resume_config(from_dict(type(cfg), load_yaml(saved)), overrides, steps, device)
         else:
             raise UserError(f"run {run_dir} already exists; pass --resume to continue it, --overwrite, or another --name")
     run_dir.mkdir(parents=True, exist_ok=True)

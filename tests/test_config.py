@@ -34,3 +34,16 @@ def test_yaml_roundtrip_and_merge(tmp_path):
     path.write_text("train: [1, 2\n")
     with pytest.raises(UserError, match="not valid YAML"):
         load_yaml(path)
+
+
+def test_resume_applies_training_settings_and_refuses_model_changes():
+    from mmftraj.runs import resume_config
+
+    saved = apply_overrides(Config(), ["model.hidden=32", "train.threads=1"])
+    cfg = resume_config(saved, ["model.hidden=32", "train.threads=2", "eval.n_samples=50"], steps=900, device="cpu")
+    assert (cfg.train.threads, cfg.eval.n_samples, cfg.train.steps) == (2, 50, 900)
+    assert cfg.model.hidden == 32 and saved.train.threads == 1  # the saved config itself is left alone
+    with pytest.raises(UserError, match=r"changes model\.hidden"):
+        resume_config(saved, ["model.hidden=64"])
+    with pytest.raises(UserError, match=r"objective\.variant"):
+        resume_config(saved, ["objective.variant=fm"])
