@@ -51,8 +51,8 @@ def resolve_config(task, preset=None, config_file=None, overrides=(), objective=
 RESUMABLE_SECTIONS = ("train", "eval")
 
 
-def resume_config(saved, overrides=(), steps=None, device=None):
-    """The saved config of a run being resumed, with this command's --steps, --device and --set applied.
+def resume_config(saved, overrides=(), steps=None, device=None, objective=None):
+    """The saved config of a run being resumed, with this command's options and --set applied.
 
     Resume continues the same run, so the saved config wins over presets and defaults; what may
     change is how it trains and is evaluated (steps, threads, device, eval settings). A --set that
@@ -64,6 +64,8 @@ def resume_config(saved, overrides=(), steps=None, device=None):
         cfg.train.steps = steps
     if device is not None:
         cfg.train.device = device
+    if objective is not None:
+        cfg.objective.variant = objective
     before, after = to_dict(saved), to_dict(cfg)
     changed = [
         f"{section}.{key}"
@@ -109,7 +111,7 @@ def prepare_and_train(
             shutil.rmtree(run_dir)
         elif resume:
             if saved.is_file():
-                cfg = resume_config(from_dict(type(cfg), load_yaml(saved)), overrides, steps, device)
+                cfg = resume_config(from_dict(type(cfg), load_yaml(saved)), overrides, steps, device, objective)
         else:
             raise UserError(f"run {run_dir} already exists; pass --resume to continue it, --overwrite, or another --name")
     run_dir.mkdir(parents=True, exist_ok=True)

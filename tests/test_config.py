@@ -47,3 +47,6 @@ def test_resume_applies_training_settings_and_refuses_model_changes():
         resume_config(saved, ["model.hidden=64"])
     with pytest.raises(UserError, match=r"objective\.variant"):
         resume_config(saved, ["objective.variant=fm"])
+    with pytest.raises(UserError, match=r"objective\.variant"):
+        resume_config(saved, objective="fm")
+    assert resume_config(saved, objective=saved.objective.variant).objective == saved.objective
