@@ -3,6 +3,7 @@ lay out `runs/<task>/<name>/`, train, and write `results.json` plus a terminal t
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 from pathlib import Path
@@ -32,6 +33,12 @@ def resolve_config(task, preset=None, config_file=None, overrides=(), objective=
     cfg = preset_config(module, task, preset)
     if config_file is not None:
         cfg = merge_dict(cfg, load_yaml(config_file))
+    return module, apply_options(cfg, overrides, objective, steps, seed, device)
+
+
+def apply_options(cfg, overrides=(), objective=None, steps=None, seed=None, device=None):
+    """A copy of `cfg` with the command line's options applied, then its --set overrides (which win)."""
+    cfg = copy.deepcopy(cfg)
     if objective is not None:
         if objective not in VARIANTS:
             raise choice_error("objective", objective, VARIANTS)
@@ -44,41 +51,27 @@ def resolve_config(task, preset=None, config_file=None, overrides=(), objective=
         cfg.train.seed = seed
     if device is not None:
         cfg.train.device = device
-    cfg = apply_overrides(cfg, list(overrides))
-    return module, cfg
+    return apply_overrides(cfg, list(overrides))
 
 
-RESUMABLE_SECTIONS = ("train", "eval")
+RESUMABLE_SECTIONS = ("train", "eval", "runtime")  # how a run trains and is evaluated, not what it learns
 
 
 def resume_config(saved, overrides=(), steps=None, device=None, objective=None):
     """The saved config of a run being resumed, with this command's options and --set applied.
 
-    Resume continues the same run, so the saved config wins over presets and defaults; what may
-    change is how it trains and is evaluated (steps, threads, device, eval settings). A --set that
-    would change the model, data or objective is refused rather than silently ignored, while
-    repeating the original command's own --set values is fine.
+    Resume continues the same run, so the saved config wins over presets and defaults; only how
+    it trains and is evaluated may change. A change to the model, data or objective is refused
+    rather than silently ignored; repeating the original command's own values is fine. --seed is
+    not applied: it names the run, and reseeding half-way would make a different one.
     """
-    cfg = apply_overrides(saved, list(overrides))
-    if steps is not None:
-        cfg.train.steps = steps
-    if device is not None:
-        cfg.train.device = device
-    if objective is not None:
-        cfg.objective.variant = objective
-    before, after = to_dict(saved), to_dict(cfg)
-    changed = [
-        f"{section}.{key}"
-        for section in before
-        if section not in RESUMABLE_SECTIONS and isinstance(before[section], dict)
-        for key in before[section]
-        if before[section][key] != after[section][key]
-    ]
+    cfg = apply_options(saved, overrides, objective, steps, None, device)
+    after = to_dict(cfg)
+    changed = [f"{section}.{key}" for section, fields in to_dict(saved).items() if section not in RESUMABLE_SECTIONS
+               for key, value in fields.items() if value != after[section][key]]
     if changed:
-        raise UserError(
-            f"--resume keeps the run's {', '.join(sorted({c.split('.')[0] for c in changed}))} settings, "
-            f"but this command changes {', '.join(changed)}; start a new run (--name) instead"
-        )
+        raise UserError(f"--resume keeps the run's model, data and objective, but this command changes "
+                        f"{', '.join(changed)}; start a new run (--name) instead")
     return cfg
 
 
