@@ -51,7 +51,7 @@ def train(
     device: str = typer.Option(None, help="cpu, cuda, cuda:1, ..."),
     name: str = typer.Option(None, help="Run name; default <objective>-<preset>-s<seed>."),
     runs_dir: Path = typer.Option(Path("runs"), help="Where runs/<task>/<name>/ are written."),
-    resume: bool = typer.Option(False, help="Continue the run of that name from its last checkpoint with its saved config; --steps, --device and --set train.*/eval.* may still change."),
+    resume: bool = typer.Option(False, help="Continue the run of that name from its last checkpoint with its saved config; --steps, --device and --set train.*/eval.*/runtime.* may still change."),
     overwrite: bool = typer.Option(False, help="Delete an existing run of that name first."),
 ):
     """Train a model; writes config.yaml, metrics.csv, checkpoints, plots and results.json."""
