@@ -47,11 +47,14 @@ def parse() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cuda")
     p.add_argument("--preset", choices=sorted(PRESET_OVERRIDES), default="ddpmpp")
-    p.add_argument("--variants", nargs="+", default=["fm", "meanflow", "mmf"])
+    p.add_argument("--variants", nargs="+", default=["fm", "meanflow", "mmf"],
+                   help="objective names, each optionally with overrides: mmf@objective.jvp=exact,train.tf32=true")
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--precision", choices=["bf16", "fp32"], default="bf16")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--compile", action="store_true", help="torch.compile the U-Net")
+    p.add_argument("--compile-scope", choices=["blocks", "model"], default="blocks")
+    p.add_argument("--tf32", action="store_true", help="TF32 for float32 convolutions/matmuls (train.tf32)")
     p.add_argument("--jvp", default=None, help="override objective.jvp (fd-central, fd-forward, exact)")
     p.add_argument("--attention", choices=["fast", "math"], default=None)
     p.add_argument("--warmup", type=int, default=None, help="untimed steps (default 3, or 5 with --compile)")
@@ -64,17 +67,25 @@ def parse() -> argparse.Namespace:
     return p.parse_args()
 
 
-def make_config(args, variant: str, extra: list[str] = ()):
+def split_variant(spec: str) -> tuple[str, list[str]]:
+    """'mmf@a.b=1,c.d=2' -> ('mmf', ['a.b=1', 'c.d=2'])."""
+    name, _, rest = spec.partition("@")
+    return name, [o for o in rest.split(",") if o]
+
+
+def make_config(args, spec: str, extra: list[str] = ()):
+    variant, own = split_variant(spec)
     overrides = list(PRESET_OVERRIDES[args.preset]) + [
         f"train.batch_size={args.batch}", f"train.precision={args.precision}",
-        f"train.compile={str(args.compile).lower()}", f"runtime.channels_last={str(args.channels_last).lower()}",
+        f"train.compile={str(args.compile).lower()}", f"train.compile_scope={args.compile_scope}",
+        f"train.tf32={str(args.tf32).lower()}", f"runtime.channels_last={str(args.channels_last).lower()}",
         "train.threads=0",
     ]
     if args.jvp:
         overrides.append(f"objective.jvp={args.jvp}")
     if args.attention:
         overrides.append(f"model.attention={args.attention}")
-    overrides += list(extra) + args.overrides
+    overrides += list(extra) + args.overrides + own
     _, cfg = resolve_config("cifar", overrides=overrides, objective=variant, device=args.device)
     return cfg
 
@@ -103,8 +114,9 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def throughput(args, variant: str, images: torch.Tensor) -> dict:
-    cfg = make_config(args, variant)
+def throughput(args, spec: str, images: torch.Tensor) -> dict:
+    cfg = make_config(args, spec)
+    variant = split_variant(spec)[0]
     trainer = build(cfg, images)
     obj = cfg.objective
     # mid-curriculum for mmf: λ = 0.5, gradients flow through du/dt
@@ -124,7 +136,8 @@ def throughput(args, variant: str, images: torch.Tensor) -> dict:
     sync(dev)
     elapsed = time.perf_counter() - t0
     row = {
-        "variant": variant, "jvp": obj.jvp, "lambda": stats["lambda"], "batch": cfg.train.batch_size,
+        "variant": spec, "jvp": obj.jvp, "tf32": cfg.train.tf32, "compile": cfg.train.compile,
+        "compile_scope": cfg.train.compile_scope, "lambda": stats["lambda"], "batch": cfg.train.batch_size,
         "s_per_step": elapsed / args.iters, "images_per_s": cfg.train.batch_size * args.iters / elapsed,
         "warmup_s": warm_s, "loss": float(stats["loss"]),
         "peak_mem_gib": torch.cuda.max_memory_allocated(dev) / 2**30 if dev.type == "cuda" else None,
@@ -146,7 +159,7 @@ def short_training(args, images: torch.Tensor) -> list[dict]:
                  f"objective.lambda_warmup={max(1, n // 2)}", f"train.log_every={max(1, min(100, n // 20))}",
                  f"train.ckpt_every={n}"]
         cfg = make_config(args, variant, extra)
-        run_dir = Path(args.runs_dir) / f"cifar-{variant}-{n}steps"
+        run_dir = Path(args.runs_dir) / f"cifar-{split_variant(variant)[0]}-{n}steps"
         if run_dir.exists():
             import shutil
 
@@ -164,14 +177,13 @@ def short_training(args, images: torch.Tensor) -> list[dict]:
 
 def main() -> None:
     args = parse()
-    torch.backends.cuda.matmul.allow_tf32 = True
-    torch.backends.cudnn.allow_tf32 = True
     torch.backends.cudnn.benchmark = True
     images = dataset(args)
     info = {
         "device": torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or "cpu",
         "torch": torch.__version__, "preset": args.preset, "precision": args.precision,
-        "channels_last": args.channels_last, "compile": args.compile, "data": args.data_dir or "synthetic",
+        "channels_last": args.channels_last, "compile": args.compile, "compile_scope": args.compile_scope,
+        "tf32": args.tf32, "data": args.data_dir or "synthetic",
     }
     if args.train_steps > 0:
         result = {**info, "train_steps": args.train_steps, "runs": short_training(args, images)}

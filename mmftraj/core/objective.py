@@ -143,12 +143,13 @@ class ModularMeanFlow:
                 else contextlib.nullcontext()
             )
             z_rows, t_rows = _wide(z[jvp_rows]), _wide(t[jvp_rows])
+            if self.cfg.tangent == "model":
+                # A direction, not a derivative: it may come from the caller's bf16 autocast.
+                with torch.no_grad():
+                    direction = _wide(fn(z_rows, t_rows, t_rows))
+            else:
+                direction = _wide(v[jvp_rows])
             with autocast_off:
-                if self.cfg.tangent == "model":
-                    with torch.no_grad():
-                        direction = _wide(fn(z_rows, t_rows, t_rows))
-                else:
-                    direction = _wide(v[jvp_rows])
                 dudt = self.jvp_fn(
                     fn,
                     z_rows,

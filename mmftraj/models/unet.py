@@ -268,6 +268,10 @@ class UNet(SwitchableAttention, nn.Module):
         self.channels_last = True
         return self.to(memory_format=torch.channels_last)
 
+    def compile_units(self) -> list[nn.Module]:
+        """The residual blocks, for per-block torch.compile: the same shapes share compiled code."""
+        return [*self.enc, *self.dec]
+
     # ---- forward --------------------------------------------------------------------------------
     def forward(self, z: torch.Tensor, r: torch.Tensor, t: torch.Tensor, aug: torch.Tensor | None = None):
         cfg = self.cfg

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# One visit to a GPU machine (about 10 minutes): du/dt accuracy with TF32 off and on, eager training
+# throughput of fm / meanflow / mmf (finite-difference and exact du/dt, TF32 off and on), then the
+# compiled throughput with whatever time is left. Each stage has its own time box and writes its JSON
+# as it goes, so a stage that runs out still leaves the others' results.
+#   OUT=results_dir bash benchmarks/cifar_gpu_suite.sh
+set -u
+OUT=${OUT:-runs/bench/gpu}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+stamp() { echo "== $(date +%T) $*"; }
+{
+stamp start
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+python -c "import torch; print('torch', torch.__version__)"
+stamp jvp accuracy
+timeout "${JVP_S:-60}" python benchmarks/jvp_precision.py --device cuda --out "$OUT/jvp_precision.json"
+stamp eager throughput
+timeout "${EAGER_S:-170}" python benchmarks/cifar_throughput.py --device cuda --iters 10 --out "$OUT/cifar_eager.json" \
+  --variants fm mmf meanflow "mmf@train.tf32=true" "meanflow@train.tf32=true" \
+  "mmf@objective.jvp=exact,train.tf32=true"
+stamp compiled throughput
+timeout "${COMPILE_S:-330}" python benchmarks/cifar_throughput.py --device cuda --compile --iters 10 \
+  --variants mmf fm meanflow --out "$OUT/cifar_compile.json"
+stamp end
+} 2>&1 | tee "$OUT/suite.log"
