@@ -108,3 +108,19 @@ def test_two_process_data_parallel_keeps_parameters_identical(tmp_path):
     single = _trainer(None, steps=6, variant="mmf-full", seed=0)
     single.fit()
     assert any(not torch.equal(p, r0["final"][n]) for n, p in single.model.named_parameters())
+
+
+def test_compile_model_compiles_blocks_in_place_or_wraps_the_whole_model():
+    from mmftraj.models.unet import build_unet, unet_config
+    from mmftraj.training import compile_model
+
+    unet = build_unet(unet_config("tiny", image_size=8))
+    keys = set(unet.state_dict())
+    assert compile_model(unet, "blocks") is unet  # in place: checkpoints keep their parameter names
+    assert set(unet.state_dict()) == keys
+    assert all(block._compiled_call_impl is not None for block in unet.compile_units())
+    assert unet._compiled_call_impl is None
+    whole = compile_model(build_unet(unet_config("tiny", image_size=8)), "model")
+    assert isinstance(whole, torch._dynamo.eval_frame.OptimizedModule)
+    mlp = TimeMLP(MLPConfig(dim=2, hidden=16, depth=2))  # lists no blocks: compiled whole
+    assert isinstance(compile_model(mlp, "blocks"), torch._dynamo.eval_frame.OptimizedModule)
