@@ -110,6 +110,7 @@ def test_two_process_data_parallel_keeps_parameters_identical(tmp_path):
     assert any(not torch.equal(p, r0["final"][n]) for n, p in single.model.named_parameters())
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit, imported by torch._dynamo
 def test_compile_model_compiles_blocks_in_place_or_wraps_the_whole_model():
     from mmftraj.models.unet import build_unet, unet_config
     from mmftraj.training import compile_model
