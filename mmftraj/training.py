@@ -309,8 +309,8 @@ class Trainer:
         with _progress(self.progress) as bar:
             task = bar.add_task("train", total=cfg.steps, completed=self.step, info="")
             if cfg.compile and self.progress:
-                bar.console.print("torch.compile: the first step compiles the model, which takes minutes (4.5 for "
-                                  "the CIFAR U-Net on an H100); a new call mode (λ > 0) compiles once more later")
+                bar.console.print("torch.compile: the first step compiles the model (minutes for a large "
+                                  "network); a new call mode, such as λ > 0, compiles once more when first met")
             while self.step < cfg.steps:
                 t0 = time.perf_counter()
                 window.append(self.train_step())
