@@ -2,7 +2,7 @@
 
 The objective takes du/dt in float32 (DESIGN §2). On CUDA, cuDNN lets float32 convolutions use TF32
 (a 10-bit mantissa) unless told otherwise; a finite difference divides that rounding by 2ε. This
-measures the error of `fd-central` (at two ε) and `exact` with TF32 off and on, on the CIFAR U-Net
+measures the error of `fd-central` (at two ε), `exact` and `dual` with TF32 off and on, on the CIFAR U-Net
 with live residual branches (the near-zero output convs of the initialisation re-drawn, so the
 network is not close to the identity it starts as), in eval mode.
 
@@ -59,14 +59,15 @@ def main() -> None:
         m = model.to(dtype)
         args_ = [a.to(args.device, dtype) for a in (z, r, t, d)]
         with torch.no_grad() if backend != "exact" else torch.enable_grad():
-            return JVP_BACKENDS[backend](lambda z_, r_, t_: m(z_, r_, t_), *args_, eps=eps).double()
+            return JVP_BACKENDS[backend](lambda z_, r_, t_, **tangent: m(z_, r_, t_, **tangent), *args_,
+                                         eps=eps).double()
 
     set_tf32(False)
     ref = call(torch.float64, "exact")
     rows = []
     for tf32 in (False, True):
         set_tf32(tf32)
-        cases = [("exact", 0.0)] + [("fd-central", e) for e in args.eps]
+        cases = [("exact", 0.0), ("dual", 0.0)] + [("fd-central", e) for e in args.eps]
         for backend, eps in cases:
             err = float((call(torch.float32, backend, eps) - ref).norm() / ref.norm())
             rows.append({"backend": backend, "eps": eps, "tf32": tf32, "rel_error": err})

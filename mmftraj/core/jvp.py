@@ -2,7 +2,9 @@
 
 `exact` uses forward-mode autodiff (torch.func.jvp, tangent (v, 0, 1)); the finite-difference
 backends need only ordinary forwards, so they also run through fused attention kernels and cost
-one or two extra forwards instead of a forward-mode pass. All are tested against `exact`.
+one or two extra forwards instead of a forward-mode pass. `dual` asks the model itself for
+(u, du) — `model(z, r, t, tangent=(v, 0, 1))`, which the U-Net computes with ordinary ops: exact,
+compilable, and safe under TF32. All are tested against `exact`.
 """
 
 from __future__ import annotations
@@ -41,7 +43,13 @@ def jvp_fd_forward(fn: UFn, z, r, t, v, u=None, create_graph: bool = False, eps:
         return (fn(z + eps * v, r, t + eps) - u) / eps
 
 
-JVP_BACKENDS = {"exact": jvp_exact, "fd-central": jvp_fd_central, "fd-forward": jvp_fd_forward}
+def jvp_dual(fn: UFn, z, r, t, v, u=None, create_graph: bool = False, eps: float = 0.0):
+    """The model's own tangent forward: fn must accept `tangent=(dz, dr, dt)` and return (u, du)."""
+    with torch.set_grad_enabled(create_graph and torch.is_grad_enabled()):
+        return fn(z, r, t, tangent=(v, torch.zeros_like(r), torch.ones_like(t)))[1]
+
+
+JVP_BACKENDS = {"exact": jvp_exact, "fd-central": jvp_fd_central, "fd-forward": jvp_fd_forward, "dual": jvp_dual}
 
 
 def get_jvp_backend(name: str):

@@ -43,7 +43,7 @@ class ObjectiveConfig:
     lambda_start: int = 0  # step at which the warm-up begins
     lambda_warmup: int = 1000  # steps for λ to go from 0 to 1
     lambda_value: float = 0.5  # for lambda_schedule = constant
-    jvp: Literal["exact", "fd-central", "fd-forward"] = "fd-central"
+    jvp: Literal["exact", "fd-central", "fd-forward", "dual"] = "fd-central"  # dual: models with a tangent forward
     # Direction of du/dt in z: the conditional velocity ε - x (MeanFlow) or the model's own
     # marginal estimate sg(u(z, t, t)), which keeps the λ > 0 gradient free of the conditional
     # velocity's variance (costs one no-grad forward on the r < t rows).
@@ -111,6 +111,9 @@ class ModularMeanFlow:
         """Return (loss, stats). `noise`, `r`, `t`, `lam` may be given to make the call exact."""
         n = x.shape[0]
         cond = cond or {}
+        if self.cfg.jvp == "dual" and not getattr(model, "has_tangent_forward", False):
+            raise UserError("objective.jvp=dual needs a model with a tangent forward (the U-Net); "
+                            "use exact, fd-central or fd-forward for this one")
         if noise is None:
             gen_device = generator.device if generator is not None else x.device
             noise = torch.randn(x.shape, generator=generator, device=gen_device, dtype=x.dtype).to(x.device)
@@ -132,8 +135,8 @@ class ModularMeanFlow:
         if jvp_rows.numel() > 0:
             sub_cond = {k: _batch_index(c, jvp_rows, n) for k, c in cond.items()}
 
-            def fn(z_, r_, t_):
-                return model(z_, r_, t_, **sub_cond)
+            def fn(z_, r_, t_, **tangent):
+                return model(z_, r_, t_, **sub_cond, **tangent)
 
             need_graph = lam != 0.0 and torch.is_grad_enabled()
             # The derivative is always taken in float32, never under bf16 autocast.

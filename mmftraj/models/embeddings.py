@@ -24,18 +24,25 @@ def fourier_features(
     exact du/dt): max_freq 64 → 2.3e-2 relative error, 32 → 3.6e-3, 16 → 5.8e-4, 8 → 1.5e-4,
     and 1.1e-4 from the z part alone; hence the default 16.
     """
+    angles = _angles(x, dim, min_freq, max_freq)
+    return torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1)
+
+
+def fourier_frequencies(dim: int, min_freq: float, max_freq: float, device=None) -> torch.Tensor:
+    """The dim / 2 angular frequencies of `fourier_features`, log-spaced in [min_freq, max_freq]."""
     if dim % 2:
         raise ValueError(f"Fourier feature dim must be even, got {dim}")
     half = dim // 2
     if half == 1:
-        freqs = torch.full((1,), min_freq, device=x.device, dtype=torch.float32)
-    else:
-        exps = torch.arange(half, device=x.device, dtype=torch.float32) / (half - 1)
-        freqs = min_freq * (max_freq / min_freq) ** exps
-    # Angles in the input's dtype (float64 stays float64 for derivative checks), float32 at least.
+        return torch.full((1,), min_freq, device=device, dtype=torch.float32)
+    exps = torch.arange(half, device=device, dtype=torch.float32) / (half - 1)
+    return min_freq * (max_freq / min_freq) ** exps
+
+
+def _angles(x: torch.Tensor, dim: int, min_freq: float, max_freq: float) -> torch.Tensor:
+    # In the input's dtype (float64 stays float64 for derivative checks), float32 at least.
     dtype = torch.promote_types(x.dtype, torch.float32)
-    angles = x.to(dtype)[:, None] * freqs.to(dtype)[None, :]
-    return torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1)
+    return x.to(dtype)[:, None] * fourier_frequencies(dim, min_freq, max_freq, x.device).to(dtype)[None, :]
 
 
 class TimeEmbedding(nn.Module):
@@ -64,6 +71,21 @@ class TimeEmbedding(nn.Module):
             dim=-1,
         )
         return self.mlp(feats.to(self.mlp[0].weight.dtype))
+
+    def dual(self, r, t, dr, dt) -> tuple[torch.Tensor, torch.Tensor]:
+        """The embedding and its derivative along (dr, dt), with ordinary ops (see dual.py)."""
+        from . import dual
+
+        feats, dfeats = [], []
+        for x, dx in ((t, dt), (t - r, dt - dr)):
+            angles = _angles(x, self.freq_dim, self.min_freq, self.max_freq)
+            omega = fourier_frequencies(self.freq_dim, self.min_freq, self.max_freq, x.device).to(angles.dtype)
+            cos, sin = torch.cos(angles), torch.sin(angles)
+            feats.append(torch.cat([cos, sin], dim=-1))
+            dfeats.append(torch.cat([-sin, cos], dim=-1) * torch.cat([omega, omega]) * dx.to(angles.dtype)[:, None])
+        dtype = self.mlp[0].weight.dtype
+        h, dh = dual.affine(self.mlp[0], torch.cat(feats, -1).to(dtype), torch.cat(dfeats, -1).to(dtype))
+        return dual.affine(self.mlp[2], *dual.silu(h, dh))
 
 
 def sinusoidal_positions(length: int, dim: int, base: float = 10000.0) -> torch.Tensor:

@@ -31,6 +31,7 @@ import torch.autograd.forward_ad as fwAD
 import torch.nn.functional as F
 from torch import nn
 
+from . import dual
 from .embeddings import TimeEmbedding
 from .layers import SwitchableAttention
 
@@ -137,10 +138,22 @@ class Attention(nn.Module):
         self.qkv = _conv(channels, 3 * channels, 1)
         self.proj = _conv(channels, channels, 1, scale=1e-5)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, dx: torch.Tensor | None = None) -> dual.Pair:
+        """(output, tangent); a tangent dx takes the math path, whose derivative dual.py writes out."""
         b, c, h, w = x.shape
         d = c // self.heads
-        q, k, v = self.qkv(self.norm(x)).reshape(b, 3, self.heads, d, h * w).transpose(-1, -2).unbind(1)
+
+        def heads(a):
+            return a.reshape(b, 3, self.heads, d, h * w).transpose(-1, -2).unbind(1)
+
+        def merge(a):
+            return a.transpose(-1, -2).reshape(b, c, h, w)
+
+        if dx is not None:
+            qkv, dqkv = dual.affine(self.qkv, *dual.group_norm(self.norm, x, dx))
+            out, dout = dual.attention(*heads(qkv), *heads(dqkv), 1.0 / math.sqrt(d))
+            return dual.affine(self.proj, merge(out), merge(dout))
+        q, k, v = heads(self.qkv(self.norm(x)))
         # Under torch.compile there is no forward-mode tangent to detect (and the probe would break
         # the graph), so the fast path is taken as configured.
         if self.backend == "fast" and (torch.compiler.is_compiling() or not _has_forward_tangent(q)):
@@ -148,7 +161,7 @@ class Attention(nn.Module):
         else:
             scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(d))
             out = scores.softmax(dim=-1) @ v
-        return self.proj(out.transpose(-1, -2).reshape(b, c, h, w))
+        return self.proj(merge(out)), None
 
 
 class ResBlock(nn.Module):
@@ -176,20 +189,31 @@ class ResBlock(nn.Module):
             return F.interpolate(x, scale_factor=2.0, mode="nearest")
         return x
 
-    def forward(self, x: torch.Tensor, emb: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-        orig = x
-        x = self.conv0(self._resample(F.silu(self.norm0(x))))
-        x = F.silu(self.norm1(x + self.affine(emb)[:, :, None, None].to(x.dtype)))
-        x = self.conv1(self.dropout(x, keys))
-        skip = self._resample(orig)
-        x = (x + (self.skip(skip) if self.skip is not None else skip)) * math.sqrt(0.5)
+    def forward(self, x: torch.Tensor, emb: torch.Tensor, keys: torch.Tensor,
+                dx: torch.Tensor | None = None, demb: torch.Tensor | None = None) -> dual.Pair:
+        """(output, tangent): the tangent is None unless (dx, demb) is given (models/dual.py)."""
+        orig, dorig = x, dx
+        h, dh = dual.silu(*dual.group_norm(self.norm0, x, dx))
+        h, dh = dual.affine(self.conv0, *dual.linear_map(self._resample, h, dh))
+        e, de = dual.affine(self.affine, emb, demb)
+        h = h + e[:, :, None, None].to(h.dtype)
+        dh = dual.add(dh, None if de is None else de[:, :, None, None].to(h.dtype))
+        h, dh = dual.silu(*dual.group_norm(self.norm1, h, dh))
+        h, dh = dual.affine(self.conv1, *dual.linear_map(lambda a: self.dropout(a, keys), h, dh))
+        skip, dskip = dual.linear_map(self._resample, orig, dorig)
+        if self.skip is not None:
+            skip, dskip = dual.affine(self.skip, skip, dskip)
+        x, dx = (h + skip) * math.sqrt(0.5), dual.scale(dual.add(dh, dskip), math.sqrt(0.5))
         if self.attn is not None:
-            x = (x + self.attn(x)) * math.sqrt(0.5)
-        return x
+            a, da = self.attn(x, dx)
+            x, dx = (x + a) * math.sqrt(0.5), dual.scale(dual.add(dx, da), math.sqrt(0.5))
+        return x, dx
 
 
 class UNet(SwitchableAttention, nn.Module):
     """u_θ(z, r, t, aug=None): z (B, C, H, W), r and t (B,), aug (B, aug_dim) or None → (B, C, H, W)."""
+
+    has_tangent_forward = True  # forward(..., tangent=(dz, dr, dt)) -> (u, du): the `dual` JVP backend
 
     def __init__(self, cfg: UNetConfig):
         super().__init__()
@@ -273,33 +297,44 @@ class UNet(SwitchableAttention, nn.Module):
         return [*self.enc, *self.dec]
 
     # ---- forward --------------------------------------------------------------------------------
-    def forward(self, z: torch.Tensor, r: torch.Tensor, t: torch.Tensor, aug: torch.Tensor | None = None):
+    def forward(self, z: torch.Tensor, r: torch.Tensor, t: torch.Tensor, aug: torch.Tensor | None = None,
+                tangent: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None):
+        """u(z, r, t); with tangent = (dz, dr, dt), the pair (u, du) of u and its exact derivative
+        along that direction, computed with ordinary ops (models/dual.py; the `dual` JVP backend)."""
         cfg = self.cfg
         if z.dim() != 4 or z.shape[1:] != (cfg.in_channels, cfg.image_size, cfg.image_size):
             raise ValueError(
                 f"expected z of shape (B, {cfg.in_channels}, {cfg.image_size}, {cfg.image_size}), got {tuple(z.shape)}"
             )
-        emb = self.time_embed(r, t)
-        if self.aug_embed is not None and aug is not None:
-            emb = emb + self.aug_embed(aug.to(emb.dtype))
-        elif aug is not None:
+        if aug is not None and self.aug_embed is None:
             raise ValueError("this model was built with aug_dim=0 and takes no aug labels")
-        emb = F.silu(emb)
+        dz = demb = None
+        if tangent is None:
+            emb = self.time_embed(r, t)
+        else:
+            dz, dr, dt = tangent
+            emb, demb = self.time_embed.dual(r, t, dr, dt)
+        if aug is not None:  # no tangent: the augmentation labels do not move along the path
+            emb = emb + self.aug_embed(aug.to(emb.dtype))
+        emb, demb = dual.silu(emb, demb)
         keys = _dropout_keys(r)
         if self.channels_last:
             z = z.contiguous(memory_format=torch.channels_last)
-        x = self.conv_in(z)
-        skips = [x]
+            dz = None if dz is None else dz.contiguous(memory_format=torch.channels_last)
+        x, dx = dual.affine(self.conv_in, z, dz)
+        skips = [(x, dx)]
         for block in self.enc:
-            x = block(x, emb, keys)
-            skips.append(x)
+            x, dx = block(x, emb, keys, dx, demb)
+            skips.append((x, dx))
         for block, cat in zip(self.dec, self.dec_cat, strict=True):
             if cat:
-                x = torch.cat([x, skips.pop()], dim=1)
-            x = block(x, emb, keys)
+                s, ds = skips.pop()
+                x, dx = torch.cat([x, s], dim=1), None if dx is None else torch.cat([dx, ds], dim=1)
+            x, dx = block(x, emb, keys, dx, demb)
         # Output in the input's dtype: under bf16 autocast u comes back in float32 like z, so the
         # objective's float32 du/dt and residual mix with it without casts.
-        return self.conv_out(F.silu(self.norm_out(x))).to(z.dtype)
+        u, du = dual.affine(self.conv_out, *dual.silu(*dual.group_norm(self.norm_out, x, dx)))
+        return u.to(z.dtype) if tangent is None else (u.to(z.dtype), du.to(z.dtype))
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in asdict(self.cfg).items())
