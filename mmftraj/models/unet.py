@@ -103,8 +103,13 @@ class KeyedDropout(nn.Module):
         self.bank.uniform_(generator=generator)
 
     def forward(self, x: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        scale = self.scale(x, keys)
+        return x if scale is None else x * scale
+
+    def scale(self, x: torch.Tensor, keys: torch.Tensor) -> torch.Tensor | None:
+        """The mask times 1 / (1 - p) for activations shaped like x; None when dropout is off."""
         if not self.training or self.p == 0.0:
-            return x
+            return None
         _, c, h, w = x.shape
         k = self.bank_channels
         dev = x.device
@@ -116,8 +121,7 @@ class KeyedDropout(nn.Module):
             u = self.bank[ic[:, None, None, :], ih[:, :, None, None], iw[:, None, :, None]].permute(0, 3, 1, 2)
         else:
             u = self.bank[ic[:, :, None, None], ih[:, None, :, None], iw[:, None, None, :]]
-        keep = u >= self.p
-        return x * keep.to(x.dtype) * (1.0 / (1.0 - self.p))
+        return (u >= self.p).to(x.dtype) * (1.0 / (1.0 - self.p))
 
 
 def _conv(cin: int, cout: int, kernel: int, scale: float = 1.0) -> nn.Conv2d:
@@ -199,7 +203,8 @@ class ResBlock(nn.Module):
         h = h + e[:, :, None, None].to(h.dtype)
         dh = dual.add(dh, None if de is None else de[:, :, None, None].to(h.dtype))
         h, dh = dual.silu(*dual.group_norm(self.norm1, h, dh))
-        h, dh = dual.affine(self.conv1, *dual.linear_map(lambda a: self.dropout(a, keys), h, dh))
+        mask = self.dropout.scale(h, keys)  # one mask for the value and its tangent
+        h, dh = dual.affine(self.conv1, *dual.linear_map(lambda a: a if mask is None else a * mask, h, dh))
         skip, dskip = dual.linear_map(self._resample, orig, dorig)
         if self.skip is not None:
             skip, dskip = dual.affine(self.skip, skip, dskip)
