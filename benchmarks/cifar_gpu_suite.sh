@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# One visit to a GPU machine (about 10 minutes): du/dt accuracy with TF32 off and on, eager training
-# throughput of fm / meanflow / mmf (finite-difference and exact du/dt, TF32 off and on), then the
-# compiled throughput with whatever time is left. Each stage has its own time box and writes its JSON
-# as it goes, so a stage that runs out still leaves the others' results.
+# One visit to a GPU machine (about 10 minutes): du/dt accuracy with TF32 off and on; eager training
+# throughput of fm / meanflow / mmf (finite-difference, exact and dual du/dt, TF32 off and on); then
+# compiled throughput with whatever time is left, the dual backend under TF32 first. Each stage has
+# its own time box and writes its JSON as it goes, so a stage that runs out leaves the others'.
 #   OUT=results_dir bash benchmarks/cifar_gpu_suite.sh
 set -u
 OUT=${OUT:-runs/bench/gpu}
@@ -18,9 +18,10 @@ timeout "${JVP_S:-60}" python benchmarks/jvp_precision.py --device cuda --out "$
 stamp eager throughput
 timeout "${EAGER_S:-170}" python benchmarks/cifar_throughput.py --device cuda --iters 10 --out "$OUT/cifar_eager.json" \
   --variants fm mmf meanflow "mmf@train.tf32=true" "meanflow@train.tf32=true" \
-  "mmf@objective.jvp=exact,train.tf32=true"
+  "mmf@objective.jvp=exact,train.tf32=true" "mmf@objective.jvp=dual,train.tf32=true"
 stamp compiled throughput
 timeout "${COMPILE_S:-330}" python benchmarks/cifar_throughput.py --device cuda --compile --iters 10 \
-  --variants mmf fm meanflow --out "$OUT/cifar_compile.json"
+  --variants "mmf@objective.jvp=dual,train.tf32=true" mmf "meanflow@objective.jvp=dual,train.tf32=true" fm meanflow \
+  --out "$OUT/cifar_compile.json"
 stamp end
 } 2>&1 | tee "$OUT/suite.log"

@@ -8,6 +8,8 @@ network is not close to the identity it starts as), in eval mode.
 
     python benchmarks/jvp_precision.py --device cuda --out jvp_precision.json
     python benchmarks/jvp_precision.py --device cpu --preset tiny --batch 4 --out /tmp/j.json
+    # no GPU: "TF32 on" rounds every convolution's input and weight to TF32's 10-bit mantissa
+    python benchmarks/jvp_precision.py --device cpu --batch 2 --simulate-tf32 --out /tmp/j.json
 """
 
 from __future__ import annotations
@@ -32,12 +34,31 @@ def parse() -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--eps", type=float, nargs="+", default=[2e-3, 1e-2])
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--simulate-tf32", action="store_true",
+                   help="emulate TF32 convolutions (round inputs and weights); `exact` is skipped, its "
+                        "forward-mode tangents do not pass through the rounding")
     p.add_argument("--out", required=True)
     return p.parse_args()
 
 
-def set_tf32(on: bool) -> None:
+_conv2d = torch.nn.functional.conv2d
+
+
+def _round_tf32(a: torch.Tensor) -> torch.Tensor:
+    """float32 rounded to nearest at TF32's 10 mantissa bits (13 low bits dropped)."""
+    return ((a.view(torch.int32) + 0x1000) & ~0x1FFF).view(torch.float32)
+
+
+def _conv2d_tf32(x, w, *args, **kwargs):
+    if x.dtype != torch.float32:
+        return _conv2d(x, w, *args, **kwargs)
+    return _conv2d(_round_tf32(x), _round_tf32(w), *args, **kwargs)
+
+
+def set_tf32(on: bool, simulate: bool = False) -> None:
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = on
+    if simulate:
+        torch.nn.functional.conv2d = _conv2d_tf32 if on else _conv2d
 
 
 def main() -> None:
@@ -62,18 +83,21 @@ def main() -> None:
             return JVP_BACKENDS[backend](lambda z_, r_, t_, **tangent: m(z_, r_, t_, **tangent), *args_,
                                          eps=eps).double()
 
-    set_tf32(False)
+    set_tf32(False, args.simulate_tf32)
     ref = call(torch.float64, "exact")
     rows = []
     for tf32 in (False, True):
-        set_tf32(tf32)
+        set_tf32(tf32, args.simulate_tf32)
         cases = [("exact", 0.0), ("dual", 0.0)] + [("fd-central", e) for e in args.eps]
+        if tf32 and args.simulate_tf32:
+            cases = cases[1:]
         for backend, eps in cases:
             err = float((call(torch.float32, backend, eps) - ref).norm() / ref.norm())
             rows.append({"backend": backend, "eps": eps, "tf32": tf32, "rel_error": err})
             print(f"{backend:10s} eps={eps:<7g} tf32={str(tf32):5s}  relative error {err:.2e}", flush=True)
     info = {"device": torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu",
-            "torch": torch.__version__, "preset": args.preset, "batch": args.batch, "rows": rows}
+            "torch": torch.__version__, "preset": args.preset, "batch": args.batch,
+            "simulated_tf32": args.simulate_tf32, "rows": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(info, indent=1) + "\n")
     print(f"wrote {args.out}")
