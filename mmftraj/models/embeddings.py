@@ -11,6 +11,8 @@ import math
 import torch
 from torch import nn
 
+from . import dual
+
 
 def fourier_features(
     x: torch.Tensor, dim: int, min_freq: float = 1.0, max_freq: float = 16.0
@@ -74,8 +76,6 @@ class TimeEmbedding(nn.Module):
 
     def dual(self, r, t, dr, dt) -> tuple[torch.Tensor, torch.Tensor]:
         """The embedding and its derivative along (dr, dt), with ordinary ops (see dual.py)."""
-        from . import dual
-
         feats, dfeats = [], []
         for x, dx in ((t, dt), (t - r, dt - dr)):
             angles = _angles(x, self.freq_dim, self.min_freq, self.max_freq)
