@@ -79,7 +79,7 @@ def main() -> None:
     def call(dtype, backend, eps=0.0):
         m = model.to(dtype)
         args_ = [a.to(args.device, dtype) for a in (z, r, t, d)]
-        with torch.no_grad() if backend != "exact" else torch.enable_grad():
+        with torch.no_grad():
             return JVP_BACKENDS[backend](lambda z_, r_, t_, **tangent: m(z_, r_, t_, **tangent), *args_,
                                          eps=eps).double()
 

@@ -76,13 +76,14 @@ class TimeEmbedding(nn.Module):
 
     def dual(self, r, t, dr, dt) -> tuple[torch.Tensor, torch.Tensor]:
         """The embedding and its derivative along (dr, dt), with ordinary ops (see dual.py)."""
+        omega = fourier_frequencies(self.freq_dim, self.min_freq, self.max_freq, t.device)
+        omega = torch.cat([omega, omega])
         feats, dfeats = [], []
         for x, dx in ((t, dt), (t - r, dt - dr)):
             angles = _angles(x, self.freq_dim, self.min_freq, self.max_freq)
-            omega = fourier_frequencies(self.freq_dim, self.min_freq, self.max_freq, x.device).to(angles.dtype)
             cos, sin = torch.cos(angles), torch.sin(angles)
             feats.append(torch.cat([cos, sin], dim=-1))
-            dfeats.append(torch.cat([-sin, cos], dim=-1) * torch.cat([omega, omega]) * dx.to(angles.dtype)[:, None])
+            dfeats.append(torch.cat([-sin, cos], dim=-1) * omega.to(angles.dtype) * dx.to(angles.dtype)[:, None])
         dtype = self.mlp[0].weight.dtype
         h, dh = dual.affine(self.mlp[0], torch.cat(feats, -1).to(dtype), torch.cat(dfeats, -1).to(dtype))
         return dual.affine(self.mlp[2], *dual.silu(h, dh))
