@@ -6,18 +6,25 @@ import torch
 from torch import nn
 
 
-def reference_meanflow_loss(model, x, noise, r, t, p=1.0, c=1e-3, tangent="conditional"):
-    """MeanFlow written out directly: target v - (t - r)·sg(du/dt), adaptive weight sg(w)."""
+def reference_mmf_loss(model, x, noise, r, t, lam=0.0, p=1.0, c=1e-3, tangent="conditional"):
+    """MMF written out directly: Δ = u + (t - r)·(λ·du/dt + (1 - λ)·sg(du/dt)) - v, weight sg(w).
+
+    One forward-mode pass over the whole batch gives u and du/dt; λ = 0 is MeanFlow."""
     shape = (-1,) + (1,) * (x.dim() - 1)
     z = (1 - t).reshape(shape) * x + t.reshape(shape) * noise
     v = noise - x
     direction = v if tangent == "conditional" else model(z, t, t).detach()
     u, dudt = torch.func.jvp(lambda z_, r_, t_: model(z_, r_, t_), (z, r, t),
                              (direction, torch.zeros_like(r), torch.ones_like(t)))
-    target = (v - (t - r).reshape(shape) * dudt).detach()
-    err = (u - target).pow(2).flatten(1).mean(1)
+    mixed = lam * dudt + (1 - lam) * dudt.detach()
+    err = (u + (t - r).reshape(shape) * mixed - v).pow(2).flatten(1).mean(1)
     w = (err.detach() + c).pow(-p) if p else torch.ones_like(err)
     return (w * err).mean()
+
+
+def reference_meanflow_loss(model, x, noise, r, t, p=1.0, c=1e-3, tangent="conditional"):
+    """MeanFlow: target v - (t - r)·sg(du/dt), i.e. MMF at λ = 0."""
+    return reference_mmf_loss(model, x, noise, r, t, 0.0, p, c, tangent)
 
 
 def reference_flow_matching_loss(model, x, noise, t, p=1.0, c=1e-3):

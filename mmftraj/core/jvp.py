@@ -5,6 +5,9 @@ backends need only ordinary forwards, so they also run through fused attention k
 one or two extra forwards instead of a forward-mode pass. `dual` asks the model itself for
 (u, du) — `model(z, r, t, tangent=(v, 0, 1))`, which the U-Net computes with ordinary ops: exact,
 compilable, and safe under TF32. All are tested against `exact`.
+
+`exact` and `dual` compute u(z, r, t) on the way; with `return_primal=True` they return (u, du),
+so an objective that needs gradients through both can skip a separate forward on those rows.
 """
 
 from __future__ import annotations
@@ -16,13 +19,13 @@ import torch
 UFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def jvp_exact(fn: UFn, z, r, t, v, u=None, create_graph: bool = False, eps: float = 0.0):
+def jvp_exact(fn: UFn, z, r, t, v, u=None, create_graph: bool = False, eps: float = 0.0,
+              return_primal: bool = False):
     """Forward-mode JVP. With create_graph the result carries gradients to the parameters."""
     tangents = (v, torch.zeros_like(r), torch.ones_like(t))
-    if create_graph:
-        return torch.func.jvp(fn, (z, r, t), tangents)[1]
-    with torch.no_grad():
-        return torch.func.jvp(fn, (z, r, t), tangents)[1]
+    with torch.set_grad_enabled(create_graph and torch.is_grad_enabled()):
+        pair = torch.func.jvp(fn, (z, r, t), tangents)
+    return pair if return_primal else pair[1]
 
 
 def jvp_fd_central(fn: UFn, z, r, t, v, u=None, create_graph: bool = False, eps: float = 2e-3):
@@ -43,11 +46,16 @@ def jvp_fd_forward(fn: UFn, z, r, t, v, u=None, create_graph: bool = False, eps:
         return (fn(z + eps * v, r, t + eps) - u) / eps
 
 
-def jvp_dual(fn: UFn, z, r, t, v, u=None, create_graph: bool = False, eps: float = 0.0):
+def jvp_dual(fn: UFn, z, r, t, v, u=None, create_graph: bool = False, eps: float = 0.0,
+             return_primal: bool = False):
     """The model's own tangent forward: fn must accept `tangent=(dz, dr, dt)` and return (u, du)."""
     with torch.set_grad_enabled(create_graph and torch.is_grad_enabled()):
-        return fn(z, r, t, tangent=(v, torch.zeros_like(r), torch.ones_like(t)))[1]
+        pair = fn(z, r, t, tangent=(v, torch.zeros_like(r), torch.ones_like(t)))
+    return tuple(pair) if return_primal else pair[1]
 
+
+# Backends that can return (u, du) from one evaluation (`return_primal=True`).
+PRIMAL_BACKENDS = frozenset({"exact", "dual"})
 
 JVP_BACKENDS = {"exact": jvp_exact, "fd-central": jvp_fd_central, "fd-forward": jvp_fd_forward, "dual": jvp_dual}
 

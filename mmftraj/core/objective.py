@@ -23,7 +23,7 @@ from typing import Any, Literal
 import torch
 
 from ..errors import UserError, choice_error
-from .jvp import get_jvp_backend
+from .jvp import PRIMAL_BACKENDS, get_jvp_backend
 from .schedules import LambdaSchedule, make_lambda_schedule
 from .time_samplers import TimeSampler
 
@@ -126,19 +126,30 @@ class ModularMeanFlow:
         z = (1 - t).reshape(expand) * x + t.reshape(expand) * noise
         v = noise - x
 
-        u = model(z, r, t, **cond)
-
         # du/dt only where r < t: r = t rows are flow matching and contribute (t - r)·du/dt = 0.
+        jvp_rows = torch.nonzero(r < t).squeeze(1)
+        need_graph = lam != 0.0 and torch.is_grad_enabled()
+        # With gradients through du/dt, a backend that returns (u, du) from one evaluation gives
+        # u on its rows too, so the separate forward runs on the r = t rows only.
+        share_primal = need_graph and self.cfg.jvp in PRIMAL_BACKENDS and jvp_rows.numel() > 0
+        if share_primal:
+            eq_rows = torch.nonzero(r >= t).squeeze(1)
+            u = torch.zeros_like(_wide(x))
+            if eq_rows.numel() > 0:
+                eq_cond = {k: _batch_index(c, eq_rows, n) for k, c in cond.items()}
+                u_eq = model(z[eq_rows], r[eq_rows], t[eq_rows], **eq_cond)
+                u = u.index_put((eq_rows,), _wide(u_eq).to(u.dtype))
+        else:
+            u = model(z, r, t, **cond)
+
         # Kept in float32 at least: the derivative is never rounded to bf16 (DESIGN §2).
         dudt_term = torch.zeros_like(_wide(u))
-        jvp_rows = torch.nonzero(r < t).squeeze(1)
         if jvp_rows.numel() > 0:
             sub_cond = {k: _batch_index(c, jvp_rows, n) for k, c in cond.items()}
 
             def fn(z_, r_, t_, **tangent):
                 return model(z_, r_, t_, **sub_cond, **tangent)
 
-            need_graph = lam != 0.0 and torch.is_grad_enabled()
             # The derivative is always taken in float32, never under bf16 autocast.
             autocast_off = (
                 torch.autocast(device_type=x.device.type, enabled=False)
@@ -152,17 +163,15 @@ class ModularMeanFlow:
                     direction = _wide(fn(z_rows, t_rows, t_rows))
             else:
                 direction = _wide(v[jvp_rows])
+            jvp_kwargs = dict(create_graph=need_graph, eps=self.cfg.fd_eps)
             with autocast_off:
-                dudt = self.jvp_fn(
-                    fn,
-                    z_rows,
-                    _wide(r[jvp_rows]),
-                    t_rows,
-                    direction,
-                    u=_wide(u[jvp_rows]),
-                    create_graph=need_graph,
-                    eps=self.cfg.fd_eps,
-                )
+                if share_primal:
+                    u_rows, dudt = self.jvp_fn(fn, z_rows, _wide(r[jvp_rows]), t_rows, direction,
+                                               return_primal=True, **jvp_kwargs)
+                    u = u.index_put((jvp_rows,), u_rows.to(u.dtype))
+                else:
+                    dudt = self.jvp_fn(fn, z_rows, _wide(r[jvp_rows]), t_rows, direction,
+                                       u=_wide(u[jvp_rows]), **jvp_kwargs)
             if need_graph and lam != 1.0:
                 dudt = lam * dudt + (1.0 - lam) * dudt.detach()
             elif not need_graph:
