@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# One visit to a GPU machine (about 10 minutes): du/dt accuracy with TF32 off and on; eager training
-# throughput of fm / meanflow / mmf (finite-difference, exact and dual du/dt, TF32 off and on); then
-# compiled throughput with whatever time is left, the dual backend under TF32 first. Each stage has
-# its own time box and writes its JSON as it goes, so a stage that runs out leaves the others'.
+# One visit to a GPU machine (about 10 minutes): du/dt accuracy with TF32 off and on; a short eager
+# check of the dual backend under TF32 beside finite differences (the same-visit baseline); then
+# compiled throughput with whatever time is left, the dual backend under TF32 first (the eager
+# fm / meanflow / mmf rows of session 4 are in benchmarks/cifar_h100/session4). Each stage has its
+# own time box and writes its JSON as it goes, so a stage that runs out leaves the others'.
 #   OUT=results_dir bash benchmarks/cifar_gpu_suite.sh
 set -u
 OUT=${OUT:-runs/bench/gpu}
@@ -16,12 +17,12 @@ python -c "import torch; print('torch', torch.__version__)"
 stamp jvp accuracy
 timeout "${JVP_S:-60}" python benchmarks/jvp_precision.py --device cuda --out "$OUT/jvp_precision.json"
 stamp eager throughput
-timeout "${EAGER_S:-170}" python benchmarks/cifar_throughput.py --device cuda --iters 10 --out "$OUT/cifar_eager.json" \
-  --variants fm mmf meanflow "mmf@train.tf32=true" "meanflow@train.tf32=true" \
-  "mmf@objective.jvp=exact,train.tf32=true" "mmf@objective.jvp=dual,train.tf32=true"
+timeout "${EAGER_S:-100}" python benchmarks/cifar_throughput.py --device cuda --iters 10 --out "$OUT/cifar_eager.json" \
+  --variants "mmf@objective.jvp=dual,train.tf32=true" "mmf@train.tf32=true" "meanflow@objective.jvp=dual,train.tf32=true"
 stamp compiled throughput
-timeout "${COMPILE_S:-330}" python benchmarks/cifar_throughput.py --device cuda --compile --iters 10 \
-  --variants "mmf@objective.jvp=dual,train.tf32=true" mmf "meanflow@objective.jvp=dual,train.tf32=true" fm meanflow \
+timeout "${COMPILE_S:-420}" python benchmarks/cifar_throughput.py --device cuda --compile --iters 10 \
+  --variants "mmf@objective.jvp=dual,train.tf32=true" "meanflow@objective.jvp=dual,train.tf32=true" \
+  "mmf@train.tf32=true" fm \
   --out "$OUT/cifar_compile.json"
 stamp end
 } 2>&1 | tee "$OUT/suite.log"
