@@ -15,7 +15,7 @@ stamp start
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 python -c "import torch; print('torch', torch.__version__)"
 stamp jvp accuracy
-timeout "${JVP_S:-60}" python benchmarks/jvp_precision.py --device cuda --out "$OUT/jvp_precision.json"
+timeout "${JVP_S:-60}" python benchmarks/jvp_precision.py --device cuda --bf16 --out "$OUT/jvp_precision.json"
 stamp eager throughput
 timeout "${EAGER_S:-100}" python benchmarks/cifar_throughput.py --device cuda --iters 10 --out "$OUT/cifar_eager.json" \
   --variants "mmf@objective.jvp=dual,train.tf32=true" "mmf@train.tf32=true" "meanflow@objective.jvp=dual,train.tf32=true"

@@ -10,6 +10,8 @@ network is not close to the identity it starts as), in eval mode.
     python benchmarks/jvp_precision.py --device cpu --preset tiny --batch 4 --out /tmp/j.json
     # no GPU: "TF32 on" rounds every convolution's input and weight to TF32's 10-bit mantissa
     python benchmarks/jvp_precision.py --device cpu --batch 2 --simulate-tf32 --out /tmp/j.json
+    # what the objective avoids: the same backends under bf16 autocast
+    python benchmarks/jvp_precision.py --device cpu --batch 2 --bf16 --out /tmp/j.json
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ def parse() -> argparse.Namespace:
     p.add_argument("--simulate-tf32", action="store_true",
                    help="emulate TF32 convolutions (round inputs and weights); `exact` is skipped, its "
                         "forward-mode tangents do not pass through the rounding")
+    p.add_argument("--bf16", action="store_true",
+                   help="also run dual and fd-central under bf16 autocast (the objective never does: this "
+                        "measures why)")
     p.add_argument("--out", required=True)
     return p.parse_args()
 
@@ -76,10 +81,11 @@ def main() -> None:
     r = t * torch.rand(args.batch, generator=g)
     d = torch.randn(args.batch, c, s, s, generator=g)
 
-    def call(dtype, backend, eps=0.0):
+    def call(dtype, backend, eps=0.0, bf16=False):
         m = model.to(dtype)
         args_ = [a.to(args.device, dtype) for a in (z, r, t, d)]
-        with torch.no_grad():
+        device_type = torch.device(args.device).type
+        with torch.no_grad(), torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
             return JVP_BACKENDS[backend](lambda z_, r_, t_, **tangent: m(z_, r_, t_, **tangent), *args_,
                                          eps=eps).double()
 
@@ -95,9 +101,15 @@ def main() -> None:
             err = float((call(torch.float32, backend, eps) - ref).norm() / ref.norm())
             rows.append({"backend": backend, "eps": eps, "tf32": tf32, "rel_error": err})
             print(f"{backend:10s} eps={eps:<7g} tf32={str(tf32):5s}  relative error {err:.2e}", flush=True)
+    if args.bf16:
+        set_tf32(False, args.simulate_tf32)
+        for backend, eps in [("dual", 0.0)] + [("fd-central", e) for e in args.eps]:
+            err = float((call(torch.float32, backend, eps, bf16=True) - ref).norm() / ref.norm())
+            rows.append({"backend": backend, "eps": eps, "tf32": False, "autocast": "bf16", "rel_error": err})
+            print(f"{backend:10s} eps={eps:<7g} bf16 autocast  relative error {err:.2e}", flush=True)
     info = {"device": torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu",
             "torch": torch.__version__, "preset": args.preset, "batch": args.batch,
-            "simulated_tf32": args.simulate_tf32, "rows": rows}
+            "simulated_tf32": args.simulate_tf32, "bf16": args.bf16, "rows": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(info, indent=1) + "\n")
     print(f"wrote {args.out}")
