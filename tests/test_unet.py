@@ -32,6 +32,14 @@ def inputs(b=4, c=1, s=8, seed=0, dtype=torch.float32):
     return z, r, t
 
 
+def loss_and_grads(model, compute):
+    """(loss, gradient of every parameter), zeros where the loss does not reach a parameter."""
+    loss = compute()
+    params = list(model.parameters())
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    return loss.detach(), [torch.zeros_like(p) if d is None else d for p, d in zip(params, grads, strict=True)]
+
+
 def test_shapes_and_bad_inputs():
     z, r, t = inputs()
     assert tiny()(z, r, t).shape == z.shape
@@ -200,20 +208,15 @@ def test_dual_backend_in_the_objective_and_its_error():
     g = torch.Generator().manual_seed(0)
     noise = torch.randn(x.shape, generator=g, dtype=x.dtype)
     r, t = (a.double() for a in TimeSampler("uniform", equal_fraction=0.5).sample(6, g))
-
-    def loss_and_grads(compute):
-        model.zero_grad()
-        loss = compute()
-        loss.backward()
-        return loss.detach(), torch.cat([p.grad.reshape(-1) for p in model.parameters() if p.grad is not None])
-
     with model.jvp_safe():
-        ref = loss_and_grads(lambda: reference_mmf_loss(model, x, noise, r, t, 0.5, tangent="model"))
+        ref_loss, ref_grads = loss_and_grads(model, lambda: reference_mmf_loss(model, x, noise, r, t, 0.5,
+                                                                               tangent="model"))
     for jvp in ("exact", "dual"):
         objective = ModularMeanFlow(ObjectiveConfig(variant="mmf", jvp=jvp))
-        ours = loss_and_grads(lambda o=objective: o.loss(model, x, noise=noise, r=r, t=t, lam=0.5)[0])
-        torch.testing.assert_close(ours[0], ref[0], rtol=1e-9, atol=0, msg=jvp)
-        torch.testing.assert_close(ours[1], ref[1], rtol=1e-7, atol=1e-10, msg=jvp)
+        loss, grads = loss_and_grads(model, lambda o=objective: o.loss(model, x, noise=noise, r=r, t=t, lam=0.5)[0])
+        torch.testing.assert_close(loss, ref_loss, rtol=1e-9, atol=0, msg=jvp)
+        torch.testing.assert_close(torch.cat([a.reshape(-1) for a in grads]),
+                                   torch.cat([a.reshape(-1) for a in ref_grads]), rtol=1e-7, atol=1e-10, msg=jvp)
     from mmftraj.errors import UserError
     from mmftraj.models.mlp import MLPConfig, TimeMLP
 
@@ -266,16 +269,10 @@ def test_compiled_mmf_step_with_the_dual_backend_matches_eager():
     noise = torch.randn(x.shape, generator=g)
     r, t = TimeSampler("logit_normal", equal_fraction=0.25).sample(8, g)
     objective = ModularMeanFlow(ObjectiveConfig(variant="mmf", jvp="dual"))
-
-    def loss_and_grads(model, lam):
-        loss, _ = objective.loss(model, x, noise=noise, r=r, t=t, lam=lam)
-        grads = torch.autograd.grad(loss, list(model.parameters()), allow_unused=True)
-        return loss.detach(), [torch.zeros_like(p) if d is None else d for p, d in zip(model.parameters(), grads, strict=True)]
-
     results = {}
     for name, model in (("compiled", compiled), ("eager", eager)):
-        loss, at_one = loss_and_grads(model, 1.0)
-        _, at_zero = loss_and_grads(model, 0.0)
+        loss, at_one = loss_and_grads(model, lambda m=model: objective.loss(m, x, noise=noise, r=r, t=t, lam=1.0)[0])
+        _, at_zero = loss_and_grads(model, lambda m=model: objective.loss(m, x, noise=noise, r=r, t=t, lam=0.0)[0])
         results[name] = loss, [a - b for a, b in zip(at_one, at_zero, strict=True)]
     torch.testing.assert_close(results["compiled"][0], results["eager"][0], rtol=1e-5, atol=0)
     scale = max(b.abs().max().item() for b in results["eager"][1])  # parameters du/dt does not see: ~0
