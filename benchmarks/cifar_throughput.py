@@ -188,13 +188,23 @@ def main() -> None:
     if args.train_steps > 0:
         result = {**info, "train_steps": args.train_steps, "runs": short_training(args, images)}
     else:
-        rows = []
+        for v in args.variants:  # a typo in a variant fails here, before any GPU time is spent
+            make_config(args, v)
+        rows, failed = [], []
         for v in args.variants:  # written after every variant, so a timeout keeps what finished
-            rows.append(throughput(args, v, images))
-            r = rows[-1]
-            print(f"{v}: {r['images_per_s']:.1f} images/s ({r['s_per_step']:.4f} s/step, warm-up {r['warmup_s']:.0f} s)",
-                  flush=True)
-            write(args.out, {**info, "rows": rows, "complete": len(rows) == len(args.variants)})
+            try:
+                r = throughput(args, v, images)
+            except Exception as exc:  # noqa: BLE001 - one failing variant (OOM, compiler) must not cost the rest
+                failed.append({"variant": v, "error": f"{type(exc).__name__}: {exc}"[:2000]})
+                print(f"{v}: FAILED {failed[-1]['error'][:300]}", flush=True)
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+            else:
+                rows.append(r)
+                print(f"{v}: {r['images_per_s']:.1f} images/s ({r['s_per_step']:.4f} s/step, "
+                      f"warm-up {r['warmup_s']:.0f} s)", flush=True)
+            write(args.out, {**info, "rows": rows, "failed": failed,
+                             "complete": len(rows) + len(failed) == len(args.variants)})
         print(f"\n{info['device']}  preset={args.preset}  {args.precision}  channels_last={args.channels_last}  "
               f"compile={args.compile}")
         print(f"{'variant':10s} {'jvp':11s} {'λ':>5s} {'s/step':>8s} {'images/s':>9s} {'× fm':>6s} {'peak GiB':>9s}")
@@ -204,7 +214,7 @@ def main() -> None:
             mem = f"{r['peak_mem_gib']:.1f}" if r["peak_mem_gib"] is not None else "-"
             print(f"{r['variant']:10s} {r['jvp']:11s} {r['lambda']:5.2f} {r['s_per_step']:8.4f} "
                   f"{r['images_per_s']:9.1f} {rel:>6s} {mem:>9s}")
-        result = {**info, "rows": rows, "complete": True}
+        result = {**info, "rows": rows, "failed": failed, "complete": True}
     write(args.out, result)
     print(f"wrote {args.out}")
 
