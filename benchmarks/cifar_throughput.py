@@ -226,4 +226,9 @@ def write(path: str, result: dict) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from mmftraj.errors import UserError
+
+    try:
+        main()
+    except UserError as exc:
+        sys.exit(f"error: {exc}")
