@@ -4,6 +4,9 @@
 # compiled throughput with whatever time is left, the dual backend under TF32 first (the eager
 # fm / meanflow / mmf rows of session 4 are in benchmarks/cifar_h100/session4). Each stage has its
 # own time box and writes its JSON as it goes, so a stage that runs out leaves the others'.
+# The stages' time boxes add up to 560 s, inside one 600 s device call. Then, in a second call on the
+# warm machine, check that compiled `dual` back-propagates like eager on CUDA (pytest must be there):
+#   python -m pytest -m slow tests/test_unet.py -k "compiled_mmf and cuda"
 #   OUT=results_dir bash benchmarks/cifar_gpu_suite.sh
 set -u
 OUT=${OUT:-runs/bench/gpu}
@@ -20,7 +23,7 @@ stamp eager throughput
 timeout "${EAGER_S:-100}" python benchmarks/cifar_throughput.py --device cuda --iters 10 --out "$OUT/cifar_eager.json" \
   --variants "mmf@objective.jvp=dual,train.tf32=true" "mmf@train.tf32=true" "meanflow@objective.jvp=dual,train.tf32=true"
 stamp compiled throughput
-timeout "${COMPILE_S:-420}" python benchmarks/cifar_throughput.py --device cuda --compile --iters 10 \
+timeout "${COMPILE_S:-400}" python benchmarks/cifar_throughput.py --device cuda --compile --iters 10 \
   --variants "mmf@objective.jvp=dual,train.tf32=true" "meanflow@objective.jvp=dual,train.tf32=true" \
   "mmf@train.tf32=true" fm \
   --out "$OUT/cifar_compile.json"

@@ -253,7 +253,9 @@ def test_compiled_block_back_propagates_its_tangent_like_eager():
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
-def test_compiled_mmf_step_with_the_dual_backend_matches_eager():
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA GPU"))])
+def test_compiled_mmf_step_with_the_dual_backend_matches_eager(device, monkeypatch):
     """The λ > 0 step as the trainer compiles it (per block): dual du/dt with u shared from its
     pass, dropout and attention. The loss and the gradient through du/dt (λ = 1 minus λ = 0)
     match eager. (With the old mean-based group norm, that gradient is wrong by up to 10 %.)"""
@@ -261,13 +263,16 @@ def test_compiled_mmf_step_with_the_dual_backend_matches_eager():
 
     from mmftraj.training import compile_model
 
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)  # true float32 on both sides
     eager = tiny(dropout=0.2, attention="fast").train()
     eager.reseed_dropout(torch.Generator().manual_seed(1))
+    eager.to(device)
     compiled = compile_model(copy.deepcopy(eager), "blocks")
     x, _, _ = inputs(b=8)
     g = torch.Generator().manual_seed(0)
     noise = torch.randn(x.shape, generator=g)
     r, t = TimeSampler("logit_normal", equal_fraction=0.25).sample(8, g)
+    x, noise, r, t = (a.to(device) for a in (x, noise, r, t))
     objective = ModularMeanFlow(ObjectiveConfig(variant="mmf", jvp="dual"))
     results = {}
     for name, model in (("compiled", compiled), ("eager", eager)):
