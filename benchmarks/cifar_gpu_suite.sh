@@ -4,10 +4,11 @@
 # compiled throughput with whatever time is left, the dual backend under TF32 first (the eager
 # fm / meanflow / mmf rows of session 4 are in benchmarks/cifar_h100/session4). Each stage has its
 # own time box and writes its JSON as it goes, so a stage that runs out leaves the others'.
-# The stages' time boxes add up to 560 s, inside one 600 s device call. Then, in a second call on the
-# warm machine, check that compiled `dual` back-propagates like eager on CUDA (pytest must be there):
-#   python -m pytest -m slow tests/test_unet.py -k "compiled_mmf and cuda"
+# The stages' time boxes add up to 560 s, inside one 600 s device call:
 #   OUT=results_dir bash benchmarks/cifar_gpu_suite.sh
+# Then, in a second call on the warm machine, check that compiled `dual` back-propagates like eager
+# on CUDA (needs pytest there):
+#   python -m pytest -m slow tests/test_unet.py -k "compiled_mmf and cuda"
 set -u
 OUT=${OUT:-runs/bench/gpu}
 mkdir -p "$OUT"
