@@ -233,11 +233,12 @@ def test_k_step_sampler_on_custom_grid_and_euler():
         sample(model, noise, grid=torch.tensor([0.0, 1.0]))
 
 
-def test_bf16_autocast_keeps_the_derivative_in_float32():
+@pytest.mark.parametrize("backend", ["fd-central", "exact"])  # exact: u on the r < t rows from its pass
+def test_bf16_autocast_keeps_the_derivative_in_float32(backend):
     """A model that answers in bf16 under autocast: the loss runs, and equals the fp32 loss closely."""
     model = _mlp(torch.float32)
     x, noise, r, t = _batch(n=32, dtype=torch.float32)
-    obj = ModularMeanFlow(ObjectiveConfig(variant="mmf"))
+    obj = ModularMeanFlow(ObjectiveConfig(variant="mmf", jvp=backend))
     with torch.autocast("cpu", dtype=torch.bfloat16):
         low, _ = obj.loss(model, x, noise=noise, r=r, t=t, lam=1.0)
     low.backward()
