@@ -210,6 +210,48 @@ def test_time_sampler_orders_times_and_fixes_equal_fraction():
         assert int((r == t).sum()) == 250
 
 
+def test_time_sampler_with_its_own_r_distribution_matches_the_order_statistics():
+    """MeanFlow's CIFAR-10 sampler: t ~ logitN(-0.6, 1.6), r ~ logitN(-4, 1.6), sorted. In logit
+    space the r != t rows are min and max of two independent normals; compare their CDFs."""
+    from math import erf, sqrt
+
+    sampler = TimeSampler("logit_normal", -0.6, 1.6, 0.25, r_mean=-4.0, r_std=1.6)
+    r, t = sampler.sample(200_000, torch.Generator().manual_seed(0))
+    assert int((r == t).sum()) == 50_000 and bool((r <= t).all())
+    lo, hi = torch.logit(r[50_000:].double()), torch.logit(t[50_000:].double())
+
+    def cdf(m, mean):
+        return 0.5 * (1 + erf((m - mean) / (1.6 * sqrt(2))))
+
+    for m in (-6.0, -4.0, -2.0, -0.6, 1.0):
+        a, b = cdf(m, -0.6), cdf(m, -4.0)
+        assert abs(float((hi <= m).double().mean()) - a * b) < 5e-3
+        assert abs(float((lo <= m).double().mean()) - (1 - (1 - a) * (1 - b))) < 5e-3
+    # no own distribution is the same as t's, draw for draw
+    same = TimeSampler("logit_normal", -0.6, 1.6, 0.25, r_mean=-0.6, r_std=1.6).sample(64, torch.Generator().manual_seed(1))
+    default = TimeSampler("logit_normal", -0.6, 1.6, 0.25).sample(64, torch.Generator().manual_seed(1))
+    assert all(torch.equal(x, y) for x, y in zip(same, default, strict=True))
+    with pytest.raises(UserError, match="uniform"):
+        TimeSampler("uniform", r_mean=-4.0)
+    with pytest.raises(UserError, match="positive"):
+        TimeSampler("logit_normal", r_std=0.0)
+
+
+def test_per_entry_adaptive_weight_with_c_over_d_is_meanflows_per_image_sum():
+    """configs/cifar.yaml sets adaptive_c = 1e-3 / (3·32·32): MeanFlow weighs the per-image *sum*
+    of squares with c = 1e-3. Then the two losses differ by the constant D^(1 - p) only."""
+    model = _mlp()
+    x, noise, r, t = _batch()
+    d, p, c = x.shape[1], 0.75, 1e-3
+    ours, _ = ModularMeanFlow(ObjectiveConfig(variant="meanflow", jvp="exact", tangent="conditional",
+                                              adaptive_p=p, adaptive_c=c / d)).loss(model, x, noise=noise, r=r, t=t)
+    z = (1 - t)[:, None] * x + t[:, None] * noise
+    u, dudt = torch.func.jvp(model, (z, r, t), (noise - x, torch.zeros_like(r), torch.ones_like(t)))
+    per_image = (u - (noise - x - (t - r)[:, None] * dudt)).pow(2).sum(1)
+    meanflow = (per_image / (per_image + c).pow(p)).mean()
+    assert torch.allclose(meanflow, d ** (1 - p) * ours, rtol=1e-12)
+
+
 def test_lambda_schedules():
     lin = make_lambda_schedule("linear", start=100, duration=200)
     assert lin(0) == 0.0 and lin(200) == 0.5 and lin(300) == 1.0 and lin(10_000) == 1.0

@@ -38,6 +38,9 @@ class ObjectiveConfig:
     time_sampler: Literal["uniform", "logit_normal"] = "logit_normal"
     time_mean: float = -0.4
     time_std: float = 1.0
+    # MeanFlow's CIFAR-10 recipe draws the second time from its own logit-normal; None: t's
+    time_r_mean: float | None = None
+    time_r_std: float | None = None
     equal_fraction: float = 0.75  # share of r = t samples (ignored by `fm`, which uses 1)
     lambda_schedule: Literal["linear", "cosine", "constant"] = "linear"  # used by `mmf`
     lambda_start: int = 0  # step at which the warm-up begins
@@ -75,7 +78,8 @@ class ModularMeanFlow:
             raise UserError(f"fd_eps must be positive, got {cfg.fd_eps}")
         self.jvp_fn = get_jvp_backend(cfg.jvp)
         equal = 1.0 if cfg.variant == "fm" else cfg.equal_fraction
-        self.time_sampler = TimeSampler(cfg.time_sampler, cfg.time_mean, cfg.time_std, equal)
+        self.time_sampler = TimeSampler(cfg.time_sampler, cfg.time_mean, cfg.time_std, equal,
+                                        cfg.time_r_mean, cfg.time_r_std)
         if lambda_schedule is not None:
             self.lambda_schedule = lambda_schedule
         elif cfg.variant == "meanflow" or cfg.variant == "fm":
