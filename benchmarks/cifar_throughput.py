@@ -55,7 +55,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--compile", action="store_true", help="torch.compile the U-Net")
     p.add_argument("--compile-scope", choices=["blocks", "model"], default="blocks")
     p.add_argument("--tf32", action="store_true", help="TF32 for float32 convolutions/matmuls (train.tf32)")
-    p.add_argument("--jvp", default=None, help="override objective.jvp (fd-central, fd-forward, exact)")
+    p.add_argument("--jvp", default=None, help="override objective.jvp (fd-central, fd-forward, exact, dual)")
     p.add_argument("--attention", choices=["fast", "math"], default=None)
     p.add_argument("--warmup", type=int, default=None, help="untimed steps (default 3, or 5 with --compile)")
     p.add_argument("--iters", type=int, default=20, help="timed steps per variant")
