@@ -19,6 +19,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .errors import UserError
+from .io import umask_mode
 
 TENSORS = "tensors.safetensors"
 META = "meta.json"
@@ -73,6 +74,9 @@ def save_checkpoint(
     try:
         save_file(tensors, str(tmp / TENSORS))
         (tmp / META).write_text(json.dumps(info, indent=1, default=str))
+        os.chmod(tmp, umask_mode(directory=True))
+        for f in tmp.iterdir():
+            os.chmod(f, umask_mode())
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)

@@ -5,6 +5,7 @@ User errors (mmftraj.errors.UserError) end with one red line on stderr and exit 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -50,7 +51,8 @@ def train(
     seed: int = typer.Option(None, help="Random seed (same seed, same machine: same numbers on CPU)."),
     device: str = typer.Option(None, help="cpu, cuda, cuda:1, ..."),
     name: str = typer.Option(None, help="Run name; default <objective>-<preset>-s<seed>."),
-    runs_dir: Path = typer.Option(Path("runs"), help="Where runs/<task>/<name>/ are written."),
+    data_dir: Path = typer.Option(None, help="cifar: the CIFAR-10 python batch directory (as --set data.dir=PATH)."),
+    runs_dir: Path = typer.Option(Path("runs"), help="Runs are written to <runs-dir>/<task>/<name>/."),
     resume: bool = typer.Option(False, help="Continue the run of that name from its last checkpoint with its saved config; --steps, --device and --set train.*/eval.*/runtime.* may still change."),
     overwrite: bool = typer.Option(False, help="Delete an existing run of that name first."),
 ):
@@ -63,6 +65,10 @@ def train(
         if preset is not None and preset != maze:
             raise UserError("give either --maze or --preset, not both")
         preset = maze
+    if data_dir is not None:
+        if task != "cifar":
+            raise UserError("--data-dir is for --task cifar; other tasks take their data from --set data.*")
+        set_ = [f"data.dir={json.dumps(str(data_dir))}", *set_]  # quoted: any path stays a string
     prepare_and_train(
         task=task,
         preset=preset,

@@ -9,6 +9,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def umask_mode(directory: bool = False) -> int:
+    """The mode a plain open()/mkdir() would give under the current umask. Temp files and folders
+    are created owner-only; results renamed from them should be readable like any other file."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return (0o777 if directory else 0o666) & ~mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
@@ -19,6 +27,7 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, umask_mode())
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -14,12 +15,15 @@ from .errors import UserError, choice_error
 from .io import atomic_write_text
 from .resources import resource_path
 from .tasks import get_task
+from .training import check_train_config, resolve_device
 
 
 def preset_config(task_module, task: str, preset: str | None):
     """The task's dataclass defaults overlaid with configs/<task>[-<preset>].yaml when present."""
     presets = getattr(task_module, "PRESETS", ())
-    if preset is not None and presets and preset not in presets:
+    if preset is not None and not presets:
+        raise UserError(f"task {task} has no presets (got --preset {preset}); change it with --set or --config")
+    if preset is not None and preset not in presets:
         raise choice_error(f"preset for {task}", preset, presets)
     cfg = task_module.default_config(preset)
     for name in (f"{task}.yaml", f"{task}-{preset}.yaml" if preset else None):
@@ -99,6 +103,8 @@ def prepare_and_train(
     preset = preset or getattr(module, "default_preset", lambda c: None)(cfg)
     run_dir = Path(runs_dir) / task / (name or default_run_name(cfg, preset))
     saved = run_dir / "config.yaml"
+    if _never_trained(run_dir):  # an earlier attempt stopped before its first step: start afresh
+        shutil.rmtree(run_dir)
     if run_dir.exists() and any(run_dir.iterdir()):
         if overwrite:
             shutil.rmtree(run_dir)
@@ -107,6 +113,8 @@ def prepare_and_train(
                 cfg = resume_config(from_dict(type(cfg), load_yaml(saved)), overrides, steps, device, objective)
         else:
             raise UserError(f"run {run_dir} already exists; pass --resume to continue it, --overwrite, or another --name")
+    check_train_config(cfg.train)
+    resolve_device(cfg.train.device, source=_device_source(task, device, overrides))
     run_dir.mkdir(parents=True, exist_ok=True)
     save_yaml(cfg, saved)
     results = module.train(cfg, run_dir, resume=resume, progress=progress)
@@ -116,15 +124,38 @@ def prepare_and_train(
     return results
 
 
+def _never_trained(run_dir: Path) -> bool:
+    """A run folder holding only the config.yaml that is written before training starts."""
+    return run_dir.is_dir() and {p.name for p in run_dir.iterdir()} == {"config.yaml"}
+
+
+def _device_source(task: str, device: str | None, overrides) -> str:
+    """Where train.device came from, for error messages."""
+    if any(o.replace(" ", "").startswith("train.device=") for o in overrides):
+        return "--set train.device"
+    return "--device" if device is not None else f"train.device (the {task} task's default)"
+
+
 def write_results(run_dir: Path, results: dict) -> None:
-    atomic_write_text(Path(run_dir) / "results.json", json.dumps(results, indent=2, default=float) + "\n")
+    atomic_write_text(Path(run_dir) / "results.json", json.dumps(_strict_json(results), indent=2, default=float) + "\n")
+
+
+def _strict_json(value):
+    """NaN/inf become null: results.json stays valid JSON for any reader, not only Python's."""
+    if isinstance(value, dict):
+        return {k: _strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict_json(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def print_results(results: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"results: {results.get('run_dir', '')}", show_header=True)
+    table = Table(show_header=True)
     table.add_column("metric")
     table.add_column("value", justify="right")
 
@@ -138,4 +169,7 @@ def print_results(results: dict) -> None:
             table.add_row(prefix, str(value))
 
     add("", {k: v for k, v in results.items() if k != "run_dir"})
-    Console().print(table)
+    console = Console()
+    if results.get("run_dir"):
+        console.print(f"results: {results['run_dir']}", soft_wrap=True, markup=False, highlight=False)
+    console.print(table)

@@ -67,6 +67,23 @@ class TrainConfig:
     threads: int = 0  # torch intra-op threads on CPU; 0 keeps torch's default
 
 
+def check_train_config(cfg: TrainConfig) -> None:
+    """Refuse values that would crash deep inside torch or train on nothing (NaN losses)."""
+    rules = [
+        ("steps", cfg.steps >= 1, "at least 1"), ("batch_size", cfg.batch_size >= 1, "at least 1"),
+        ("lr", cfg.lr > 0, "positive"), ("warmup_steps", cfg.warmup_steps >= 0, "0 or more"),
+        ("log_every", cfg.log_every >= 1, "at least 1"), ("ckpt_every", cfg.ckpt_every >= 1, "at least 1"),
+        ("keep_checkpoints", cfg.keep_checkpoints >= 1, "at least 1"),
+        ("grad_clip", cfg.grad_clip >= 0, "0 (off) or positive"), ("weight_decay", cfg.weight_decay >= 0, "0 or more"),
+        ("ema_decay", 0 <= cfg.ema_decay < 1, "in [0, 1)"), ("beta1", 0 <= cfg.beta1 < 1, "in [0, 1)"),
+        ("beta2", 0 <= cfg.beta2 < 1, "in [0, 1)"), ("min_lr_ratio", 0 <= cfg.min_lr_ratio <= 1, "in [0, 1]"),
+        ("threads", cfg.threads >= 0, "0 (torch's default) or more"),
+    ]
+    bad = [f"train.{name} must be {want}, got {getattr(cfg, name)}" for name, ok, want in rules if not ok]
+    if bad:
+        raise UserError("; ".join(bad))
+
+
 def step_seed(seed: int, rank: int, step: int) -> int:
     """A well-mixed 63-bit seed for (seed, rank, step)."""
     return int(np.random.SeedSequence([seed, rank, step]).generate_state(2, np.uint64)[0] >> np.uint64(1))
@@ -82,13 +99,19 @@ def lr_factor(cfg: TrainConfig, step: int) -> float:
     return 1.0
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, source: str = "--device") -> torch.device:
+    """The torch device `name`, or a UserError that says where the value came from (`source`)."""
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise UserError(f"unknown device {name!r}; use cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda was requested but no CUDA GPU is available here")
+        raise UserError(f"{source} {name!r} is not a device; use cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError(f"{source} is {name!r} but no CUDA GPU is available here; use --device cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UserError(f"{source} is {name!r} but this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    elif device.type != "cpu":
+        raise UserError(f"{source} {name!r}: mmftraj runs on cpu or cuda")
     return device
 
 
@@ -144,6 +167,14 @@ class MetricsLog:
         elif path.exists():
             path.unlink()
 
+    def last_row(self) -> dict:
+        """The newest row on disk (a resumed run that has nothing left to train reports it)."""
+        if not self.path.exists():
+            return {}
+        with self.path.open() as fh:
+            rows = list(csv.DictReader(fh))
+        return {k: float(v) for k, v in rows[-1].items() if v} if rows else {}
+
     def write(self, row: dict) -> None:
         new = self.fields is None
         if new:
@@ -171,6 +202,9 @@ def compile_model(model: torch.nn.Module, scope: str) -> torch.nn.Module:
     for unit in units:
         unit.compile(dynamic=False)
     return model
+
+
+PLAIN_PROGRESS_EVERY_S = 10.0  # a progress line this often when stderr is not a terminal
 
 
 def _progress(enabled: bool):
@@ -205,9 +239,10 @@ class Trainer:
         progress: bool = True,
     ):
         self.cfg = cfg
+        check_train_config(cfg)
         if cfg.threads > 0:
             torch.set_num_threads(cfg.threads)
-        self.device = resolve_device(cfg.device)
+        self.device = resolve_device(cfg.device, source="train.device")
         if self.device.type == "cuda":
             torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = cfg.tf32
             if not cfg.tf32:  # a deliberate choice (see TrainConfig.tf32), not a missed speed-up
@@ -304,10 +339,13 @@ class Trainer:
         log = MetricsLog(self.run_dir / "metrics.csv", resume_step) if self.run_dir and self.dist.is_main else None
         window: list[dict] = []
         last_t = time.perf_counter()
-        last_step = self.step
+        last_step = start_step = self.step
+        last_line = last_t
         row: dict = {}
         with _progress(self.progress) as bar:
             task = bar.add_task("train", total=cfg.steps, completed=self.step, info="")
+            if self.progress and self.step >= cfg.steps:
+                bar.console.print(f"the run is already at step {self.step} (steps: {cfg.steps}); nothing to train")
             if cfg.compile and self.progress:
                 bar.console.print("torch.compile: the first step compiles the model (minutes for a large "
                                   "network); a new call mode, such as λ > 0, compiles once more when first met")
@@ -331,13 +369,21 @@ class Trainer:
                     }
                     if log is not None:
                         log.write(row)
-                    bar.update(task, completed=self.step,
-                               info=f"loss {row['loss']:.4f} λ {row['lambda']:.2f} {rate:.1f} it/s")
+                    info = f"loss {row['loss']:.4f} λ {row['lambda']:.2f} {rate:.1f} it/s"
+                    bar.update(task, completed=self.step, info=info)
+                    if self.progress and not bar.console.is_terminal and (
+                            now - last_line >= PLAIN_PROGRESS_EVERY_S or self.step == cfg.steps):
+                        # piped or logged output: rich draws the bar only at the end, so say where we are
+                        bar.console.print(f"train {self.step}/{cfg.steps}  {info}")
+                        last_line = now
                     window.clear()
                     last_t, last_step = now, self.step
                 if cfg.ckpt_every > 0 and self.step % cfg.ckpt_every == 0 and self.step < cfg.steps:
                     self.save()
                 if callback is not None:
                     callback(self)
-        self.save()
+        if not row and log is not None:  # resumed at or past --steps: nothing was trained
+            row = log.last_row()
+        if self.step > start_step:
+            self.save()
         return {"steps": self.step, "final_loss": row.get("loss"), "train_time_s": self.train_time}

@@ -76,6 +76,25 @@ def test_ema_and_lambda_are_logged(tmp_path):
     assert not torch.equal(trainer.ema.inp.weight, trainer.model.inp.weight)
 
 
+def test_piped_output_gets_plain_progress_lines(tmp_path, capsys):
+    trainer = _trainer(tmp_path, steps=10)
+    trainer.progress = True  # pytest captures stdout: not a terminal, so no live bar
+    trainer.fit()
+    out = capsys.readouterr().out
+    assert "train 10/10  loss " in out  # the last step always gets a line
+
+
+def test_resuming_a_finished_run_keeps_its_final_loss(tmp_path, capsys):
+    first = _trainer(tmp_path, steps=20).fit()
+    checkpoints = list_checkpoints(tmp_path)
+    again = _trainer(tmp_path, steps=10)
+    again.progress = True
+    result = again.fit(resume=True)
+    assert "already at step 20 (steps: 10); nothing to train" in capsys.readouterr().out
+    assert result["steps"] == 20 and result["final_loss"] == pytest.approx(first["final_loss"])
+    assert list_checkpoints(tmp_path) == checkpoints  # nothing rewritten
+
+
 # -- data parallelism ------------------------------------------------------------------------------
 def _free_port() -> int:
     with socket.socket() as s:
