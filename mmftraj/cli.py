@@ -121,18 +121,24 @@ def sample_cmd(
     checkpoint: Path = typer.Option(..., help="A run directory or one of its checkpoints."),
     steps: int = typer.Option(1, help="Network evaluations per sample."),
     n: int = typer.Option(64, help="Number of samples."),
-    out: Path = typer.Option(Path("samples"), help="Output folder (PNG grid + .npz)."),
+    out: Path = typer.Option(Path("samples"), help="Output folder (PNG grid + .npz named <task>-<run>-<objective>-<k>step-s<seed>)."),
     seed: int = typer.Option(0, help="Sampling seed."),
+    device: str = typer.Option(None, help="cpu, cuda, cuda:1, ... (default: cuda when available, else cpu)."),
 ):
     """Draw samples from a checkpoint with a given number of steps."""
     from .tasks import get_task
+    from .tasks.image_common import default_device
+    from .training import resolve_device
 
     module = get_task(task)
     if not hasattr(module, "sample"):
         raise UserError(f"task {task!r} has no sampler")
     if n < 1:
         raise UserError(f"--n must be at least 1, got {n}")
-    paths = module.sample(checkpoint, steps=steps, n=n, out=out, seed=seed)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a folder")
+    dev = resolve_device(device or default_device(), source="--device")
+    paths = module.sample(checkpoint, steps=steps, n=n, out=out, seed=seed, device=dev)
     for path in paths:
         typer.echo(f"wrote {path}")
 
@@ -145,16 +151,17 @@ def fid_cmd(
     samples: Path = typer.Option(None, help="Score an .npz written by `mmftraj sample` instead."),
     data_dir: Path = typer.Option(None, help="cifar: the CIFAR-10 python batch directory (reference set)."),
     weights: Path = typer.Option(None, help="Inception-v3 weights file (else $MMFTRAJ_INCEPTION_WEIGHTS)."),
-    n: int = typer.Option(50000, help="Samples to draw from the checkpoint."),
+    n: int = typer.Option(None, help="Samples to draw from the checkpoint (default: cifar 50000; digits the run's eval.n_samples, as in its results.json)."),
     steps: int = typer.Option(1, help="Network evaluations per sample."),
-    seed: int = typer.Option(0, help="Sampling seed."),
-    device: str = typer.Option(None, help="cpu or cuda (default: cuda when available)."),
+    seed: int = typer.Option(None, help="Sampling seed (default: cifar 0; digits the run's eval.seed, as in its results.json)."),
+    device: str = typer.Option(None, help="cpu, cuda, cuda:1, ... (default: cuda when available; digits runs on the CPU)."),
 ):
     """Fréchet Inception Distance of samples against the training set (digits: classifier features)."""
     from .evaluation.fid import compute_fid
     from .runs import print_results
 
-    print_results(compute_fid(task, checkpoint, samples, data_dir, weights, n, steps, seed, device=device))
+    print_results(compute_fid(task, checkpoint, samples, data_dir, weights, n, steps, seed, device=device,
+                              progress=True))
 
 
 @app.command("report")

@@ -72,7 +72,7 @@ def check_train_config(cfg: TrainConfig) -> None:
     rules = [
         ("steps", cfg.steps >= 1, "at least 1"), ("batch_size", cfg.batch_size >= 1, "at least 1"),
         ("lr", cfg.lr > 0, "positive"), ("warmup_steps", cfg.warmup_steps >= 0, "0 or more"),
-        ("log_every", cfg.log_every >= 1, "at least 1"), ("ckpt_every", cfg.ckpt_every >= 1, "at least 1"),
+        ("log_every", cfg.log_every >= 1, "at least 1"), ("ckpt_every", cfg.ckpt_every >= 0, "0 (final checkpoint only) or more"),
         ("keep_checkpoints", cfg.keep_checkpoints >= 1, "at least 1"),
         ("grad_clip", cfg.grad_clip >= 0, "0 (off) or positive"), ("weight_decay", cfg.weight_decay >= 0, "0 or more"),
         ("ema_decay", 0 <= cfg.ema_decay < 1, "in [0, 1)"), ("beta1", 0 <= cfg.beta1 < 1, "in [0, 1)"),

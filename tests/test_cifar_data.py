@@ -100,6 +100,17 @@ def test_missing_or_incomplete_directory_names_the_files(tmp_path):
         load_cifar10(tmp_path / "d")
 
 
+def test_missing_files_are_listed_once(tmp_path):
+    with pytest.raises(UserError) as caught:
+        load_cifar10(tmp_path / "nowhere")
+    assert all(str(caught.value).count(name) == 1 for name in EXPECTED), caught.value
+    write_cifar_dir(tmp_path / "cifar-10-batches-py")
+    (tmp_path / "cifar-10-batches-py" / "test_batch").unlink()
+    with pytest.raises(UserError) as caught:
+        load_cifar10(tmp_path)  # the parent: what is missing is named in the subfolder
+    assert "missing: test_batch)" in str(caught.value) and "data_batch_1" not in str(caught.value)
+
+
 def test_wrong_contents_are_refused(tmp_path):
     path = tmp_path / "b"
     _dump({b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]}, path)

@@ -44,3 +44,12 @@ def test_user_errors_are_one_line_exit_2(args, expected, tmp_path):
 def test_unknown_valid_keys_are_listed(tmp_path):
     out = run("train", "--task", "toy2d", "--set", "train.learning_rate=1", "--runs-dir", str(tmp_path))
     assert "train.lr" in out.stderr and "train.steps" in out.stderr
+
+
+def test_sample_for_a_task_without_a_sampler():
+    from typer.testing import CliRunner
+
+    from mmftraj.cli import app
+
+    result = CliRunner().invoke(app, ["sample", "--task", "toy2d", "--checkpoint", "x"])
+    assert result.exit_code == 2 and "task 'toy2d' has no sampler" in result.output, result.output

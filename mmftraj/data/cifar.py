@@ -95,12 +95,12 @@ def resolve_dir(data_dir: str | Path) -> Path:
     for cand in (root, root / "cifar-10-batches-py"):
         if cand.is_dir() and all((cand / f).is_file() for f in EXPECTED):
             return cand
-    where = root if root.is_dir() else None
-    missing = [f for f in EXPECTED if where is None or not (where / f).is_file()]
+    sub = root / "cifar-10-batches-py"
+    where = sub if sub.is_dir() else root  # name what is missing where the user's files actually are
+    missing = [f for f in EXPECTED if not (where / f).is_file()]
     raise UserError(
-        f"CIFAR-10 batch directory {root} is missing or incomplete (missing: {', '.join(missing)}); expected the "
-        f"python-version files {', '.join(EXPECTED)} (from cifar-10-python.tar.gz), in the directory or in "
-        f"its cifar-10-batches-py/ subfolder"
+        f"CIFAR-10 batch directory {where} is missing or incomplete (missing: {', '.join(missing)}); expected "
+        f"the python-version batches of cifar-10-python.tar.gz, in the folder or in a cifar-10-batches-py/ subfolder"
     )
 
 

@@ -2,11 +2,15 @@
 
 cifar: Inception-v3 pool features (local weights only), reference statistics of the 50k training
 images cached per weights file. digits: the cached digits classifier's features, whole data set.
+Every cheap check (arguments, files, the checkpoint's task, the samples' shape and count) runs
+before the expensive passes (reference features, sampling), so a mistake costs seconds, not hours.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,11 +20,17 @@ from ..errors import UserError
 from .frechet import feature_stats, frechet_distance
 
 FID_TASKS = ("cifar", "digits")
+CIFAR_N, CIFAR_SEED, CIFAR_BATCH = 50000, 0, 250  # the usual FID-50k
+DIGITS_FEATURE_BATCH = 512  # digits_features' batch, as in training's evaluation
 
 
 @torch.no_grad()
-def _features(extract, images: torch.Tensor, batch: int, device) -> np.ndarray:
-    out = [extract(images[i: i + batch].to(device)).double().cpu() for i in range(0, len(images), batch)]
+def _features(extract, images: torch.Tensor, batch: int, device, on_batch=None) -> np.ndarray:
+    out = []
+    for i in range(0, len(images), batch):
+        out.append(extract(images[i: i + batch].to(device)).double().cpu())
+        if on_batch is not None:
+            on_batch(len(out[-1]))
     return torch.cat(out).numpy()
 
 
@@ -44,68 +54,162 @@ def load_samples_npz(path: Path) -> torch.Tensor:
     raise UserError(f"{path} holds neither 'samples' (N, C, H, W) nor 'images' (N, H, W, C)")
 
 
-def compute_fid(task: str, checkpoint=None, samples_file=None, data_dir=None, weights=None, n: int = 50000,
-                steps: int = 1, seed: int = 0, batch: int = 250, device: str | None = None) -> dict:
+def default_n_seed(task: str, cfg, n: int | None, seed: int | None) -> tuple[int, int]:
+    """--n/--seed left out: cifar draws the usual 50000 with seed 0; digits repeats the run's own
+    evaluation (eval.n_samples, eval.seed), so its 1-step FID equals results.json's fd.1-step."""
+    if task == "cifar":
+        return (CIFAR_N if n is None else n), (CIFAR_SEED if seed is None else seed)
+    from ..tasks.digits import Config
+
+    saved = cfg.eval.n_samples if cfg.eval.n_samples >= 2 else Config().eval.n_samples  # eval was off
+    return (saved if n is None else n), (cfg.eval.seed if seed is None else seed)
+
+
+@dataclass
+class _Source:
+    """What gets scored: its shape (N, C, H, W), how to get the samples (slow for a checkpoint), a record."""
+
+    shape: tuple[int, ...]
+    draw: Callable[[bool], torch.Tensor]
+    info: dict
+
+
+@dataclass
+class _Extractor:
+    """A task's feature network, where and in what batches it runs, and its name in progress bars."""
+
+    extract: Callable[[torch.Tensor], torch.Tensor]
+    batch: int
+    device: torch.device
+    label: str
+
+    def stats(self, images: torch.Tensor, what: str, progress: bool) -> tuple[np.ndarray, np.ndarray]:
+        from ..tasks.image_common import progress_bar
+
+        with progress_bar(f"{self.label} features: {what} ({len(images)})", len(images), progress) as advance:
+            return feature_stats(_features(self.extract, images, self.batch, self.device, advance))
+
+
+def _check_arguments(task: str, checkpoint, samples_file, data_dir, weights, device) -> torch.device:
+    """What the arguments alone decide; returns the device sampling and features run on."""
+    from ..tasks.image_common import default_device
+    from ..training import resolve_device
+
     if task not in FID_TASKS:
         from ..errors import choice_error
 
         raise choice_error("FID task", task, FID_TASKS)
     if (checkpoint is None) == (samples_file is None):
         raise UserError("give exactly one of --checkpoint (to sample) or --samples (an .npz)")
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    from ..tasks.image_common import load_image_model
-
-    # Check the feature extractor and reference data before spending time on sampling.
+    resolved = resolve_device(device or default_device(), source="--device")
     if task == "cifar":
-        from ..data.cifar import load_cifar10, resolve_dir, to_float
-        from .inception import load_inception, weights_path
+        return resolved
+    if weights is not None or data_dir is not None:
+        raise UserError("digits uses the project's own classifier features; --weights/--data-dir are for cifar")
+    return torch.device("cpu")  # digits sample and score on the CPU, as training's evaluation does
 
-        if not data_dir:
-            raise UserError("FID for cifar needs --data-dir (the CIFAR-10 python batch directory)")
-        wpath = weights_path(weights)
-        root = resolve_dir(data_dir)
-        extract = load_inception(wpath, device)
-        from .digits_features import cache_dir
 
-        cache = cache_dir() / f"fid_ref_cifar10_train_{_file_digest(wpath)}.npz"
-        if cache.is_file():
-            with np.load(cache) as ref:
-                mu_ref, sigma_ref = ref["mu"], ref["sigma"]
-        else:
-            images, _ = load_cifar10(root, "train")
-            mu_ref, sigma_ref = feature_stats(_features(extract, to_float(images), batch, device))
-            from ..io import atomic_path
+def _cifar_inputs(data_dir, weights) -> tuple[Path, Path]:
+    """(weights file, batch directory), both checked to exist."""
+    from ..data.cifar import resolve_dir
+    from .inception import weights_path
 
-            with atomic_path(cache, suffix=".npz") as tmp, open(tmp, "wb") as fh:
-                np.savez(fh, mu=mu_ref, sigma=sigma_ref)
+    if not data_dir:
+        raise UserError("FID for cifar needs --data-dir (the CIFAR-10 python batch directory)")
+    return weights_path(weights), resolve_dir(data_dir)
+
+
+def _check_count(n: int) -> None:
+    if n < 2:
+        raise UserError(f"FID needs at least 2 samples, got {n}")
+
+
+def _check_shape(task: str, shape: tuple[int, ...]) -> None:
+    """cifar scores (N, 3, 32, 32); digits one channel, square (the size picks the reference set)."""
+    if task == "cifar":
+        ok, want = tuple(shape[1:]) == (3, 32, 32), "(N, 3, 32, 32)"
+    else:
+        ok, want = len(shape) == 4 and shape[1] == 1 and shape[2] == shape[3], "(N, 1, S, S)"
+    if not ok:
+        raise UserError(f"{task} samples must have shape {want}, got {tuple(shape)}")
+
+
+def _checkpoint_source(task: str, checkpoint, n, steps: int, seed, batch: int, device) -> _Source:
+    """Load the checkpoint (it must be the task's) now; sample only when `draw` is called."""
+    from ..core import ModularMeanFlow
+    from ..tasks.image_common import generate, load_image_model, progress_bar
+
+    if task == "cifar":
         from ..tasks.cifar import Config
     else:
-        from ..data.digits import load_digits_images
+        from ..tasks.digits import Config
+    model, cfg = load_image_model(checkpoint, task, Config)
+    n, seed = default_n_seed(task, cfg, n, seed)
+    _check_count(n)
+    mode = ModularMeanFlow(cfg.objective).sampling_mode
+    batch = cfg.eval.batch if task == "digits" else batch  # digits: the batches training's evaluation used
+
+    def draw(progress: bool) -> torch.Tensor:
+        what = f"Sampling {n} ({steps} step{'s' if steps > 1 else ''}) from {checkpoint}"
+        with progress_bar(what, n, progress) as advance:
+            return generate(model.to(device), n, steps, mode, seed, batch=batch, device=device, on_batch=advance)
+
+    shape = (n, cfg.model.in_channels, cfg.model.image_size, cfg.model.image_size)
+    info = {"checkpoint": str(checkpoint), "steps": steps, "seed": seed, "objective": cfg.objective.variant}
+    return _Source(shape, draw, info)
+
+
+def _npz_source(samples_file) -> _Source:
+    samples = load_samples_npz(Path(samples_file))
+    _check_count(len(samples))
+    return _Source(tuple(samples.shape), lambda progress: samples, {"samples": str(samples_file)})
+
+
+def _cifar_reference(ext: _Extractor, root: Path, wpath: Path, progress: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Statistics of the 50k training images, cached per weights file (the pass takes hours on a CPU)."""
+    from ..data.cifar import load_cifar10, to_float
+    from ..io import atomic_path
+    from .digits_features import cache_dir
+
+    cache = cache_dir() / f"fid_ref_cifar10_train_{_file_digest(wpath)}.npz"
+    if cache.is_file():
+        with np.load(cache) as ref:
+            return ref["mu"], ref["sigma"]
+    images, _ = load_cifar10(root, "train")
+    mu, sigma = ext.stats(to_float(images), "CIFAR-10 train", progress)
+    with atomic_path(cache, suffix=".npz") as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, mu=mu, sigma=sigma)
+    return mu, sigma
+
+
+def _digits_reference(ext: _Extractor, size: int, progress: bool) -> tuple[np.ndarray, np.ndarray]:
+    from ..data.digits import load_digits_images
+
+    data, _ = load_digits_images(size)
+    return ext.stats(data, "digits", progress)
+
+
+def compute_fid(task: str, checkpoint=None, samples_file=None, data_dir=None, weights=None, n: int | None = None,
+                steps: int = 1, seed: int | None = None, batch: int = CIFAR_BATCH, device: str | None = None,
+                progress: bool = False) -> dict:
+    """FID of `checkpoint`'s samples or of `samples_file`. n/seed None: the task's default (see
+    default_n_seed). `batch` is cifar's; digits uses its evaluation's batches. `progress`: rich bars."""
+    device = _check_arguments(task, checkpoint, samples_file, data_dir, weights, device)
+    if task == "cifar":
+        wpath, root = _cifar_inputs(data_dir, weights)
+    source = (_checkpoint_source(task, checkpoint, n, steps, seed, batch, device) if checkpoint is not None
+              else _npz_source(samples_file))
+    _check_shape(task, source.shape)
+    if task == "cifar":
+        from .inception import load_inception
+
+        ext = _Extractor(load_inception(wpath, device), batch, device, "Inception")
+        mu_ref, sigma_ref = _cifar_reference(ext, root, wpath, progress)
+    else:
         from .digits_features import load_classifier
 
-        clf, _ = load_classifier()
-        extract = clf.features
-        device = torch.device("cpu")
-        from ..tasks.digits import Config
-
-    if checkpoint is not None:
-        from ..core import ModularMeanFlow
-        from ..tasks.image_common import generate
-
-        model, cfg = load_image_model(checkpoint, task, Config)
-        mode = ModularMeanFlow(cfg.objective).sampling_mode
-        samples = generate(model.to(device), n, steps, mode, seed, batch=batch, device=device)
-        source = {"checkpoint": str(checkpoint), "steps": steps, "seed": seed, "objective": cfg.objective.variant}
-    else:
-        samples = load_samples_npz(Path(samples_file))
-        source = {"samples": str(samples_file)}
-    if task == "digits":
-        data, _ = load_digits_images(samples.shape[-1])
-        mu_ref, sigma_ref = feature_stats(_features(extract, data, batch, device))
-    expected = (3, 32, 32) if task == "cifar" else None
-    if expected and tuple(samples.shape[1:]) != expected:
-        raise UserError(f"{task} samples must have shape (N, {', '.join(map(str, expected))}), got {tuple(samples.shape)}")
-    if len(samples) < 2:
-        raise UserError("FID needs at least 2 samples")
-    mu, sigma = feature_stats(_features(extract, samples.clamp(-1, 1), batch, device))
-    return {"task": task, "fid": frechet_distance(mu, sigma, mu_ref, sigma_ref), "n": int(len(samples)), **source}
+        ext = _Extractor(load_classifier()[0].features, DIGITS_FEATURE_BATCH, device, "Classifier")
+        mu_ref, sigma_ref = _digits_reference(ext, source.shape[-1], progress)
+    samples = source.draw(progress)
+    mu, sigma = ext.stats(samples.clamp(-1, 1), "samples", progress)
+    return {"task": task, "fid": frechet_distance(mu, sigma, mu_ref, sigma_ref), "n": int(len(samples)), **source.info}

@@ -11,6 +11,7 @@ variable MMFTRAJ_INCEPTION_WEIGHTS), a `.safetensors` file or a state dict read 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -21,6 +22,7 @@ from ..errors import UserError
 
 WEIGHTS_ENV = "MMFTRAJ_INCEPTION_WEIGHTS"
 FEATURE_DIM = 2048
+_SAFE_LOADER_REASON = "WeightsUnpickler error:"  # where torch.load names why it refused a file
 
 
 class BasicConv2d(nn.Module):
@@ -190,6 +192,16 @@ def weights_path(path: str | Path | None) -> Path:
     return p
 
 
+def _load_failure(exc: Exception) -> str:
+    """The underlying error's first sentence. torch's safe loader leads with advice to retry with
+    weights_only=False or to allowlist globals (either would run code from the file); skip that."""
+    text = str(exc)
+    if _SAFE_LOADER_REASON in text:
+        text = text.split(_SAFE_LOADER_REASON, 1)[1]
+    lines = [line.strip() for line in text.splitlines() if line.strip() and "weights_only" not in line]
+    return f"{type(exc).__name__}: {lines[0].split('. ')[0]}" if lines else type(exc).__name__
+
+
 def load_inception(path: str | Path | None = None, device="cpu") -> InceptionV3Features:
     p = weights_path(path)
     try:
@@ -198,9 +210,11 @@ def load_inception(path: str | Path | None = None, device="cpu") -> InceptionV3F
 
             state = load_file(str(p))
         else:
-            state = torch.load(p, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # torch warns about odd pickles before failing; the error says it
+                warnings.simplefilter("ignore")
+                state = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # unreadable, not a state dict, or would need unpickling of code
-        raise UserError(f"cannot read Inception weights {p}: {type(exc).__name__}: {exc}".splitlines()[0]) from None
+        raise UserError(f"could not read Inception weights {p}: {_load_failure(exc)}") from None
     if not isinstance(state, dict):
         raise UserError(f"Inception weights {p} must be a state dict (name → tensor)")
     model = InceptionV3Features(num_classes=state["fc.weight"].shape[0] if "fc.weight" in state else 1008)

@@ -24,6 +24,7 @@ from .image_common import (
     generate,
     load_image_model,
     make_batch_fn,
+    run_name,
     train_images,
     write_samples,
 )
@@ -102,6 +103,8 @@ def evaluate(checkpoint, steps=None, seed: int = 0, out: Path | None = None, **_
     raise UserError("cifar is scored with `mmftraj fid --task cifar --checkpoint RUN --data-dir DIR --weights W`")
 
 
-def sample(checkpoint, steps: int = 1, n: int = 64, out: Path = Path("samples"), seed: int = 0) -> list[Path]:
+def sample(checkpoint, steps: int = 1, n: int = 64, out: Path = Path("samples"), seed: int = 0,
+           device: str | torch.device | None = None) -> list[Path]:
     model, cfg = load_image_model(checkpoint, "cifar", Config)
-    return write_samples(model, cfg, "cifar", steps, n, out, seed, scale=2)
+    return write_samples(model, cfg, "cifar", steps, n, out, seed, scale=2, run=run_name(checkpoint),
+                         device=device)

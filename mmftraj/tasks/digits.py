@@ -21,6 +21,8 @@ from .image_common import (
     generate,
     load_image_model,
     make_batch_fn,
+    progress_bar,
+    run_name,
     train_images,
     write_samples,
 )
@@ -73,11 +75,16 @@ def train(cfg: Config, run_dir: Path, resume: bool = False, progress: bool = Tru
     trainer, objective, fit = train_images("digits", cfg, model, batch_fn, run_dir, resume, progress)
     if cfg.eval.n_samples <= 0 or not trainer.dist.is_main:  # evaluation switched off (or not rank 0)
         return {"objective": cfg.objective.variant, **fit}
-    metrics = evaluate_model(trainer.ema.cpu(), cfg, objective.sampling_mode, out=Path(run_dir))
+    if progress:
+        from rich.console import Console
+
+        steps = "/".join(map(str, cfg.eval.steps))
+        Console().print(f"evaluating: Fréchet distance of {cfg.eval.n_samples} samples at {steps} steps")
+    metrics = evaluate_model(trainer.ema.cpu(), cfg, objective.sampling_mode, out=Path(run_dir), progress=progress)
     return {"objective": cfg.objective.variant, **fit, **metrics}
 
 
-def evaluate_model(model, cfg: Config, mode: str, out: Path | None = None) -> dict:
+def evaluate_model(model, cfg: Config, mode: str, out: Path | None = None, progress: bool = False) -> dict:
     """Fréchet distance (classifier features) of k-step samples to the whole digits set."""
     from ..data.digits import load_digits_images
     from ..evaluation.digits_features import digits_features, load_classifier
@@ -90,16 +97,18 @@ def evaluate_model(model, cfg: Config, mode: str, out: Path | None = None) -> di
     half = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg.eval.seed))
     floor = frechet_from_features(ref[half[: len(half) // 2]], ref[half[len(half) // 2:]])
     fd = {}
-    for k in cfg.eval.steps:
-        images = generate(model, cfg.eval.n_samples, k, mode, cfg.eval.seed, cfg.eval.batch)
-        fd[f"{k}-step"] = frechet_from_features(digits_features(clf, images), ref)
-        if out is not None:
-            save_grid(images[:100], Path(out) / f"samples-{k}step.png", scale=4)
+    with progress_bar("Fréchet distance", len(cfg.eval.steps), enabled=progress) as advance:
+        for k in cfg.eval.steps:
+            images = generate(model, cfg.eval.n_samples, k, mode, cfg.eval.seed, cfg.eval.batch)
+            fd[f"{k}-step"] = frechet_from_features(digits_features(clf, images), ref)
+            if out is not None:
+                save_grid(images[:100], Path(out) / f"samples-{k}step.png", scale=4)
+            advance(1)
     return {"sampling": mode, "fd": fd, "fd_data_halves": floor, "classifier_val_accuracy": clf_meta["val_accuracy"]}
 
 
 def evaluate(checkpoint, steps: list[int] | None = None, seed: int = 0, out: Path | None = None,
-             overrides=(), **_) -> dict:
+             overrides=(), progress: bool = True, **_) -> dict:
     from ..config import apply_overrides
 
     model, cfg = load_image_model(checkpoint, "digits", Config)
@@ -107,9 +116,11 @@ def evaluate(checkpoint, steps: list[int] | None = None, seed: int = 0, out: Pat
     if steps:
         cfg.eval.steps = list(steps)
     cfg.eval.seed = cfg.eval.seed + seed
-    return evaluate_model(model, cfg, ModularMeanFlow(cfg.objective).sampling_mode, out=out)
+    return evaluate_model(model, cfg, ModularMeanFlow(cfg.objective).sampling_mode, out=out, progress=progress)
 
 
-def sample(checkpoint, steps: int = 1, n: int = 64, out: Path = Path("samples"), seed: int = 0) -> list[Path]:
+def sample(checkpoint, steps: int = 1, n: int = 64, out: Path = Path("samples"), seed: int = 0,
+           device: str | torch.device | None = None) -> list[Path]:
     model, cfg = load_image_model(checkpoint, "digits", Config)
-    return write_samples(model, cfg, "digits", steps, n, out, seed, scale=4)
+    return write_samples(model, cfg, "digits", steps, n, out, seed, scale=4, run=run_name(checkpoint),
+                         device=device)

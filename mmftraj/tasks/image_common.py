@@ -3,7 +3,8 @@ sampling in batches, and loading a checkpoint back into a model."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,11 +57,34 @@ def train_images(task: str, cfg, model: UNet, batch_fn, run_dir: Path, resume: b
     return trainer, objective, fit
 
 
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@contextmanager
+def progress_bar(description: str, total: int, enabled: bool = True) -> Iterator[Callable[[int], None]]:
+    """Yield `advance(k)`: a transient rich bar on stderr when enabled and stderr is a terminal, a
+    no-op otherwise, so library callers, tests and logs run without one (rich would leave blank lines)."""
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    if not (enabled and console.is_terminal):
+        yield lambda k: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
+
+    columns = ("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda k: bar.advance(task, k)
+
+
 @torch.no_grad()
 def generate(model: UNet, n: int, steps: int, mode: str, seed: int, batch: int = 500,
-             device: str | torch.device = "cpu") -> torch.Tensor:
+             device: str | torch.device = "cpu", on_batch: Callable[[int], None] | None = None) -> torch.Tensor:
     """n samples with `steps` evaluations each; noise from one CPU generator, so the set for a given
-    seed does not depend on the batch size or the device."""
+    seed does not depend on the batch size or the device. `on_batch(k)` hears of each batch of k."""
     cfg = model.cfg
     g = torch.Generator().manual_seed(seed)
     noise = torch.randn(n, cfg.in_channels, cfg.image_size, cfg.image_size, generator=g)
@@ -68,6 +92,8 @@ def generate(model: UNet, n: int, steps: int, mode: str, seed: int, batch: int =
     out = []
     for i in range(0, n, batch):
         out.append(sample(model, noise[i: i + batch].to(device), steps=steps, mode=mode).float().cpu())
+        if on_batch is not None:
+            on_batch(len(out[-1]))
     return torch.cat(out)
 
 
@@ -78,14 +104,25 @@ def load_image_model(checkpoint, task: str, config_cls, which: str = "ema"):
     return model, cfg
 
 
-def write_samples(model: UNet, cfg, task: str, steps: int, n: int, out: Path, seed: int, scale: int) -> list[Path]:
+def run_name(checkpoint) -> str:
+    """The run directory's name, for a run or one of its checkpoints/step_* directories."""
+    from ..checkpoint import resolve_checkpoint
+
+    ckpt = resolve_checkpoint(checkpoint).resolve()
+    return (ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt).name
+
+
+def write_samples(model: UNet, cfg, task: str, steps: int, n: int, out: Path, seed: int, scale: int,
+                  run: str, device: str | torch.device | None = None) -> list[Path]:
+    """A PNG grid and an .npz named after the run too, so two runs sampled into one folder do not
+    overwrite each other."""
     from ..evaluation.images import save_grid, save_npz
 
     mode = ModularMeanFlow(cfg.objective).sampling_mode
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = device or default_device()
     images = generate(model.to(device), n, steps, mode, seed, device=device)
     out = Path(out)
-    stem = f"{task}-{cfg.objective.variant}-{steps}step-s{seed}"
+    stem = f"{task}-{run}-{cfg.objective.variant}-{steps}step-s{seed}"
     grid = save_grid(images[: min(n, 256)], out / f"{stem}.png", scale=scale)
     arrays = save_npz(images, out / f"{stem}.npz", steps=steps, seed=seed, variant=cfg.objective.variant)
     return [grid, arrays]

@@ -13,7 +13,8 @@ from typing import Literal
 
 import torch
 
-from ..core import ModularMeanFlow, ObjectiveConfig, sample
+from ..core import ModularMeanFlow, ObjectiveConfig
+from ..core import sample as draw_samples  # not `sample`: the CLI reads a task's `sample` as its sampler
 from ..evaluation.distances import sliced_wasserstein
 from ..models.mlp import MLPConfig, TimeMLP
 from ..training import TrainConfig, Trainer
@@ -124,7 +125,7 @@ def evaluate_model(model, cfg: Config, mode: str, plot_path: Path | None = None)
     noise = torch.randn(n, 2, generator=g)
     samples, swd = {}, {}
     for k in cfg.eval.steps:
-        samples[k] = sample(model, noise, steps=k, mode=mode)
+        samples[k] = draw_samples(model, noise, steps=k, mode=mode)
         swd[f"{k}-step"] = sliced_wasserstein(samples[k], data, cfg.eval.projections, torch.Generator().manual_seed(0))
     if plot_path is not None:
         plot_samples(data, samples, plot_path, f"{cfg.objective.variant} on {cfg.data.distribution} ({mode} sampling)")
