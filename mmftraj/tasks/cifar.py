@@ -81,7 +81,7 @@ def train(cfg: Config, run_dir: Path, resume: bool = False, progress: bool = Tru
     from ..evaluation.images import save_grid
 
     if not cfg.data.dir:
-        raise UserError("the cifar task needs the CIFAR-10 python batch directory: --set data.dir=PATH")
+        raise UserError("the cifar task needs the CIFAR-10 python batch directory: --data-dir PATH (or --set data.dir=PATH)")
     if cfg.model.image_size != 32 or cfg.model.in_channels != 3:
         raise UserError("cifar needs model.image_size = 32 and model.in_channels = 3")
     images, _ = load_cifar10(cfg.data.dir, "train")
