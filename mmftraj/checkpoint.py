@@ -111,6 +111,8 @@ def resolve_checkpoint(path: str | Path) -> Path:
         if latest is not None:
             return latest
         raise UserError(f"no checkpoint found in {path} (expected {path}/checkpoints/step_*/)")
+    if path.is_file():
+        raise UserError(f"--checkpoint takes a run folder or one of its checkpoints/step_* folders, not the file {path}")
     raise UserError(f"checkpoint not found: {path}")
 
 

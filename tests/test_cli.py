@@ -31,6 +31,8 @@ def test_version_and_help():
         (["train", "--task", "toy2d", "--config", "missing.yaml"], "config file not found"),
         (["train", "--task", "toy2d", "--maze", "umaze"], "--maze is only valid with --task maze2d"),
         (["eval", "--task", "toy2d", "--checkpoint", "no/such/run"], "checkpoint not found"),
+        (["eval", "--task", "toy2d", "--checkpoint", "pyproject.toml"], "not the file pyproject.toml"),
+        (["train", "--task", "digits", "--preset", "small"], "task digits has no presets"),
     ],
 )
 def test_user_errors_are_one_line_exit_2(args, expected, tmp_path):
