@@ -329,59 +329,74 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------
     def fit(self, resume: bool = False, callback: Callable[[Trainer], None] | None = None) -> dict:
+        from rich.console import Console
+
         cfg = self.cfg
+        console = Console()
+        # a live bar on a terminal; piped or logged output gets a plain line every few seconds instead
+        plain = self.progress and not console.is_terminal
+        say = console.print if self.progress else (lambda *a, **k: None)
         resume_step = None
         if resume and self.run_dir is not None:
             latest = latest_checkpoint(self.run_dir)
             if latest is not None:
                 self.restore(latest)
                 resume_step = self.step
+                say(f"resuming from step {self.step} ({latest})", soft_wrap=True, highlight=False)
+            else:
+                say(f"no checkpoint in {self.run_dir} to resume: starting at step 0", soft_wrap=True, highlight=False)
         log = MetricsLog(self.run_dir / "metrics.csv", resume_step) if self.run_dir and self.dist.is_main else None
         window: list[dict] = []
         last_t = time.perf_counter()
         last_step = start_step = self.step
-        last_line = last_t
+        last_line, line_step = last_t, self.step
         row: dict = {}
-        with _progress(self.progress) as bar:
-            task = bar.add_task("train", total=cfg.steps, completed=self.step, info="")
-            if self.progress and self.step >= cfg.steps:
-                bar.console.print(f"the run is already at step {self.step} (steps: {cfg.steps}); nothing to train")
-            if cfg.compile and self.progress:
-                bar.console.print("torch.compile: the first step compiles the model (minutes for a large "
-                                  "network); a new call mode, such as λ > 0, compiles once more when first met")
-            while self.step < cfg.steps:
-                t0 = time.perf_counter()
-                window.append(self.train_step())
-                self.train_time += time.perf_counter() - t0
-                if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+        info = ""
+        with _progress(self.progress and not plain) as bar:
+            task = bar.add_task("train", total=max(cfg.steps, self.step), completed=self.step, info="")
+            if self.step >= cfg.steps:
+                say(f"the run is already at step {self.step} (steps: {cfg.steps}); nothing to train")
+            if cfg.compile:
+                say("torch.compile: the first step compiles the model (minutes for a large "
+                    "network); a new call mode, such as λ > 0, compiles once more when first met")
+            try:
+                while self.step < cfg.steps:
+                    t0 = time.perf_counter()
+                    window.append(self.train_step())
+                    self.train_time += time.perf_counter() - t0
                     now = time.perf_counter()
-                    rate = (self.step - last_step) / max(now - last_t, 1e-9)
-                    row = {
-                        "step": self.step,
-                        "loss": float(torch.stack([w["loss"] for w in window]).mean()),
-                        "mse": float(torch.stack([w["mse"] for w in window]).mean()),
-                        "lambda": window[-1]["lambda"],
-                        "lr": window[-1]["lr"],
-                        "grad_norm": float(torch.stack([w["grad_norm"] for w in window]).mean()),
-                        "steps_per_s": rate,
-                        "samples_per_s": rate * window[-1]["batch"] * self.dist.world,
-                        "train_time_s": self.train_time,
-                    }
-                    if log is not None:
-                        log.write(row)
-                    info = f"loss {row['loss']:.4f} λ {row['lambda']:.2f} {rate:.1f} it/s"
-                    bar.update(task, completed=self.step, info=info)
-                    if self.progress and not bar.console.is_terminal and (
-                            now - last_line >= PLAIN_PROGRESS_EVERY_S or self.step == cfg.steps):
-                        # piped or logged output: rich draws the bar only at the end, so say where we are
-                        bar.console.print(f"train {self.step}/{cfg.steps}  {info}")
-                        last_line = now
-                    window.clear()
-                    last_t, last_step = now, self.step
-                if cfg.ckpt_every > 0 and self.step % cfg.ckpt_every == 0 and self.step < cfg.steps:
-                    self.save()
-                if callback is not None:
-                    callback(self)
+                    if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                        rate = (self.step - last_step) / max(now - last_t, 1e-9)
+                        row = {
+                            "step": self.step,
+                            "loss": float(torch.stack([w["loss"] for w in window]).mean()),
+                            "mse": float(torch.stack([w["mse"] for w in window]).mean()),
+                            "lambda": window[-1]["lambda"],
+                            "lr": window[-1]["lr"],
+                            "grad_norm": float(torch.stack([w["grad_norm"] for w in window]).mean()),
+                            "steps_per_s": rate,
+                            "samples_per_s": rate * window[-1]["batch"] * self.dist.world,
+                            "train_time_s": self.train_time,
+                        }
+                        if log is not None:
+                            log.write(row)
+                        info = f"loss {row['loss']:.4f} λ {row['lambda']:.2f} {rate:.1f} it/s"
+                        bar.update(task, completed=self.step, info=info)
+                        window.clear()
+                        last_t, last_step = now, self.step
+                    if plain and (now - last_line >= PLAIN_PROGRESS_EVERY_S or self.step == cfg.steps):
+                        rate = (self.step - line_step) / max(now - last_line, 1e-9)
+                        say(f"train {self.step}/{cfg.steps}  {info or f'{rate:.2f} it/s'}", highlight=False)
+                        last_line, line_step = now, self.step
+                    if cfg.ckpt_every > 0 and self.step % cfg.ckpt_every == 0 and self.step < cfg.steps:
+                        self.save()
+                    if callback is not None:
+                        callback(self)
+            except KeyboardInterrupt:
+                saved = self.save() if self.step > start_step else None
+                where = f"saved {saved}; continue with --resume" if saved else "nothing new to save"
+                say(f"interrupted at step {self.step}: {where}", soft_wrap=True, highlight=False)
+                raise
         if not row and log is not None:  # resumed at or past --steps: nothing was trained
             row = log.last_row()
         if self.step > start_step:

@@ -95,6 +95,36 @@ def test_resuming_a_finished_run_keeps_its_final_loss(tmp_path, capsys):
     assert list_checkpoints(tmp_path) == checkpoints  # nothing rewritten
 
 
+def test_plain_lines_do_not_wait_for_log_every(tmp_path, capsys, monkeypatch):
+    import mmftraj.training as training
+
+    monkeypatch.setattr(training, "PLAIN_PROGRESS_EVERY_S", 0.0)
+    trainer = _trainer(tmp_path, steps=4)
+    trainer.cfg.log_every = 100
+    trainer.progress = True
+    trainer.fit()
+    out = capsys.readouterr().out
+    assert "train 1/4  " in out and "it/s" in out.split("train 1/4  ")[1].splitlines()[0]
+    assert "━" not in out  # no rich bar in piped output, only lines
+
+
+def test_ctrl_c_saves_a_checkpoint_to_resume_from(tmp_path, capsys):
+    def interrupt_at_7(trainer):
+        if trainer.step == 7:
+            raise KeyboardInterrupt
+
+    trainer = _trainer(tmp_path, steps=40)
+    trainer.progress = True
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit(callback=interrupt_at_7)
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step_00000007"]
+    assert "interrupted at step 7: saved" in capsys.readouterr().out
+    resumed = _trainer(tmp_path, steps=8)
+    resumed.progress = True
+    resumed.fit(resume=True)
+    assert "resuming from step 7" in capsys.readouterr().out and resumed.step == 8
+
+
 # -- data parallelism ------------------------------------------------------------------------------
 def _free_port() -> int:
     with socket.socket() as s:
