@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .errors import UserError
@@ -122,7 +123,7 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     try:
         tensors = load_file(str(ckpt / TENSORS))
         meta = json.loads((ckpt / META).read_text())
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, SafetensorError) as exc:
         raise UserError(f"checkpoint {ckpt} is unreadable or corrupt: {exc}") from None
     return tensors, meta
 

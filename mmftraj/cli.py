@@ -132,7 +132,10 @@ def sample_cmd(
 
     module = get_task(task)
     if not hasattr(module, "sample"):
-        raise UserError(f"task {task!r} has no sampler")
+        from .tasks import TASKS
+
+        with_sampler = [t for t in TASKS if hasattr(get_task(t), "sample")]
+        raise UserError(f"task {task!r} has no sampler; `sample` works for {', '.join(with_sampler)}")
     if n < 1:
         raise UserError(f"--n must be at least 1, got {n}")
     if out.exists() and not out.is_dir():
@@ -175,8 +178,7 @@ def report_cmd(
     runs_dir: Path = typer.Option(Path("runs"), help="Where the grid's runs live: <runs-dir>/<task>/<name>/<run>/."),
     out: Path = typer.Option(None, help="Report folder; default <runs-dir>/<task>/<name>/<kind>/."),
 ):
-    """Train and score the grid (variants × splits or data fractions × seeds, reusing finished runs
-    and resuming interrupted ones); write report.md, report.csv and plots."""
+    """Train and score the grid (variants × splits or data fractions × seeds), reusing finished runs and resuming interrupted ones; write report.md, report.csv and plots."""
     from .errors import choice_error
     from .evaluation.report import KINDS, load_report_config, run_report
 
@@ -190,7 +192,7 @@ def report_cmd(
 def _mount_subapps():
     from .data.cli import app as data_app
 
-    app.add_typer(data_app, name="data", help="Generate, convert and inspect datasets.")
+    app.add_typer(data_app, name="data", help="Generate, inspect and export (to-minari) datasets.")
 
 
 _mount_subapps()

@@ -106,7 +106,7 @@ def apply_overrides(cfg, overrides: list[str]):
     data = to_dict(cfg)
     for item in overrides:
         if "=" not in item:
-            raise UserError(f"override {item!r} must look like key.sub=value")
+            raise UserError(f"override {item!r} must look like key=value (e.g. train.lr=3e-4)")
         key, raw = item.split("=", 1)
         value = yaml.safe_load(raw) if raw.strip() else ""
         node = data

@@ -182,8 +182,10 @@ class Planner:
                  seed: int = 0, goal_steps=(0.25, 0.5, 0.75, 1.0), smooth: int = 1):
         if selection not in SELECTIONS:
             raise choice_error("plan selection", selection, SELECTIONS)
-        if candidates < 1 or steps < 1:
-            raise UserError(f"candidates and steps must be at least 1, got {candidates} and {steps}")
+        if steps < 1:
+            raise UserError(f"--steps (network evaluations per plan) must be at least 1, got {steps}")
+        if candidates < 1:
+            raise UserError(f"eval.candidates must be at least 1, got {candidates}")
         if selection == "earliest" and layout is None and candidates > 1:
             raise UserError("plan selection 'earliest' needs the maze layout")
         self.net = net.eval()

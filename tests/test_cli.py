@@ -55,3 +55,8 @@ def test_sample_for_a_task_without_a_sampler():
 
     result = CliRunner().invoke(app, ["sample", "--task", "toy2d", "--checkpoint", "x"])
     assert result.exit_code == 2 and "task 'toy2d' has no sampler" in result.output, result.output
+
+
+def test_to_minari_refuses_an_id_minari_cannot_parse(tmp_path):
+    out = run("data", "to-minari", str(tmp_path / "u.hdf5"), "--root", str(tmp_path / "m"), "--id", "bad")
+    assert out.returncode == 2 and "is not a Minari id" in out.stderr and not (tmp_path / "m").exists()

@@ -55,3 +55,26 @@ def test_killed_cli_run_resumes_to_identical_parameters(tmp_path):
     assert full.keys() == again.keys()
     for key in full:
         assert torch.equal(full[key], again[key]), key
+
+
+def test_eval_applies_its_options_and_refuses_what_it_cannot_use(tmp_path):
+    import pytest
+
+    from mmftraj.errors import UserError
+
+    _train("mmf", tmp_path, steps=20)
+    run = tmp_path / "mmf"
+    base = toy2d.evaluate(run, steps=[1], overrides=["eval.n_samples=300"])
+    reseeded = toy2d.evaluate(run, steps=[1], overrides=["eval.n_samples=300"], seed=7)
+    assert base["swd"]["1-step"] != reseeded["swd"]["1-step"]  # --seed reaches the sampler
+    assert base == toy2d.evaluate(run, steps=[1], overrides=["eval.n_samples=300"])
+    with pytest.raises(UserError, match="unknown config key 'eval.bogus'"):
+        toy2d.evaluate(run, overrides=["eval.bogus=1"])
+    with pytest.raises(UserError, match="only eval"):
+        toy2d.evaluate(run, overrides=["train.lr=1"])
+    with pytest.raises(UserError, match="no episodes"):
+        toy2d.evaluate(run, episodes=3)
+    tensors = next((run / "checkpoints").iterdir()) / "tensors.safetensors"
+    tensors.write_bytes(tensors.read_bytes()[:1000])  # a truncated file: one clear error, no traceback
+    with pytest.raises(UserError, match="unreadable or corrupt"):
+        toy2d.evaluate(run)

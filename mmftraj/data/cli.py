@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import typer
 
 from ..cli_errors import user_errors
+from ..errors import UserError
+
+MINARI_ID = re.compile(r"([\w.-]+/)?[\w.-]+-v\d+$")
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -58,12 +62,15 @@ def inspect(
 def to_minari(
     path: Path = typer.Argument(..., help="A D4RL .hdf5 file (e.g. one made by `mmftraj data generate`)."),
     root: Path = typer.Option(Path("datasets/minari"), help="Directory that receives the Minari dataset."),
-    dataset_id: str = typer.Option(None, "--id", help="Minari id (default mmftraj/<file stem>)."),
+    dataset_id: str = typer.Option(None, "--id", help="Minari id, namespace/name-vN (default mmftraj/<file stem>, -v0 added if it has no version)."),
 ):
-    """Export a D4RL file to a local Minari dataset (needs the [minari] extra)."""
+    """Export a D4RL file to a local Minari dataset (needs the optional minari extra)."""
     from .d4rl import load_d4rl
     from .minari_io import export_minari
 
+    dataset_id = dataset_id or f"mmftraj/{path.stem}" + ("" if MINARI_ID.search(path.stem) else "-v0")
+    if not MINARI_ID.fullmatch(dataset_id):  # Minari itself fails on these with a TypeError, half-way
+        raise UserError(f"--id {dataset_id!r} is not a Minari id; use namespace/name-vN, e.g. mmftraj/umaze-v0")
     store = load_d4rl(path)
-    target = export_minari(store, root, dataset_id or f"mmftraj/{path.stem}")
+    target = export_minari(store, root, dataset_id)
     typer.echo(f"wrote {target} ({store.num_episodes} episodes)")

@@ -113,7 +113,7 @@ def dataset_path(cfg: Config, generate_missing: bool = True, progress: bool = Tr
 
     path = default_path(cfg.data.env)
     if not path.exists() and generate_missing:
-        print(f"dataset {path} not found: generating it now (one-time, d4rl recipe; "
+        print(f"dataset {path.resolve()} not found: generating it now (one-time, d4rl recipe; "
               f"same as `mmftraj data generate {cfg.data.env}`)", flush=True)
         generate(cfg.data.env, out=path, show_progress=progress)
     return path

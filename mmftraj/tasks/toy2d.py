@@ -162,8 +162,19 @@ def load_model(checkpoint: str | Path, which: str = "ema") -> tuple[TimeMLP, Con
     return model, cfg
 
 
-def evaluate(checkpoint: str | Path, steps: list[int] | None = None, out: Path | None = None, **_) -> dict:
+def evaluate(checkpoint: str | Path, steps: list[int] | None = None, out: Path | None = None, seed: int = 0,
+             episodes: int | None = None, overrides=(), **_) -> dict:
+    from ..config import apply_overrides
+    from ..errors import UserError
+
+    if episodes is not None:
+        raise UserError("toy2d has no episodes; its evaluation size is --set eval.n_samples=N")
+    bad = [o for o in overrides if not o.strip().startswith("eval.")]
+    if bad:
+        raise UserError(f"eval accepts only eval.* overrides, got {bad[0]!r}")
     model, cfg = load_model(checkpoint)
+    cfg = apply_overrides(cfg, list(overrides))
+    cfg.eval.seed = cfg.eval.seed + seed
     if steps:
         cfg.eval.steps = list(steps)
     mode = ModularMeanFlow(cfg.objective).sampling_mode
