@@ -128,3 +128,12 @@ def test_bad_inputs_exit_2_with_one_message(run, tmp_path):
     (bad / "meta.json").write_text(json.dumps(meta))
     code, out = cli("eval", "--task", "maze2d", "--checkpoint", str(bad))
     assert code == 2 and "does not fit this model" in out
+
+
+def test_a_dataset_generated_for_another_maze_is_refused(run):
+    _, data, _ = run  # generated for the U-Maze; its manifest says so
+    _, medium = resolve_config("maze2d", "medium", overrides=[f"data.path={data}"])
+    with pytest.raises(UserError, match="generated for the umaze maze"):
+        M.dataset_path(medium)
+    _, umaze = resolve_config("maze2d", "umaze", overrides=[f"data.path={data}"])
+    assert M.dataset_path(umaze) == data

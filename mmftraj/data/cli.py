@@ -26,8 +26,13 @@ def generate(
     """Generate a maze2d dataset the way D4RL did (one continuous waypoint-controller run)."""
     from rich.console import Console
 
+    from .generate import default_path
     from .generate import generate as run
 
+    target = Path(out) if out is not None else default_path(env.split("/")[-1])
+    if target.is_file():
+        Console().print(f"replacing the existing {target} once the new file is complete", soft_wrap=True,
+                        highlight=False)
     result = run(env, samples=samples, seed=seed, out=out)
     c = result.manifest["counts"]
     Console().print(

@@ -150,6 +150,12 @@ def dataset_stats(arrays: dict[str, np.ndarray]) -> dict:
     }
 
 
+def _on_terminal() -> bool:
+    from rich.console import Console
+
+    return Console().is_terminal
+
+
 def generate(env_name: str, samples: int | None = None, seed: int = 0, out: str | Path | None = None,
              show_progress: bool = True) -> GenerateResult:
     """Generate a dataset file plus `<name>.json` manifest; both appear only when complete."""
@@ -161,7 +167,7 @@ def generate(env_name: str, samples: int | None = None, seed: int = 0, out: str 
     if path.exists() and path.is_dir():
         raise UserError(f"--out {path} is a directory; give a file path such as {path / (key + '.hdf5')}")
     start = time.perf_counter()
-    if show_progress:
+    if show_progress and _on_terminal():
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
         with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
@@ -169,6 +175,8 @@ def generate(env_name: str, samples: int | None = None, seed: int = 0, out: str 
             task = bar.add_task(f"{key} (seed {seed})", total=samples)
             arrays = rollout_arrays(key, samples, seed, progress=lambda k: bar.advance(task, k))
     else:
+        if show_progress:  # piped or logged: one line instead of a bar rich would leave blank
+            print(f"generating {key}: {samples} steps (seed {seed}) ...", flush=True)
         arrays = rollout_arrays(key, samples, seed)
     recipe = {"generator": "mmftraj.data.generate", "version": RECIPE_VERSION, "env": key,
               "layout": SPECS[key].layout, "max_episode_steps": SPECS[key].max_episode_steps,

@@ -101,6 +101,30 @@ def default_preset(cfg: Config) -> str:
 
 
 # -- data ----------------------------------------------------------------------------------------
+def _check_manifest_layout(path: Path, env: str) -> None:
+    """A file that `mmftraj data generate` made for another maze would train a planner on walls
+    that are not there; its manifest says which maze it is (files from elsewhere have none)."""
+    import json
+
+    import numpy as np
+
+    from ..envs import SPECS
+    from ..envs.layouts import load_layout
+
+    manifest = path.with_suffix(".json")
+    if not manifest.is_file():
+        return
+    try:
+        layout = json.loads(manifest.read_text())["recipe"]["layout"]
+        walls = load_layout(layout).walls
+    except (ValueError, KeyError, TypeError, UserError):
+        return
+    ours = load_layout(SPECS[env].layout).walls
+    if walls.shape != ours.shape or not np.array_equal(walls, ours):  # eval mazes share walls, not goals
+        raise UserError(f"dataset {path} was generated for the {layout} maze ({manifest.name}), but data.env is "
+                        f"{env} ({SPECS[env].layout}); pick the matching --maze or dataset")
+
+
 def dataset_path(cfg: Config, generate_missing: bool = True, progress: bool = True) -> Path:
     """The dataset file; the default one is generated (with a message) when it is missing."""
     if cfg.data.path is not None:
@@ -108,6 +132,7 @@ def dataset_path(cfg: Config, generate_missing: bool = True, progress: bool = Tr
         if not path.exists():
             raise UserError(f"dataset not found: {path} (data.path); generate one with "
                             f"`mmftraj data generate {cfg.data.env} --out {path}` or drop data.path")
+        _check_manifest_layout(path, cfg.data.env)
         return path
     from ..data.generate import default_path, generate
 
