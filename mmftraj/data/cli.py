@@ -54,12 +54,14 @@ def inspect(
     from . import load_episodes
 
     store = load_episodes(path)
-    table = Table(title=str(path))
+    table = Table()
     table.add_column("field")
     table.add_column("value", justify="right")
     for k, v in store.summary().items():
         table.add_row(k, f"{v:.2f}" if isinstance(v, float) else str(v))
-    Console().print(table)
+    console = Console()
+    console.print(str(path), soft_wrap=True, markup=False, highlight=False)  # whole, so it can be copied
+    console.print(table)
 
 
 @app.command("to-minari")

@@ -204,6 +204,9 @@ def make_batch_fn(windows, net: StartGoalNet, batch_size: int):
 def train(cfg: Config, run_dir: Path, resume: bool = False, progress: bool = True) -> dict:
     from ..config import to_dict
 
+    if cfg.eval.train_episodes < 0:
+        raise UserError(f"eval.train_episodes must be 0 (no check) or more, got {cfg.eval.train_episodes}")
+
     torch.manual_seed(cfg.train.seed)
     windows = load_windows(cfg, progress=progress)
     net = build_model(cfg)
