@@ -204,7 +204,7 @@ def compile_model(model: torch.nn.Module, scope: str) -> torch.nn.Module:
     return model
 
 
-PLAIN_PROGRESS_EVERY_S = 10.0  # a progress line this often when stderr is not a terminal
+PLAIN_PROGRESS_EVERY_S = 10.0  # a progress line this often when stdout is not a terminal
 
 
 def _progress(enabled: bool):

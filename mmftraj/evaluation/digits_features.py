@@ -109,6 +109,9 @@ def load_classifier(directory: Path | None = None) -> tuple[DigitsClassifier, di
     return model.eval().requires_grad_(False), meta
 
 
+FEATURE_BATCH = 512  # training's evaluation and `mmftraj fid --task digits` both use it
+
+
 @torch.no_grad()
-def digits_features(model: DigitsClassifier, images: torch.Tensor, batch: int = 512) -> torch.Tensor:
+def digits_features(model: DigitsClassifier, images: torch.Tensor, batch: int = FEATURE_BATCH) -> torch.Tensor:
     return torch.cat([model.features(images[i: i + batch].float().cpu()) for i in range(0, len(images), batch)])

@@ -21,7 +21,6 @@ from .frechet import feature_stats, frechet_distance
 
 FID_TASKS = ("cifar", "digits")
 CIFAR_N, CIFAR_SEED, CIFAR_BATCH = 50000, 0, 250  # the usual FID-50k
-DIGITS_FEATURE_BATCH = 512  # digits_features' batch, as in training's evaluation
 
 
 @torch.no_grad()
@@ -206,9 +205,9 @@ def compute_fid(task: str, checkpoint=None, samples_file=None, data_dir=None, we
         ext = _Extractor(load_inception(wpath, device), batch, device, "Inception")
         mu_ref, sigma_ref = _cifar_reference(ext, root, wpath, progress)
     else:
-        from .digits_features import load_classifier
+        from .digits_features import FEATURE_BATCH, load_classifier
 
-        ext = _Extractor(load_classifier()[0].features, DIGITS_FEATURE_BATCH, device, "Classifier")
+        ext = _Extractor(load_classifier()[0].features, FEATURE_BATCH, device, "Classifier")
         mu_ref, sigma_ref = _digits_reference(ext, source.shape[-1], progress)
     samples = source.draw(progress)
     mu, sigma = ext.stats(samples.clamp(-1, 1), "samples", progress)
