@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
+import pickletools
+import struct
 
 import numpy as np
 import pytest
@@ -24,15 +27,40 @@ from mmftraj.errors import UserError
 PER_BATCH = 6
 
 
-def _dump(obj, path, numpy1_names: bool = False):
-    # Protocol 2/3 pickles name globals as text lines, like the original (Python 2) files.
-    data = pickle.dumps(obj, protocol=3)
-    if numpy1_names:  # the published files were written under numpy 1.x: numpy.core.multiarray
-        data = data.replace(b"numpy._core.multiarray\n", b"numpy.core.multiarray\n")
+class _Python2Pickler(pickle._Pickler):
+    """Writes every str and bytes as Python 2 wrote its str (BINSTRING opcodes), so with
+    encoding="bytes" they come back as bytes: dict keys, the dtype's byte-order mark and the
+    array's raw data, as in the published cifar-10-batches-py files."""
+
+    dispatch = dict(pickle._Pickler.dispatch)
+
+    def _save_binstring(self, obj):
+        data = obj if isinstance(obj, bytes) else obj.encode("latin1")
+        if len(data) < 256:
+            self.write(pickle.SHORT_BINSTRING + bytes([len(data)]) + data)
+        else:
+            self.write(pickle.BINSTRING + struct.pack("<i", len(data)) + data)
+        self.memoize(obj)
+
+    dispatch[bytes] = _save_binstring
+    dispatch[str] = _save_binstring
+
+
+def _dump(obj, path, style: str = "python2"):
+    """`python2`: protocol 2 as written by Python 2 under numpy 1.x (the published files);
+    `numpy2`: protocol 3 as written by Python 3 under numpy 2 (numpy._core names, unicode strings)."""
+    if style == "python2":
+        buf = io.BytesIO()
+        _Python2Pickler(buf, protocol=2).dump(obj)
+        data = buf.getvalue().replace(b"numpy._core.multiarray\n", b"numpy.core.multiarray\n")
+        opcodes = {op.name for op, _, _ in pickletools.genops(data)}
+        assert not opcodes & {"BINUNICODE", "SHORT_BINBYTES", "BINBYTES"}
+    else:
+        data = pickle.dumps(obj, protocol=3)
     path.write_bytes(data)
 
 
-def write_cifar_dir(root, numpy1_names: bool = True):
+def write_cifar_dir(root, style: str = "python2"):
     rng = np.random.default_rng(0)
     root.mkdir(parents=True, exist_ok=True)
     arrays = {}
@@ -41,15 +69,15 @@ def write_cifar_dir(root, numpy1_names: bool = True):
         labels = [int(x) for x in rng.integers(0, 10, PER_BATCH)]
         arrays[name] = (data, labels)
         _dump({b"batch_label": name.encode(), b"labels": labels, b"data": data,
-               b"filenames": [f"img{i}.png".encode() for i in range(PER_BATCH)]}, root / name, numpy1_names)
+               b"filenames": [f"img{i}.png".encode() for i in range(PER_BATCH)]}, root / name, style)
     _dump({b"label_names": [b"airplane"] * 10, b"num_cases_per_batch": PER_BATCH, b"num_vis": 3072},
-          root / "batches.meta", numpy1_names)
+          root / "batches.meta", style)
     return arrays
 
 
-@pytest.mark.parametrize("numpy1_names", [True, False])
-def test_synthetic_directory_loads(tmp_path, numpy1_names):
-    arrays = write_cifar_dir(tmp_path / "cifar-10-batches-py", numpy1_names)
+@pytest.mark.parametrize("style", ["python2", "numpy2"])
+def test_synthetic_directory_loads(tmp_path, style):
+    arrays = write_cifar_dir(tmp_path / "cifar-10-batches-py", style)
     images, labels = load_cifar10(tmp_path, "train")  # the parent directory works too
     assert images.shape == (5 * PER_BATCH, 3, 32, 32) and images.dtype == torch.uint8
     first = arrays["data_batch_1"][0][0]
