@@ -288,3 +288,24 @@ def test_bf16_autocast_keeps_the_derivative_in_float32(backend):
         full, _ = obj.loss(model, x, noise=noise, r=r, t=t, lam=1.0)
     assert low.dtype == torch.float32 and torch.isfinite(low)
     assert abs(low.item() - full.item()) < 0.05 * full.item()
+
+
+class _OneOutputTooFew(torch.nn.Module):
+    """Returns (batch, d - 1): would broadcast silently against (batch, d) without the check."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(3, 1)
+
+    def forward(self, z, r, t):
+        return self.linear(z)
+
+
+@pytest.mark.parametrize("backend", ["fd-central", "exact"])  # exact at λ = 1: u from the JVP pass
+def test_a_model_output_of_the_wrong_shape_is_refused(backend):
+    x, noise, r, t = _batch(d=3, dtype=torch.float32)
+    objective = ModularMeanFlow(ObjectiveConfig(variant="mmf-full", jvp=backend))
+    with pytest.raises(UserError, match=r"returned \(\d+, 1\) for an input z of shape \(\d+, 3\)"):
+        objective.loss(_OneOutputTooFew(), x, noise=noise, r=r, t=t)
+    with pytest.raises(UserError, match="must have z's shape"):
+        sample(_OneOutputTooFew(), noise, steps=1)

@@ -61,6 +61,15 @@ def _wide(a: torch.Tensor) -> torch.Tensor:
     return a.to(torch.promote_types(a.dtype, torch.float32))
 
 
+def check_output(u: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """A model must return one velocity per input entry; broadcasting would hide a wrong shape."""
+    if not torch.is_tensor(u) or u.shape != z.shape:
+        got = tuple(u.shape) if torch.is_tensor(u) else type(u).__name__
+        raise UserError(f"the model returned {got} for an input z of shape {tuple(z.shape)}; "
+                        "u(z, r, t) must have z's shape")
+    return u
+
+
 def _batch_index(value: Any, idx: torch.Tensor, n: int) -> Any:
     if torch.is_tensor(value) and value.dim() > 0 and value.shape[0] == n:
         return value[idx]
@@ -141,10 +150,10 @@ class ModularMeanFlow:
             u = torch.zeros_like(_wide(x))
             if eq_rows.numel() > 0:
                 eq_cond = {k: _batch_index(c, eq_rows, n) for k, c in cond.items()}
-                u_eq = model(z[eq_rows], r[eq_rows], t[eq_rows], **eq_cond)
+                u_eq = check_output(model(z[eq_rows], r[eq_rows], t[eq_rows], **eq_cond), z[eq_rows])
                 u = u.index_put((eq_rows,), _wide(u_eq).to(u.dtype))
         else:
-            u = model(z, r, t, **cond)
+            u = check_output(model(z, r, t, **cond), z)
 
         # Kept in float32 at least: the derivative is never rounded to bf16 (DESIGN §2).
         dudt_term = torch.zeros_like(_wide(u))
@@ -172,7 +181,7 @@ class ModularMeanFlow:
                 if share_primal:
                     u_rows, dudt = self.jvp_fn(fn, z_rows, _wide(r[jvp_rows]), t_rows, direction,
                                                return_primal=True, **jvp_kwargs)
-                    u = u.index_put((jvp_rows,), u_rows.to(u.dtype))
+                    u = u.index_put((jvp_rows,), check_output(u_rows, z_rows).to(u.dtype))
                 else:
                     dudt = self.jvp_fn(fn, z_rows, _wide(r[jvp_rows]), t_rows, direction,
                                        u=_wide(u[jvp_rows]), **jvp_kwargs)

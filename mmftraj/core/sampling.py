@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import UserError, choice_error
+from .objective import check_output
 
 MODES = ("mean", "euler")
 
@@ -34,5 +35,5 @@ def sample(model, noise: torch.Tensor, steps: int = 1, mode: str = "mean", grid:
     for t_hi, t_lo in zip(grid[:-1], grid[1:], strict=True):
         t = t_hi.expand(n)
         r = t_lo.expand(n) if mode == "mean" else t
-        z = z - (t_hi - t_lo).reshape(()).expand(shape) * model(z, r, t, **cond)
+        z = z - (t_hi - t_lo).reshape(()).expand(shape) * check_output(model(z, r, t, **cond), z)
     return z
