@@ -148,6 +148,12 @@ def load_weights(model: torch.nn.Module, tensors: dict[str, torch.Tensor], which
         raise UserError(f"checkpoint does not fit this model: {first[1].strip() if len(first) > 1 else first[0]}") from None
 
 
+def run_name(checkpoint) -> str:
+    """The run directory's name, for a run or one of its checkpoints/step_* directories."""
+    ckpt = resolve_checkpoint(checkpoint).resolve()
+    return (ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt).name
+
+
 def load_task_model(checkpoint: str | Path, task: str, config_cls, build, which: str = "ema"):
     """(model in eval mode, cfg, meta) from a checkpoint written by `task`.
 

@@ -45,23 +45,28 @@ def load_table(path: str | Path, episode: str = "episode", time: str = "t", stat
                action: list[str] | None = None, extras: list[str] = ()) -> EpisodeStore:
     """Load a CSV/Parquet trajectory table into an EpisodeStore (see module docstring)."""
     path = Path(path)
-    df = _read(path)
+    return store_from_frame(_read(path), str(path), episode, time, state, action, extras)
+
+
+def store_from_frame(df, source: str, episode: str = "episode", time: str = "t", state: list[str] | None = None,
+                     action: list[str] | None = None, extras: list[str] = ()) -> EpisodeStore:
+    """A pandas DataFrame laid out as a trajectory table (see module docstring) → EpisodeStore."""
     cols = list(df.columns)
     state = list(state) if state else [c for c in cols if str(c).startswith(STATE_PREFIXES)]
     action = list(action) if action is not None else [c for c in cols if str(c).startswith(ACTION_PREFIXES)]
     if not state:
-        raise UserError(f"{path}: no state columns (name them s_* / obs_* or pass state=[...]); columns: {cols}")
+        raise UserError(f"{source}: no state columns (name them s_* / obs_* or pass state=[...]); columns: {cols}")
     for name in [episode, time, *state, *action, *extras]:
         if name not in df.columns:
-            raise UserError(f"{path}: missing column '{name}'; columns are: {', '.join(map(str, cols))}")
+            raise UserError(f"{source}: missing column '{name}'; columns are: {', '.join(map(str, cols))}")
     numeric = df[state + action + list(extras)]
     try:
         values = numeric.to_numpy(dtype=np.float64)
     except (ValueError, TypeError):
-        raise UserError(f"{path}: state/action columns must be numeric") from None
+        raise UserError(f"{source}: state/action columns must be numeric") from None
     bad = ~np.isfinite(values).all(axis=1)
     if bad.any():
-        raise UserError(f"{path}: {int(bad.sum())} rows contain NaN or inf (first at table row {int(np.flatnonzero(bad)[0])}); clean the data first")
+        raise UserError(f"{source}: {int(bad.sum())} rows contain NaN or inf (first at table row {int(np.flatnonzero(bad)[0])}); clean the data first")
     order = {k: i for i, k in enumerate(sorted(set(df[episode].tolist())))}
     df = df.assign(_ep=df[episode].map(order)).sort_values(["_ep", time], kind="stable")
     ep = df["_ep"].to_numpy()
@@ -71,6 +76,6 @@ def load_table(path: str | Path, episode: str = "episode", time: str = "t", stat
     extra = {name: df[name].to_numpy() for name in extras}
     extra["time"] = df[time].to_numpy()
     ids = list(order)
-    return EpisodeStore.from_arrays(obs, act, ends_after, extra, source=str(path),
+    return EpisodeStore.from_arrays(obs, act, ends_after, extra, source=source,
                                     meta={"format": "table", "state": state, "action": action},
                                     episode_meta=[{"episode": k} for k in ids])

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from ..checkpoint import run_name
 from ..core import ObjectiveConfig
 from ..errors import UserError
 from ..models.unet import UNetConfig, unet_config
@@ -24,7 +25,6 @@ from .image_common import (
     generate,
     load_image_model,
     make_batch_fn,
-    run_name,
     train_images,
     write_samples,
 )

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from ..checkpoint import run_name
 from ..core import ModularMeanFlow, ObjectiveConfig
 from ..models.unet import UNetConfig, unet_config
 from ..training import TrainConfig
@@ -22,7 +23,6 @@ from .image_common import (
     load_image_model,
     make_batch_fn,
     progress_bar,
-    run_name,
     train_images,
     write_samples,
 )

@@ -104,14 +104,6 @@ def load_image_model(checkpoint, task: str, config_cls, which: str = "ema"):
     return model, cfg
 
 
-def run_name(checkpoint) -> str:
-    """The run directory's name, for a run or one of its checkpoints/step_* directories."""
-    from ..checkpoint import resolve_checkpoint
-
-    ckpt = resolve_checkpoint(checkpoint).resolve()
-    return (ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt).name
-
-
 def write_samples(model: UNet, cfg, task: str, steps: int, n: int, out: Path, seed: int, scale: int,
                   run: str, device: str | torch.device | None = None) -> list[Path]:
     """A PNG grid and an .npz named after the run too, so two runs sampled into one folder do not
