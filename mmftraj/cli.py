@@ -41,7 +41,7 @@ SET_HELP = "Override any config field, e.g. --set train.lr=3e-4 (repeatable)."
 @app.command()
 @user_errors
 def train(
-    task: str = typer.Option("toy2d", help="Task to train (toy2d, maze2d, digits, cifar, ...)."),
+    task: str = typer.Option("toy2d", help="Task to train (toy2d, maze2d, motion, digits, cifar)."),
     preset: str = typer.Option(None, help="Task preset (e.g. a maze size or a distribution)."),
     maze: str = typer.Option(None, help="maze2d only: umaze, medium or large (same as --preset)."),
     config: Path = typer.Option(None, help="YAML config file overlaid on the task's defaults."),

@@ -19,6 +19,7 @@ TASKS = {
     "digits": "mmftraj.tasks.digits",
     "cifar": "mmftraj.tasks.cifar",
     "maze2d": "mmftraj.tasks.maze2d",
+    "motion": "mmftraj.tasks.motion",
 }
 
 

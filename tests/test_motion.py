@@ -1,0 +1,115 @@
+"""motion: the synthetic gait table, the held-out split, and training/evaluation on a user table."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from mmftraj.data.gait import gait_table
+from mmftraj.data.tables import load_table
+from mmftraj.errors import UserError
+from mmftraj.tasks import motion
+
+
+def test_gait_positions_integrate_the_actions_and_gaits_differ_in_speed():
+    table = gait_table(episodes=6, steps=40, dt=0.05, seed=3)
+    assert len(table) == 6 * 40 and set(table["episode"].str[:3]) == {"wal", "run"}
+    for _, ep in table.groupby("episode"):
+        xy, v = ep[["s_x", "s_y"]].to_numpy(), ep[["a_vx", "a_vy"]].to_numpy()
+        assert np.allclose(xy[0], 0) and np.allclose(np.diff(xy, axis=0), v[:-1] * 0.05, atol=1e-12)
+    speed = np.hypot(table["a_vx"], table["a_vy"]).groupby(table["episode"].str[:3]).mean()
+    assert speed["wal"] < 1.8 < 2.3 < speed["run"]
+    assert table.equals(gait_table(episodes=6, steps=40, dt=0.05, seed=3))
+
+
+def test_held_out_episodes_are_a_seeded_disjoint_share():
+    train, test = motion.split_episodes(50, 0.1, seed=0)
+    assert len(test) == 5 and len(train) == 45
+    assert sorted(np.concatenate([train, test]).tolist()) == list(range(50))
+    assert np.array_equal(test, motion.split_episodes(50, 0.1, seed=0)[1])
+    assert not np.array_equal(test, motion.split_episodes(50, 0.1, seed=1)[1])
+    assert len(motion.split_episodes(3, 0.01, 0)[1]) == 1  # at least one held out, one kept
+    with pytest.raises(UserError, match="2 or more"):
+        motion.split_episodes(1, 0.5, 0)
+    with pytest.raises(UserError, match="test_fraction"):
+        motion.split_episodes(10, 1.0, 0)
+
+
+def test_roughness_is_zero_on_straight_lines_and_six_times_the_variance_of_white_noise():
+    line = torch.linspace(0, 5, 40)[None, :, None] * torch.tensor([1.0, -2.0])
+    assert motion.roughness(line) == pytest.approx(0.0, abs=1e-9)
+    noise = torch.randn(500, 64, 3, generator=torch.Generator().manual_seed(0))  # Δ²: 1 + 4 + 1 variances
+    assert motion.roughness(noise) == pytest.approx(6.0, rel=0.03)
+
+
+def _tiny(cfg, steps=30):
+    cfg.data.horizon = 16
+    cfg.model.width, cfg.model.depth, cfg.model.patch = 32, 1, 4
+    cfg.train.steps, cfg.train.batch_size, cfg.train.ckpt_every = steps, 32, 0
+    cfg.train.threads = 1
+    cfg.eval.n_samples, cfg.eval.steps = 64, [1, 2]
+    return cfg
+
+
+def test_training_on_a_user_table_with_its_own_column_names(tmp_path):
+    table = gait_table(episodes=20, steps=24, seed=1).rename(
+        columns={"episode": "take", "t": "seconds", "s_x": "root_x", "s_y": "root_y", "a_vx": "vel_x", "a_vy": "vel_y"})
+    table = table.sample(frac=1.0, random_state=0)  # row order must not matter
+    path = tmp_path / "takes.csv"
+    table.to_csv(path, index=False)
+    cfg = _tiny(motion.default_config())
+    cfg.data.path, cfg.data.episode, cfg.data.time = str(path), "take", "seconds"
+    cfg.data.state, cfg.data.action = ["root_x", "root_y"], ["vel_x", "vel_y"]
+    cfg.data.test_fraction = 0.2
+    results = motion.train(cfg, tmp_path / "run", progress=False)
+    assert results["data"] == "takes" and results["windows"] == {"train": 16 * 9, "held_out": 4 * 9}
+    assert set(results["swd"]) == {"1-step", "2-step"} and results["compared_windows"] == 36
+    assert set(results["roughness"]) == {"held-out data", "1-step", "2-step"}
+    assert (tmp_path / "run" / "samples.png").stat().st_size > 10_000
+    # The checkpoint alone (config, normalizer, columns) reproduces the run's own numbers.
+    again = motion.evaluate(tmp_path / "run")
+    assert again["swd"] == pytest.approx(results["swd"]) and again["swd_data_floor"] == results["swd_data_floor"]
+    with pytest.raises(UserError, match="not episodes"):
+        motion.evaluate(tmp_path / "run", episodes=5)
+    # Samples come back as a table in the user's own layout, readable by the same loader.
+    csv, png = motion.sample(tmp_path / "run", steps=1, n=5, out=tmp_path / "samples")
+    assert csv.name == "motion-run-mmf-1step-s0.csv" and png.stat().st_size > 5_000
+    store = load_table(csv, "take", "seconds", ["root_x", "root_y"], ["vel_x", "vel_y"])
+    assert store.num_episodes == 5 and set(store.lengths) == {16}
+    assert np.allclose(np.diff(store.extras["time"][:16]), 0.05)
+    assert np.isfinite(store.observations).all() and np.abs(store.observations).max() < 100
+
+
+def test_a_few_hundred_steps_bring_one_step_samples_towards_held_out_windows(tmp_path):
+    cfg = _tiny(motion.default_config(), steps=300)
+    cfg.data.gait_episodes = 256
+    cfg.train.ema_decay = 0.0  # the raw weights: a short run's EMA would still be the initialisation
+    cfg.objective.lambda_warmup = 150
+    results = motion.train(cfg, tmp_path / "run", progress=False)
+    # u ≡ 0 at initialisation, so an untrained model's one-step samples are the noise itself.
+    _, held_out = motion.load_windows(cfg)
+    n = results["compared_windows"]
+    noise_distance = motion.sliced_wasserstein(torch.randn(n, 16 * 4, generator=torch.Generator().manual_seed(0)),
+                                               held_out.batch(torch.arange(n)).trajectories.flatten(1))
+    assert results["swd"]["1-step"] < 0.6 * noise_distance, (results, noise_distance)
+
+
+def test_cli_motion_errors_are_one_line(tmp_path):
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "mmftraj", "train", "--task", "motion", "--runs-dir",
+                               str(tmp_path), *args], capture_output=True, text=True)
+
+    missing = run("--set", f"data.path={tmp_path / 'nope.csv'}")
+    assert missing.returncode == 2 and "table not found" in missing.stderr and "Traceback" not in missing.stderr
+    preset = run("--preset", "walk")
+    assert preset.returncode == 2 and "has no presets" in preset.stderr
+    results = tmp_path / "motion" / "r" / "results.json"
+    short = run("--name", "r", "--steps", "2", "--set", "data.gait_episodes=8", "--set", "data.horizon=16",
+                "--set", "model.width=16", "--set", "model.depth=1", "--set", "data.test_fraction=0.25")
+    assert short.returncode == 0, short.stderr
+    assert json.loads(results.read_text())["windows"] == {"train": 6 * 49, "held_out": 2 * 49}  # 64-step episodes
