@@ -113,3 +113,4 @@ def test_cli_motion_errors_are_one_line(tmp_path):
                 "--set", "model.width=16", "--set", "model.depth=1", "--set", "data.test_fraction=0.25")
     assert short.returncode == 0, short.stderr
     assert json.loads(results.read_text())["windows"] == {"train": 6 * 49, "held_out": 2 * 49}  # 64-step episodes
+    assert "dim_in: 4" in (results.parent / "config.yaml").read_text()  # the resolved width is written down

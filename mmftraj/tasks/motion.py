@@ -96,7 +96,7 @@ def load_store(cfg: Config):
 
         if d.gait_episodes < 2:
             raise UserError(f"data.gait_episodes must be at least 2, got {d.gait_episodes}")
-        frame = gait_table(d.gait_episodes, seed=d.split_seed)
+        frame = gait_table(d.gait_episodes)  # one fixed table: data.split_seed only picks the held-out share
         return store_from_frame(frame, "synthetic gait table", d.episode, d.time, d.state or None, d.action)
     return load_table(d.path, d.episode, d.time, d.state or None, d.action)
 
@@ -144,11 +144,12 @@ def build_model(cfg: Config):
 
 
 def train(cfg: Config, run_dir: Path, resume: bool = False, progress: bool = True) -> dict:
-    from ..config import to_dict
+    from ..config import save_yaml, to_dict
 
     torch.manual_seed(cfg.train.seed)
     train_windows, test_windows = load_windows(cfg)
     cfg.model.dim_in = train_windows.transition_dim
+    save_yaml(cfg, Path(run_dir) / "config.yaml")  # the resolved config, now with the data's width
     model = build_model(cfg)
     objective = ModularMeanFlow(cfg.objective)
 
