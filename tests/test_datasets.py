@@ -119,10 +119,26 @@ def test_table_errors(tmp_path):
     bad.loc[[3, 7], "s_x"] = np.nan
     bad.loc[9, "a_vy"] = np.inf
     bad.to_csv(tmp_path / "bad.csv", index=False)
-    with pytest.raises(UserError, match="3 rows contain NaN or inf"):
+    with pytest.raises(UserError, match=r"3 rows with a missing or infinite value \(first at table row 3\)"):
         load_episodes(tmp_path / "bad.csv")
-    with pytest.raises(UserError, match="missing column 'frame'"):
+    with pytest.raises(UserError, match=r"missing column 'frame' \(name the columns with data.episode"):
         load_episodes(EXAMPLE, time="frame")
+    # A missing episode id or time is reported at its own table row, before any sorting.
+    for column in ("episode", "t"):
+        holed = df.copy()
+        holed.loc[20, column] = None
+        holed.to_csv(tmp_path / "holed.csv", index=False)
+        with pytest.raises(UserError, match=r"1 row with a missing or infinite value \(first at table row 20\)"):
+            load_episodes(tmp_path / "holed.csv")
+    df.iloc[:0].to_csv(tmp_path / "header_only.csv", index=False)
+    with pytest.raises(UserError, match="a header but no rows"):
+        load_episodes(tmp_path / "header_only.csv")
+    mixed = df.copy()
+    mixed["episode"] = mixed["episode"].map({"walk_01": 7, "walk_02": "walk_02", "run_01": "run_01"})
+    mixed.to_csv(tmp_path / "mixed.csv", index=False)  # read back as text; in memory: mixed types
+    from mmftraj.data.tables import store_from_frame
+
+    assert store_from_frame(mixed, "mixed").num_episodes == 3
 
 
 def test_missing_dataset_names_path_and_command(tmp_path):

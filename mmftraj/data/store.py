@@ -118,4 +118,6 @@ def check_arrays(arrays: dict[str, np.ndarray], source: str) -> None:
             bad |= ~np.isfinite(a.reshape(n, -1)).all(axis=1)
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
-        raise UserError(f"{source}: {int(bad.sum())} rows contain NaN or inf (first at row {first}); clean the data first")
+        count = int(bad.sum())
+        raise UserError(f"{source}: {count} row{'s' if count > 1 else ''} contain{'' if count > 1 else 's'} NaN or inf "
+                        f"(first at row {first}); clean the data first")

@@ -55,19 +55,30 @@ def store_from_frame(df, source: str, episode: str = "episode", time: str = "t",
     state = list(state) if state else [c for c in cols if str(c).startswith(STATE_PREFIXES)]
     action = list(action) if action is not None else [c for c in cols if str(c).startswith(ACTION_PREFIXES)]
     if not state:
-        raise UserError(f"{source}: no state columns (name them s_* / obs_* or pass state=[...]); columns: {cols}")
+        raise UserError(f"{source}: no state columns: name them s_* / obs_*, or list them (state=[...]; on the "
+                        f"command line --set 'data.state=[a,b]'); columns: {', '.join(map(str, cols))}")
     for name in [episode, time, *state, *action, *extras]:
         if name not in df.columns:
-            raise UserError(f"{source}: missing column '{name}'; columns are: {', '.join(map(str, cols))}")
+            raise UserError(f"{source}: missing column '{name}' (name the columns with data.episode, data.time, "
+                            f"data.state, data.action); columns are: {', '.join(map(str, cols))}")
     numeric = df[state + action + list(extras)]
     try:
         values = numeric.to_numpy(dtype=np.float64)
     except (ValueError, TypeError):
         raise UserError(f"{source}: state/action columns must be numeric") from None
-    bad = ~np.isfinite(values).all(axis=1)
+    if len(df) == 0:
+        raise UserError(f"{source}: the table has a header but no rows")
+    bad = ~np.isfinite(values).all(axis=1) | df[episode].isna().to_numpy() | df[time].isna().to_numpy()
     if bad.any():
-        raise UserError(f"{source}: {int(bad.sum())} rows contain NaN or inf (first at table row {int(np.flatnonzero(bad)[0])}); clean the data first")
-    order = {k: i for i, k in enumerate(sorted(set(df[episode].tolist())))}
+        count = int(bad.sum())
+        raise UserError(f"{source}: {count} row{'s' if count > 1 else ''} with a missing or infinite value "
+                        f"(first at table row {int(np.flatnonzero(bad)[0])}); clean the data first")
+    ids = set(df[episode].tolist())
+    try:
+        ids = sorted(ids)
+    except TypeError:  # ids of mixed types (numbers and text): order them as text
+        ids = sorted(ids, key=str)
+    order = {k: i for i, k in enumerate(ids)}
     df = df.assign(_ep=df[episode].map(order)).sort_values(["_ep", time], kind="stable")
     ep = df["_ep"].to_numpy()
     ends_after = np.append(ep[1:] != ep[:-1], True)
