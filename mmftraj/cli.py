@@ -121,7 +121,7 @@ def sample_cmd(
     checkpoint: Path = typer.Option(..., help="A run directory or one of its checkpoints."),
     steps: int = typer.Option(1, help="Network evaluations per sample."),
     n: int = typer.Option(64, help="Number of samples."),
-    out: Path = typer.Option(Path("samples"), help="Output folder (PNG grid + .npz named <task>-<run>-<objective>-<k>step-s<seed>)."),
+    out: Path = typer.Option(Path("samples"), help="Output folder; files are named <task>-<run>-<objective>-<k>step-s<seed> (images: PNG grid + .npz; motion: CSV table + PNG)."),
     seed: int = typer.Option(0, help="Sampling seed."),
     device: str = typer.Option(None, help="cpu, cuda, cuda:1, ... (default: cuda when available, else cpu)."),
 ):

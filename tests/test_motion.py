@@ -76,12 +76,22 @@ def test_training_on_a_user_table_with_its_own_column_names(tmp_path):
     assert again["swd"] == pytest.approx(results["swd"]) and again["swd_data_floor"] == results["swd_data_floor"]
     with pytest.raises(UserError, match="not episodes"):
         motion.evaluate(tmp_path / "run", episodes=5)
+    # The table moved: eval says so and takes its new place.
+    moved = path.rename(tmp_path / "moved.csv")
+    with pytest.raises(UserError, match="--set data.path=FILE"):
+        motion.evaluate(tmp_path / "run")
+    assert motion.evaluate(tmp_path / "run", overrides=[f"data.path={moved}"])["swd"] == pytest.approx(results["swd"])
+    with pytest.raises(UserError, match="eval.n_samples"):
+        motion.evaluate(tmp_path / "run", overrides=[f"data.path={moved}", "eval.n_samples=0"])
+    with pytest.raises(UserError, match="accepts eval.. overrides and data.path"):
+        motion.evaluate(tmp_path / "run", overrides=["data.horizon=8"])
     # Samples come back as a table in the user's own layout, readable by the same loader.
     csv, png = motion.sample(tmp_path / "run", steps=1, n=5, out=tmp_path / "samples")
     assert csv.name == "motion-run-mmf-1step-s0.csv" and png.stat().st_size > 5_000
     store = load_table(csv, "take", "seconds", ["root_x", "root_y"], ["vel_x", "vel_y"])
     assert store.num_episodes == 5 and set(store.lengths) == {16}
     assert np.allclose(np.diff(store.extras["time"][:16]), 0.05)
+    assert "0.05," in csv.read_text() and "0.05000000" not in csv.read_text()  # no float noise in the CSV
     assert np.isfinite(store.observations).all() and np.abs(store.observations).max() < 100
 
 
@@ -114,3 +124,32 @@ def test_cli_motion_errors_are_one_line(tmp_path):
     assert short.returncode == 0, short.stderr
     assert json.loads(results.read_text())["windows"] == {"train": 6 * 49, "held_out": 2 * 49}  # 64-step episodes
     assert "dim_in: 4" in (results.parent / "config.yaml").read_text()  # the resolved width is written down
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("model.patch", 0, "model.patch must be at least 1"), ("model.heads", 0, "model.heads must be at least 1"),
+    ("model.width", 0, "model.width must be at least 1"), ("data.horizon", 0, "data.horizon must be at least 1"),
+    ("model.patch", 5, "divisible by model.patch 5"), ("eval.n_samples", 0, "eval.n_samples"),
+])
+def test_impossible_sizes_are_refused_before_any_work(tmp_path, field, value, message):
+    cfg = _tiny(motion.default_config())
+    section, name = field.split(".")
+    setattr(getattr(cfg, section), name, value)
+    with pytest.raises(UserError, match=message):
+        motion.train(cfg, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_episodes_shorter_than_the_horizon_are_counted_and_named(tmp_path, capsys):
+    table = gait_table(episodes=10, steps=24, seed=2)
+    table = table[~((table["episode"] == "walk_0000") & (table["t"] > 0.5))]  # 11 rows: shorter than 16
+    path = tmp_path / "t.csv"
+    table.to_csv(path, index=False)
+    cfg = _tiny(motion.default_config(), steps=2)
+    cfg.data.path, cfg.data.test_fraction = str(path), 0.2
+    results = motion.train(cfg, tmp_path / "run", progress=False)
+    assert results["episodes_shorter_than_horizon"] == 1
+    assert "1 of 10 episodes are shorter than data.horizon 16" in capsys.readouterr().out
+    cfg.data.horizon = 32
+    with pytest.raises(UserError, match=r"no training episode is as long as data.horizon 32 \(the longest has 24"):
+        motion.train(cfg, tmp_path / "run2", progress=False)

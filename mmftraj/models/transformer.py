@@ -69,6 +69,21 @@ def preset_config(name: str, horizon: int, dim_in: int, **overrides) -> Transfor
     return TransformerConfig(horizon=horizon, dim_in=dim_in, **{**PRESETS[name], **overrides})
 
 
+def check_task_sizes(horizon: int, width: int, depth: int, heads: int, patch: int) -> None:
+    """One-line errors, naming the config fields, for sizes a task's transformer cannot have."""
+    from ..errors import UserError
+
+    if horizon < 1:
+        raise UserError(f"data.horizon must be at least 1, got {horizon}")
+    for name, value in (("width", width), ("depth", depth), ("heads", heads), ("patch", patch)):
+        if value < 1:
+            raise UserError(f"model.{name} must be at least 1, got {value}")
+    if horizon % patch:
+        raise UserError(f"data.horizon {horizon} must be divisible by model.patch {patch}")
+    if width % heads:
+        raise UserError(f"model.width {width} must be divisible by model.heads {heads}")
+
+
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 

@@ -17,7 +17,7 @@ import torch
 
 from ..core import ModularMeanFlow, ObjectiveConfig
 from ..errors import UserError
-from ..models.transformer import TransformerConfig, build_transformer, count_parameters
+from ..models.transformer import TransformerConfig, build_transformer, check_task_sizes, count_parameters
 from ..planning import StartGoalNet
 from ..training import TrainConfig, Trainer
 
@@ -169,10 +169,7 @@ def obs_normalizer(windows):
 # -- model ---------------------------------------------------------------------------------------
 def build_model(cfg: Config) -> StartGoalNet:
     m = cfg.model
-    if cfg.data.horizon % m.patch:
-        raise UserError(f"data.horizon {cfg.data.horizon} must be divisible by model.patch {m.patch}")
-    if m.width % m.heads:
-        raise UserError(f"model.width {m.width} must be divisible by model.heads {m.heads}")
+    check_task_sizes(cfg.data.horizon, m.width, m.depth, m.heads, m.patch)
     cond_dim = OBS_DIM + GOAL_DIM + int(m.goal_anywhere) if m.conditioning in ("vector", "both") else 0
     tcfg = TransformerConfig(horizon=cfg.data.horizon, dim_in=OBS_DIM, width=m.width, depth=m.depth, heads=m.heads,
                              patch=m.patch, cond_dim=cond_dim, mlp_ratio=m.mlp_ratio, attention="fast")

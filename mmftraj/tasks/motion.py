@@ -23,7 +23,7 @@ from ..core import ModularMeanFlow, ObjectiveConfig
 from ..core import sample as draw_samples  # not `sample`: the CLI reads a task's `sample` as its sampler
 from ..errors import UserError
 from ..evaluation.distances import sliced_wasserstein
-from ..models.transformer import TransformerConfig, build_transformer, count_parameters
+from ..models.transformer import TransformerConfig, build_transformer, check_task_sizes, count_parameters
 from ..training import TrainConfig, Trainer
 
 PRESETS = ()
@@ -118,15 +118,33 @@ def load_windows(cfg: Config, normalizer=None):
     from ..data import WindowDataset
     from ..evaluation.splits import take_episodes
 
+    h = cfg.data.horizon
     store = load_store(cfg)
     train_idx, test_idx = split_episodes(store.num_episodes, cfg.data.test_fraction, cfg.data.split_seed)
-    train = WindowDataset(take_episodes(store, train_idx), cfg.data.horizon, normalizer or cfg.data.normalizer)
-    try:
-        test = WindowDataset(take_episodes(store, test_idx), cfg.data.horizon, train.normalizer)
-    except UserError:
-        raise UserError(f"no held-out episode is as long as data.horizon {cfg.data.horizon}; use a shorter "
-                        "horizon or a larger data.test_fraction") from None
+    parts = []
+    for name, index in (("training", train_idx), ("held-out", test_idx)):
+        part = take_episodes(store, index)
+        if (part.lengths < h).all():
+            raise UserError(f"no {name} episode is as long as data.horizon {h} (the longest has "
+                            f"{int(part.lengths.max())} steps); use a shorter data.horizon"
+                            + (", another data.split_seed or a larger data.test_fraction" if name == "held-out" else ""))
+        parts.append(part)
+    train = WindowDataset(parts[0], h, normalizer or cfg.data.normalizer)
+    test = WindowDataset(parts[1], h, train.normalizer)
     return train, test
+
+
+def short_episodes(cfg: Config, windows) -> int:
+    """How many episodes are shorter than the horizon (they give no windows)."""
+    return int((windows.store.lengths < cfg.data.horizon).sum())
+
+
+def check_eval(cfg: Config) -> None:
+    e = cfg.eval
+    if e.n_samples < 1 or e.projections < 1:
+        raise UserError(f"eval.n_samples and eval.projections must be at least 1, got {e.n_samples} and {e.projections}")
+    if not e.steps or min(e.steps) < 1:
+        raise UserError(f"eval.steps must list sampling step counts of at least 1, got {e.steps}")
 
 
 # -- model, training, evaluation ------------------------------------------------------------------
@@ -134,10 +152,7 @@ def build_model(cfg: Config):
     m = cfg.model
     if m.dim_in < 1:
         raise UserError("model.dim_in is set from the data when training; this config has none")
-    if cfg.data.horizon % m.patch:
-        raise UserError(f"data.horizon {cfg.data.horizon} must be divisible by model.patch {m.patch}")
-    if m.width % m.heads:
-        raise UserError(f"model.width {m.width} must be divisible by model.heads {m.heads}")
+    check_task_sizes(cfg.data.horizon, m.width, m.depth, m.heads, m.patch)
     tcfg = TransformerConfig(horizon=cfg.data.horizon, dim_in=m.dim_in, width=m.width, depth=m.depth,
                              heads=m.heads, patch=m.patch, mlp_ratio=m.mlp_ratio, attention="fast")
     return build_transformer(tcfg)
@@ -146,8 +161,15 @@ def build_model(cfg: Config):
 def train(cfg: Config, run_dir: Path, resume: bool = False, progress: bool = True) -> dict:
     from ..config import save_yaml, to_dict
 
+    m = cfg.model
+    check_task_sizes(cfg.data.horizon, m.width, m.depth, m.heads, m.patch)
+    check_eval(cfg)
     torch.manual_seed(cfg.train.seed)
     train_windows, test_windows = load_windows(cfg)
+    dropped = short_episodes(cfg, train_windows) + short_episodes(cfg, test_windows)
+    if dropped:
+        print(f"{dropped} of {train_windows.store.num_episodes + test_windows.store.num_episodes} episodes are "
+              f"shorter than data.horizon {cfg.data.horizon} and give no windows", flush=True)
     cfg.model.dim_in = train_windows.transition_dim
     save_yaml(cfg, Path(run_dir) / "config.yaml")  # the resolved config, now with the data's width
     model = build_model(cfg)
@@ -164,7 +186,8 @@ def train(cfg: Config, run_dir: Path, resume: bool = False, progress: bool = Tru
     metrics = evaluate_model(trainer.ema.cpu(), cfg, objective.sampling_mode, train_windows, test_windows,
                              plot_path=Path(run_dir) / "samples.png")
     return {"objective": cfg.objective.variant, "data": default_preset(cfg), "parameters": count_parameters(model),
-            "windows": {"train": len(train_windows), "held_out": len(test_windows)}, **fit, **metrics}
+            "windows": {"train": len(train_windows), "held_out": len(test_windows)},
+            "episodes_shorter_than_horizon": dropped, **fit, **metrics}
 
 
 def evaluate_model(model, cfg: Config, mode: str, train_windows, test_windows, plot_path: Path | None = None) -> dict:
@@ -265,7 +288,9 @@ def sample(checkpoint, steps: int = 1, n: int = 64, out: Path = Path("samples"),
     columns = meta["columns"]["state"] + meta["columns"]["action"]
     h = cfg.data.horizon
     table = pd.DataFrame(raw.reshape(n * h, -1), columns=columns)
-    table.insert(0, cfg.data.time, np.tile(np.arange(h) * meta.get("time_step", 1.0), n))
+    # Time restarts at 0 in every window, in the table's median time step (step indices when its
+    # time column was not numeric); rounded so 0.05 stays 0.05 in the CSV.
+    table.insert(0, cfg.data.time, np.tile(np.round(np.arange(h) * meta.get("time_step", 1.0), 9), n))
     table.insert(0, cfg.data.episode, np.repeat([f"sample_{i:04d}" for i in range(n)], h))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -283,11 +308,15 @@ def evaluate(checkpoint: str | Path, steps: list[int] | None = None, out: Path |
 
     if episodes is not None:
         raise UserError("motion compares windows, not episodes; its evaluation size is --set eval.n_samples=N")
-    bad = [o for o in overrides if not o.strip().startswith("eval.")]
+    bad = [o for o in overrides if not o.strip().startswith(("eval.", "data.path="))]
     if bad:
-        raise UserError(f"eval accepts only eval.* overrides, got {bad[0]!r}")
+        raise UserError(f"eval accepts eval.* overrides and data.path (the table, if it moved), got {bad[0]!r}")
     model, cfg, normalizer, _ = load_model(checkpoint)
     cfg = apply_overrides(cfg, list(overrides))
+    check_eval(cfg)
+    if cfg.data.path is not None and not Path(cfg.data.path).is_file():
+        raise UserError(f"table not found: {cfg.data.path} (the run's data.path, relative to where it was trained); "
+                        "point to it with --set data.path=FILE")
     cfg.eval.seed = cfg.eval.seed + seed
     if steps:
         cfg.eval.steps = list(steps)
