@@ -29,11 +29,16 @@ def ring_of_gaussians(n: int, generator: torch.Generator) -> torch.Tensor:
 
 
 class VelocityNet(nn.Module):
-    """Your model: any module with forward(z, r, t). Here, an MLP fed Fourier features of (t, t - r)."""
+    """Your model: any module with forward(z, r, t). Here, an MLP fed Fourier features of (t, t - r).
+
+    The default du/dt (finite differences, `jvp="fd-central"`) calls the model three more times
+    per loss, so the model must be deterministic (no dropout) and smooth in time: frequencies up
+    to about 16 keep its relative error at 2e-4 here. Otherwise use ObjectiveConfig(jvp="exact").
+    """
 
     def __init__(self, dim: int = 2, hidden: int = 128, freqs: int = 8):
         super().__init__()
-        self.register_buffer("freq", 2.0 ** torch.arange(freqs) * math.pi)
+        self.register_buffer("freq", torch.linspace(1.0, 16.0, freqs))
         self.net = nn.Sequential(
             nn.Linear(dim + 4 * freqs, hidden), nn.SiLU(),
             nn.Linear(hidden, hidden), nn.SiLU(),
@@ -53,6 +58,7 @@ def main(variant: str = "mmf", steps: int = 3000, batch: int = 512, seed: int = 
     time_gen = torch.Generator().manual_seed(seed + 1)
     model = VelocityNet()
     # Every variant is a configuration: fm (r = t), meanflow (λ = 0), mmf (λ warms 0 → 1), mmf-full (λ = 1).
+    # λ's warm-up counts the `step` passed to `loss`: without it λ stays 0.
     # The time sampler and weighting below are the toy2d task's: uniform t, half the rows with r < t.
     objective = ModularMeanFlow(ObjectiveConfig(variant=variant, lambda_warmup=steps // 2, time_sampler="uniform",
                                                 equal_fraction=0.5, adaptive_p=0.5))

@@ -117,7 +117,12 @@ def prepare_and_train(
     resolve_device(cfg.train.device, source=_device_source(task, device, overrides))
     run_dir.mkdir(parents=True, exist_ok=True)
     save_yaml(cfg, saved)
-    results = module.train(cfg, run_dir, resume=resume, progress=progress)
+    try:
+        results = module.train(cfg, run_dir, resume=resume, progress=progress)
+    except BaseException:
+        if _never_trained(run_dir):  # it stopped before its first step: leave nothing behind
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     results = {"task": task, "run_dir": str(run_dir), **results}
     write_results(run_dir, results)
     print_results(results)

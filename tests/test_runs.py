@@ -23,7 +23,9 @@ def test_a_run_that_never_started_does_not_block_the_retry(tmp_path):
     run = tmp_path / "cifar" / "r"
     with pytest.raises(UserError, match="missing or incomplete"):
         _cifar(tmp_path, tmp_path / "nowhere")
-    assert sorted(p.name for p in run.iterdir()) == ["config.yaml"]  # written before the data check
+    assert not run.exists()  # its config.yaml, written before the data check, is removed again
+    run.mkdir(parents=True)  # a folder like the one a killed start leaves: config.yaml only
+    (run / "config.yaml").write_text("{}\n")
     for kw in ({}, {"resume": True}):  # a new data path, with or without --resume, is a fresh start
         with pytest.raises(UserError) as err:
             _cifar(tmp_path, tmp_path / "elsewhere", **kw)
