@@ -86,7 +86,6 @@ def store_from_frame(df, source: str, episode: str = "episode", time: str = "t",
     act = df[action].to_numpy(dtype=np.float32) if action else np.zeros((len(df), 0), np.float32)
     extra = {name: df[name].to_numpy() for name in extras}
     extra["time"] = df[time].to_numpy()
-    ids = list(order)
     return EpisodeStore.from_arrays(obs, act, ends_after, extra, source=source,
                                     meta={"format": "table", "state": state, "action": action},
                                     episode_meta=[{"episode": k} for k in ids])

@@ -8,25 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .figures import pyplot, save_png
+
 COLORS = {"fm": "tab:gray", "meanflow": "tab:orange", "mmf": "tab:blue", "mmf-full": "tab:green"}
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> None:
-    from ..io import atomic_path
-
-    fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=110)
-    _plt().close(fig)
 
 
 def _color(variant: str, i: int) -> str:
@@ -35,7 +19,7 @@ def _color(variant: str, i: int) -> str:
 
 def plot_lowdata(summary: pd.DataFrame, path: Path) -> None:
     """Score and success vs fraction of episodes (log x), mean ± s.e. over seeds per variant."""
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for i, (variant, g) in enumerate(summary.groupby("variant", sort=False)):
         g = g.sort_values("fraction")
@@ -53,12 +37,12 @@ def plot_lowdata(summary: pd.DataFrame, path: Path) -> None:
         ax.grid(alpha=0.3)
     axes[0].legend()
     fig.suptitle("low-data sweep")
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def plot_id_vs_ood(summary: pd.DataFrame, path: Path) -> None:
     """One panel per split: bars per condition (in-distribution first), grouped by variant."""
-    plt = _plt()
+    plt = pyplot()
     splits = list(dict.fromkeys(summary["split"]))
     fig, axes = plt.subplots(1, len(splits), figsize=(4.2 * len(splits), 3.8), squeeze=False)
     for ax, split in zip(axes[0], splits, strict=True):
@@ -78,7 +62,7 @@ def plot_id_vs_ood(summary: pd.DataFrame, path: Path) -> None:
     axes[0][0].set_ylabel("normalized score (mean ± s.e.)")
     axes[0][0].legend(fontsize=8)
     fig.suptitle("in-distribution vs out-of-distribution")
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def plot_loss_curves(curves: dict[str, pd.DataFrame], path: Path, spike_factor: float = 3.0) -> None:
@@ -86,7 +70,7 @@ def plot_loss_curves(curves: dict[str, pd.DataFrame], path: Path, spike_factor: 
     spikes (as in report.run_stability) are marked with crosses."""
     from .report import spike_mask
 
-    plt = _plt()
+    plt = pyplot()
     by_variant: dict[str, list] = {}
     for name, df in curves.items():
         variant = next((v for v in sorted(COLORS, key=len, reverse=True) if name.startswith(v + "-")), name.split("-")[0])
@@ -110,4 +94,4 @@ def plot_loss_curves(curves: dict[str, pd.DataFrame], path: Path, spike_factor: 
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("training mse (unweighted)")
-    _save(fig, path)
+    save_png(fig, path)

@@ -238,13 +238,11 @@ def load_model(checkpoint: str | Path, which: str = "ema"):
 
 def evaluate(checkpoint: str | Path, steps: list[int] | None = None, episodes: int | None = None, seed: int = 0,
              out: Path | None = None, overrides=(), progress: bool = True) -> dict:
-    from ..config import apply_overrides
+    from ..config import apply_overrides, check_eval_overrides
     from ..evaluation.rollouts import evaluate_planner
 
     net, cfg, normalizer = load_model(checkpoint)
-    bad = [o for o in overrides if not o.strip().startswith("eval.")]
-    if bad:
-        raise UserError(f"eval accepts only eval.* overrides, got {bad[0]!r}")
+    check_eval_overrides(overrides)
     cfg = apply_overrides(cfg, list(overrides))
     if episodes is not None:
         if episodes < 1:

@@ -224,14 +224,9 @@ def roughness(windows: torch.Tensor) -> float:
 def plot_windows(panels: list[tuple[str, np.ndarray]], columns: list[str], path: Path, count: int, title: str) -> None:
     """Raw windows (N, H, D) as paths in the plane of the first two state columns (one column:
     against time), one panel per (label, windows)."""
-    import matplotlib
+    from ..evaluation.figures import pyplot, save_png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ..io import atomic_path
-
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4), sharex=True, sharey=True, squeeze=False)
+    fig, axes = pyplot().subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4), sharex=True, sharey=True, squeeze=False)
     for ax, (label, raw) in zip(axes[0], panels, strict=True):
         for window in raw[:count]:
             if len(columns) >= 2:
@@ -242,10 +237,7 @@ def plot_windows(panels: list[tuple[str, np.ndarray]], columns: list[str], path:
     axes[0][0].set_xlabel(columns[0] if len(columns) >= 2 else "step")
     axes[0][0].set_ylabel(columns[1] if len(columns) >= 2 else columns[0])
     fig.suptitle(title)
-    fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def load_model(checkpoint: str | Path, which: str = "ema"):
@@ -294,23 +286,22 @@ def sample(checkpoint, steps: int = 1, n: int = 64, out: Path = Path("samples"),
     table.insert(0, cfg.data.episode, np.repeat([f"sample_{i:04d}" for i in range(n)], h))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"motion-{run_name(checkpoint)}-{cfg.objective.variant}-{steps}step-s{seed}"
+    run = run_name(checkpoint)
+    stem = f"motion-{run}-{cfg.objective.variant}-{steps}step-s{seed}"
     with atomic_path(out / f"{stem}.csv", suffix=".csv") as tmp:
         table.to_csv(tmp, index=False)
     plot_windows([(f"{steps}-step samples", raw)], meta["columns"]["state"], out / f"{stem}.png", cfg.eval.plots,
-                 f"{cfg.objective.variant}, {run_name(checkpoint)}")
+                 f"{cfg.objective.variant}, {run}")
     return [out / f"{stem}.csv", out / f"{stem}.png"]
 
 
 def evaluate(checkpoint: str | Path, steps: list[int] | None = None, out: Path | None = None, seed: int = 0,
              episodes: int | None = None, overrides=(), **_) -> dict:
-    from ..config import apply_overrides
+    from ..config import apply_overrides, check_eval_overrides
 
     if episodes is not None:
         raise UserError("motion compares windows, not episodes; its evaluation size is --set eval.n_samples=N")
-    bad = [o for o in overrides if not o.strip().startswith(("eval.", "data.path="))]
-    if bad:
-        raise UserError(f"eval accepts eval.* overrides and data.path (the table, if it moved), got {bad[0]!r}")
+    check_eval_overrides(overrides, ("eval.", "data.path="), "eval.* overrides and data.path (the table, if it moved)")
     model, cfg, normalizer, _ = load_model(checkpoint)
     cfg = apply_overrides(cfg, list(overrides))
     check_eval(cfg)

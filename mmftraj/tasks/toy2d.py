@@ -133,13 +133,9 @@ def evaluate_model(model, cfg: Config, mode: str, plot_path: Path | None = None)
 
 
 def plot_samples(data: torch.Tensor, samples: dict, path: Path, title: str) -> None:
-    import matplotlib
+    from ..evaluation.figures import pyplot, save_png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ..io import atomic_path
-
+    plt = pyplot()
     panels = [("data", data)] + [(f"{k} step{'s' if k > 1 else ''}", s) for k, s in samples.items()]
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4), sharex=True, sharey=True)
     for ax, (label, pts) in zip(axes, panels, strict=True):
@@ -149,10 +145,7 @@ def plot_samples(data: torch.Tensor, samples: dict, path: Path, title: str) -> N
         ax.set_ylim(-3.5, 3.5)
         ax.set_aspect("equal")
     fig.suptitle(title)
-    fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def load_model(checkpoint: str | Path, which: str = "ema") -> tuple[TimeMLP, Config]:
@@ -164,14 +157,12 @@ def load_model(checkpoint: str | Path, which: str = "ema") -> tuple[TimeMLP, Con
 
 def evaluate(checkpoint: str | Path, steps: list[int] | None = None, out: Path | None = None, seed: int = 0,
              episodes: int | None = None, overrides=(), **_) -> dict:
-    from ..config import apply_overrides
+    from ..config import apply_overrides, check_eval_overrides
     from ..errors import UserError
 
     if episodes is not None:
         raise UserError("toy2d has no episodes; its evaluation size is --set eval.n_samples=N")
-    bad = [o for o in overrides if not o.strip().startswith("eval.")]
-    if bad:
-        raise UserError(f"eval accepts only eval.* overrides, got {bad[0]!r}")
+    check_eval_overrides(overrides)
     model, cfg = load_model(checkpoint)
     cfg = apply_overrides(cfg, list(overrides))
     cfg.eval.seed = cfg.eval.seed + seed
