@@ -50,11 +50,11 @@ def train(
     steps: int = typer.Option(None, help="Training steps."),
     seed: int = typer.Option(None, help="Random seed (same seed, same machine: same numbers on CPU)."),
     device: str = typer.Option(None, help="cpu, cuda, cuda:1, ..."),
-    name: str = typer.Option(None, help="Run name; default <objective>-<preset>-s<seed>."),
+    name: str = typer.Option(None, help="Run name, one folder name (letters, digits, -_.); default <objective>-<preset>-s<seed>."),
     data_dir: Path = typer.Option(None, help="cifar: the CIFAR-10 python batch directory (as --set data.dir=PATH)."),
     runs_dir: Path = typer.Option(Path("runs"), help="Runs are written to <runs-dir>/<task>/<name>/."),
     resume: bool = typer.Option(False, help="Continue the run of that name from its last checkpoint with its saved config; --steps, --device and --set train.*/eval.*/runtime.* may still change."),
-    overwrite: bool = typer.Option(False, help="Delete an existing run of that name first."),
+    overwrite: bool = typer.Option(False, help="Delete an existing run of that name first (only a folder mmftraj made)."),
 ):
     """Train a model; writes config.yaml, metrics.csv, checkpoints, plots and results.json."""
     from .runs import prepare_and_train

@@ -11,6 +11,7 @@ import torch
 from mmftraj.checkpoint import save_checkpoint
 from mmftraj.errors import UserError
 from mmftraj.io import atomic_write_text
+from mmftraj.run_folders import MARKER
 from mmftraj.runs import prepare_and_train, write_results
 
 
@@ -24,8 +25,9 @@ def test_a_run_that_never_started_does_not_block_the_retry(tmp_path):
     with pytest.raises(UserError, match="missing or incomplete"):
         _cifar(tmp_path, tmp_path / "nowhere")
     assert not run.exists()  # its config.yaml, written before the data check, is removed again
-    run.mkdir(parents=True)  # a folder like the one a killed start leaves: config.yaml only
+    run.mkdir(parents=True)  # a folder like the one a killed start leaves: marker and config.yaml only
     (run / "config.yaml").write_text("{}\n")
+    (run / MARKER).write_text('{"created_by": "mmftraj"}\n')
     for kw in ({}, {"resume": True}):  # a new data path, with or without --resume, is a fresh start
         with pytest.raises(UserError) as err:
             _cifar(tmp_path, tmp_path / "elsewhere", **kw)
@@ -100,3 +102,62 @@ def test_train_takes_data_dir_for_cifar_only(tmp_path):
     cifar = runner.invoke(app, ["train", "--task", "cifar", "--device", "cpu", "--data-dir", str(odd),
                                 "--runs-dir", str(tmp_path)])
     assert cifar.exit_code == 2 and "missing or incomplete" in cifar.output and "1e3: cifar" in cifar.output
+
+
+# -- run names are never paths; only folders mmftraj made are ever deleted ----------------------------
+def _toy(tmp_path, runs_dir, **kw):
+    return prepare_and_train(task="toy2d", steps=2, overrides=["eval.n_samples=64", "train.threads=1"],
+                             runs_dir=runs_dir, progress=False, **kw)
+
+
+def _user_folder(path):
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "thesis.tex").write_text("years of work\n")
+    return path
+
+
+@pytest.mark.parametrize("name", ["..", "../..", ".", "a/b", "/abs/dir", "", "a\\b", "x" * 201, "naïve"])
+def test_a_run_name_that_is_a_path_is_refused_and_nothing_is_deleted(tmp_path, name):
+    runs = tmp_path / "p" / "runs"
+    thesis = _user_folder(tmp_path / "p")
+    with pytest.raises(UserError, match="not a run name|is empty"):
+        _toy(tmp_path, runs, name=name, overwrite=True)
+    assert (thesis / "thesis.tex").read_text() == "years of work\n"
+
+
+def test_overwrite_deletes_only_a_folder_mmftraj_made(tmp_path):
+    mine = _user_folder(tmp_path / "toy2d" / "mine")  # a folder the user put where a run would go
+    with pytest.raises(UserError, match="mmftraj did not create it"):
+        _toy(tmp_path, tmp_path, name="mine", overwrite=True)
+    assert (mine / "thesis.tex").exists()
+    (mine / "thesis.tex").unlink()
+    (mine / "config.yaml").write_text("{}\n")  # a folder holding only a config.yaml is not silently replaced
+    with pytest.raises(UserError, match="already exists"):
+        _toy(tmp_path, tmp_path, name="mine")
+    assert (mine / "config.yaml").read_text() == "{}\n"
+
+
+def test_overwrite_replaces_mmftrajs_own_run_and_refuses_links(tmp_path):
+    _toy(tmp_path, tmp_path, name="r")
+    run = tmp_path / "toy2d" / "r"
+    assert (run / MARKER).is_file() and (run / "results.json").is_file()
+    (run / "extra.txt").write_text("from the first run\n")
+    _toy(tmp_path, tmp_path, name="r", overwrite=True)
+    assert not (run / "extra.txt").exists() and (run / "results.json").is_file()
+    target = _user_folder(tmp_path / "elsewhere")
+    (target / MARKER).write_text('{"created_by": "mmftraj"}\n')  # even a marked folder behind a link
+    (tmp_path / "toy2d" / "link").symlink_to(target)
+    with pytest.raises(UserError):
+        _toy(tmp_path, tmp_path, name="link", overwrite=True)
+    assert (target / "thesis.tex").exists()
+
+
+def test_the_cli_refuses_path_names_with_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    thesis = _user_folder(tmp_path / "p")
+    out = subprocess.run([sys.executable, "-m", "mmftraj", "train", "--task", "toy2d", "--steps", "2",
+                          "--name", "../..", "--overwrite"], cwd=thesis, capture_output=True, text=True)
+    assert out.returncode == 2 and "not a run name" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert (thesis / "thesis.tex").exists() and not (thesis / "runs").exists()

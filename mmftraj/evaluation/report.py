@@ -155,7 +155,9 @@ def build_grid(kind: str, cfg: ReportConfig) -> list[GridItem]:
 
 # -- running ---------------------------------------------------------------------------------------------
 def run_dir_of(cfg: ReportConfig, key: TrainKey, runs_dir: Path) -> Path:
-    return Path(runs_dir) / cfg.task / cfg.name / key.run_name
+    from ..run_folders import run_folder
+
+    return run_folder(runs_dir, cfg.task, key.run_name, group=cfg.name)
 
 
 def resolved_task_config(cfg: ReportConfig, key: TrainKey):
@@ -191,7 +193,7 @@ def ensure_trained(cfg: ReportConfig, key: TrainKey, runs_dir: Path, progress: b
     status = "resumed" if latest_checkpoint(run_dir) is not None else "trained"
     prepare_and_train(task=cfg.task, preset=cfg.preset, config_file=cfg.task_config,
                       overrides=list(cfg.overrides) + key.overrides(cfg.lowdata.subset_seed),
-                      objective=key.variant, seed=key.seed, name=f"{cfg.name}/{key.run_name}",
+                      objective=key.variant, seed=key.seed, name=key.run_name, group=cfg.name,
                       runs_dir=Path(runs_dir), resume=True, progress=progress)
     return run_dir, status, task_cfg
 

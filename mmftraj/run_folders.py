@@ -1,0 +1,73 @@
+"""Run folders that can never reach outside the runs directory, and that mmftraj deletes only
+when its own marker file says it made them.
+
+A run lives at `<runs-dir>/<task>/[<group>/]<name>/`. Names and groups are single path components
+(letters, digits, `-`, `_`, `.`; not `.` or `..`), so no name can point at a user's folder.
+The marker (`.mmftraj-run`, a small JSON) is written when mmftraj creates the folder; `--overwrite`
+and the clean-up of a start that never trained touch only folders that carry it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+from pathlib import Path
+
+from .errors import UserError
+from .io import atomic_write_text
+
+MARKER = ".mmftraj-run"
+_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+MAX_NAME = 200
+
+
+def check_run_name(name: str, what: str = "--name") -> str:
+    """`name` if it is one safe path component, else a UserError saying what is allowed."""
+    if not isinstance(name, str) or not name:
+        raise UserError(f"{what} is empty; give a name of letters, digits, '-', '_' or '.'")
+    if name in (".", "..") or not _NAME.fullmatch(name) or len(name) > MAX_NAME:
+        raise UserError(f"{what} {name!r} is not a run name: use letters, digits, '-', '_' and '.' only "
+                        f"(no '/', no '..', at most {MAX_NAME} characters); runs always live under the runs directory")
+    return name
+
+
+def run_folder(runs_dir: Path, task: str, name: str, group: str | None = None) -> Path:
+    """The folder of run `name` (inside `group` when given), every component checked."""
+    parts = [check_run_name(task, "task"), *([check_run_name(group, "group")] if group else []), check_run_name(name)]
+    return Path(runs_dir).joinpath(*parts)
+
+
+def is_ours(run_dir: Path) -> bool:
+    """True when `run_dir` is a real folder (not a link) that mmftraj created, per its marker."""
+    marker = run_dir / MARKER
+    if run_dir.is_symlink() or not run_dir.is_dir() or marker.is_symlink() or not marker.is_file():
+        return False
+    try:
+        return json.loads(marker.read_text()).get("created_by") == "mmftraj"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def claim(run_dir: Path, task: str) -> None:
+    """Create `run_dir` (and its parents) and mark it as mmftraj's; an existing marked folder is kept."""
+    if run_dir.is_symlink():
+        raise UserError(f"run folder {run_dir} is a symbolic link; mmftraj only writes runs into folders it made")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not (run_dir / MARKER).exists():
+        atomic_write_text(run_dir / MARKER, json.dumps({"created_by": "mmftraj", "task": task,
+                                                        "created": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
+
+
+def remove(run_dir: Path, why: str) -> None:
+    """Delete a run folder that mmftraj made; refuse (UserError) any other folder."""
+    if not is_ours(run_dir):
+        raise UserError(f"{run_dir} exists but mmftraj did not create it (no {MARKER} marker), so it will not "
+                        f"{why} it; move it away yourself or choose another --name")
+    shutil.rmtree(run_dir)
+
+
+def never_trained(run_dir: Path) -> bool:
+    """An mmftraj run folder holding only what is written before training starts."""
+    return is_ours(run_dir) and {p.name for p in run_dir.iterdir()} <= {"config.yaml", MARKER}
