@@ -6,14 +6,14 @@ from __future__ import annotations
 import copy
 import json
 import math
-import shutil
 from pathlib import Path
 
 from .config import apply_overrides, from_dict, load_yaml, merge_dict, save_yaml, to_dict
-from .core.objective import VARIANTS
+from .core.objective import VARIANTS, resolve_tangent, variant_label
 from .errors import UserError, choice_error
 from .io import atomic_write_text
 from .resources import resource_path
+from .run_folders import claim, is_ours, never_trained, remove, run_folder
 from .tasks import get_task
 from .training import check_train_config, resolve_device
 
@@ -55,7 +55,10 @@ def apply_options(cfg, overrides=(), objective=None, steps=None, seed=None, devi
         cfg.train.seed = seed
     if device is not None:
         cfg.train.device = device
-    return apply_overrides(cfg, list(overrides))
+    cfg = apply_overrides(cfg, list(overrides))
+    if hasattr(cfg, "objective"):  # config.yaml records the tangent a run trains with, never "auto"
+        cfg.objective.tangent = resolve_tangent(cfg.objective)
+    return cfg
 
 
 RESUMABLE_SECTIONS = ("train", "eval", "runtime")  # how a run trains and is evaluated, not what it learns
@@ -69,6 +72,7 @@ def resume_config(saved, overrides=(), steps=None, device=None, objective=None):
     rather than silently ignored; repeating the original command's own values is fine. --seed is
     not applied: it names the run, and reseeding half-way would make a different one.
     """
+    saved = apply_options(saved)  # a config saved before tangents were resolved names "auto"
     cfg = apply_options(saved, overrides, objective, steps, None, device)
     after = to_dict(cfg)
     changed = [f"{section}.{key}" for section, fields in to_dict(saved).items() if section not in RESUMABLE_SECTIONS
@@ -80,7 +84,7 @@ def resume_config(saved, overrides=(), steps=None, device=None, objective=None):
 
 
 def default_run_name(cfg, preset: str | None) -> str:
-    parts = [cfg.objective.variant, preset, f"s{cfg.train.seed}"]
+    parts = [variant_label(cfg.objective), preset, f"s{cfg.train.seed}"]
     return "-".join(p for p in parts if p)
 
 
@@ -98,40 +102,46 @@ def prepare_and_train(
     resume: bool = False,
     overwrite: bool = False,
     progress: bool = True,
+    group: str | None = None,
 ) -> dict:
+    """Resolve the config, lay out `<runs_dir>/<task>/[<group>/]<name>/`, train, write results.
+
+    `name` and `group` are single path components; `overwrite` deletes only a folder mmftraj made.
+    """
     module, cfg = resolve_config(task, preset, config_file, overrides, objective, steps, seed, device)
     preset = preset or getattr(module, "default_preset", lambda c: None)(cfg)
-    run_dir = Path(runs_dir) / task / (name or default_run_name(cfg, preset))
+    run_dir = run_folder(runs_dir, task, default_run_name(cfg, preset) if name is None else name, group)
     saved = run_dir / "config.yaml"
-    if _never_trained(run_dir):  # an earlier attempt stopped before its first step: start afresh
-        shutil.rmtree(run_dir)
+    if never_trained(run_dir):  # an earlier attempt of ours stopped before its first step: start afresh
+        remove(run_dir, "restart")
+    if run_dir.is_symlink() or (run_dir.exists() and not run_dir.is_dir()):
+        raise UserError(f"{run_dir} is not a run folder mmftraj made; choose another --name")
     if run_dir.exists() and any(run_dir.iterdir()):
         if overwrite:
-            shutil.rmtree(run_dir)
+            remove(run_dir, "overwrite")
         elif resume:
+            if not is_ours(run_dir) and not (saved.is_file() and (run_dir / "checkpoints").is_dir()):
+                raise UserError(f"{run_dir} exists but is not an mmftraj run (no config.yaml and checkpoints); "
+                                f"choose another --name")
             if saved.is_file():
                 cfg = resume_config(from_dict(type(cfg), load_yaml(saved)), overrides, steps, device, objective)
         else:
             raise UserError(f"run {run_dir} already exists; pass --resume to continue it, --overwrite, or another --name")
     check_train_config(cfg.train)
     resolve_device(cfg.train.device, source=_device_source(task, device, overrides))
-    run_dir.mkdir(parents=True, exist_ok=True)
+    claim(run_dir, task)
     save_yaml(cfg, saved)
     try:
         results = module.train(cfg, run_dir, resume=resume, progress=progress)
     except BaseException:
-        if _never_trained(run_dir):  # it stopped before its first step: leave nothing behind
-            shutil.rmtree(run_dir, ignore_errors=True)
+        if never_trained(run_dir):  # it stopped before its first step: leave nothing behind
+            remove(run_dir, "clean up")
         raise
-    results = {"task": task, "run_dir": str(run_dir), **results}
+    results = {"task": task, "run_dir": str(run_dir), **results,
+               "variant": variant_label(cfg.objective), "tangent": cfg.objective.tangent}
     write_results(run_dir, results)
     print_results(results)
     return results
-
-
-def _never_trained(run_dir: Path) -> bool:
-    """A run folder holding only the config.yaml that is written before training starts."""
-    return run_dir.is_dir() and {p.name for p in run_dir.iterdir()} == {"config.yaml"}
 
 
 def _device_source(task: str, device: str | None, overrides) -> str:

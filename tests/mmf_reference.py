@@ -17,7 +17,7 @@ def reference_mmf_loss(model, x, noise, r, t, lam=0.0, p=1.0, c=1e-3, tangent="c
     u, dudt = torch.func.jvp(lambda z_, r_, t_: model(z_, r_, t_), (z, r, t),
                              (direction, torch.zeros_like(r), torch.ones_like(t)))
     mixed = lam * dudt + (1 - lam) * dudt.detach()
-    err = (u + (t - r).reshape(shape) * mixed - v).pow(2).flatten(1).mean(1)
+    err = (u + (t - r).reshape(shape) * mixed - v).pow(2).flatten(1).sum(1)  # MeanFlow: per-sample sum
     w = (err.detach() + c).pow(-p) if p else torch.ones_like(err)
     return (w * err).mean()
 
@@ -27,10 +27,26 @@ def reference_meanflow_loss(model, x, noise, r, t, p=1.0, c=1e-3, tangent="condi
     return reference_mmf_loss(model, x, noise, r, t, 0.0, p, c, tangent)
 
 
+def meanflow_as_published(model, x, noise, r, t, p=1.0, c=1e-3):
+    """MeanFlow's loss written sample by sample from the paper and its code, sharing nothing with
+    the loss above: u_tgt = v - (t - r)·sg(JVP(u; (v, 0, 1))), S = Σ(u - sg(u_tgt))²,
+    loss = mean of S / sg((S + c)^p)."""
+    total = 0.0
+    for i in range(x.shape[0]):
+        xi, ei, ri, ti = x[i:i + 1], noise[i:i + 1], r[i:i + 1], t[i:i + 1]
+        zi = (1 - ti) * xi + ti * ei if xi.dim() == 2 else (1 - ti).view(1, *[1] * (xi.dim() - 1)) * xi + ti.view(1, *[1] * (xi.dim() - 1)) * ei
+        vi = ei - xi
+        ui, dudt = torch.func.jvp(model, (zi, ri, ti), (vi, torch.zeros_like(ri), torch.ones_like(ti)))
+        u_tgt = (vi - (ti - ri).view(-1, *[1] * (xi.dim() - 1)) * dudt).detach()
+        s = ((ui - u_tgt) ** 2).sum()
+        total = total + s / (s.detach() + c) ** p
+    return total / x.shape[0]
+
+
 def reference_flow_matching_loss(model, x, noise, t, p=1.0, c=1e-3):
     shape = (-1,) + (1,) * (x.dim() - 1)
     z = (1 - t).reshape(shape) * x + t.reshape(shape) * noise
-    err = (model(z, t, t) - (noise - x)).pow(2).flatten(1).mean(1)
+    err = (model(z, t, t) - (noise - x)).pow(2).flatten(1).sum(1)
     w = (err.detach() + c).pow(-p) if p else torch.ones_like(err)
     return (w * err).mean()
 

@@ -49,4 +49,7 @@ def test_resume_applies_training_settings_and_refuses_model_changes():
         resume_config(saved, ["objective.variant=fm"])
     with pytest.raises(UserError, match=r"objective\.variant"):
         resume_config(saved, objective="fm")
-    assert resume_config(saved, objective=saved.objective.variant).objective == saved.objective
+    resolved = resume_config(saved, objective=saved.objective.variant).objective
+    assert resolved.tangent == "model"  # a config saved with tangent "auto" resumes with its variant's own
+    resolved.tangent = saved.objective.tangent
+    assert resolved == saved.objective

@@ -28,22 +28,37 @@ def jvp_exact(fn: UFn, z, r, t, v, u=None, create_graph: bool = False, eps: floa
     return pair if return_primal else pair[1]
 
 
+def _fd_steps(r, t, eps: float):
+    """Steps (h₊, h₋) ≤ ε, one per row, that keep t + h₊ ≤ 1 and t - h₋ ≥ r: the path points a
+    finite difference visits stay inside [r, 1], where u is defined and was trained."""
+    return (1 - t).clamp(0, eps), (t - r).clamp(0, eps)
+
+
+def _rows(h, z):
+    return h.reshape((-1,) + (1,) * (z.dim() - 1))
+
+
 def jvp_fd_central(fn: UFn, z, r, t, v, u=None, create_graph: bool = False, eps: float = 2e-3):
-    """(u(z + εv, r, t + ε) - u(z - εv, r, t - ε)) / 2ε: O(ε²) error, two extra forwards."""
+    """(u(z + h₊v, r, t + h₊) - u(z - h₋v, r, t - h₋)) / (h₊ + h₋), h = ε away from the ends:
+    O(ε²) error in the interior, O(ε) where a side is shortened; two extra forwards."""
+    hp, hm = _fd_steps(r, t, eps)
     with torch.set_grad_enabled(create_graph and torch.is_grad_enabled()):
-        up = fn(z + eps * v, r, t + eps)
-        um = fn(z - eps * v, r, t - eps)
-        return (up - um) / (2 * eps)
+        up = fn(z + _rows(hp, z) * v, r, t + hp)
+        um = fn(z - _rows(hm, z) * v, r, t - hm)
+        return (up - um) / _rows(hp + hm, z)
 
 
 def jvp_fd_forward(fn: UFn, z, r, t, v, u=None, create_graph: bool = False, eps: float = 1e-3):
-    """(u(z + εv, r, t + ε) - u(z, r, t)) / ε: O(ε) error, one extra forward (reuses u)."""
+    """(u(z + hv, r, t + h) - u(z, r, t)) / h with h = ε, or a backward step (h < 0) where t + ε
+    would pass 1: O(ε) error, one extra forward (reuses u)."""
+    hp, hm = _fd_steps(r, t, eps)
+    h = torch.where(hp >= hm, hp, -hm)
     with torch.set_grad_enabled(create_graph and torch.is_grad_enabled()):
         if u is None:
             u = fn(z, r, t)
         elif not create_graph:
             u = u.detach()
-        return (fn(z + eps * v, r, t + eps) - u) / eps
+        return (fn(z + _rows(h, z) * v, r, t + h) - u) / _rows(h, z)
 
 
 def jvp_dual(fn: UFn, z, r, t, v, u=None, create_graph: bool = False, eps: float = 0.0,

@@ -1,17 +1,20 @@
 """The Modular MeanFlow objective family (DESIGN §2), one object for every variant.
 
     Δ = u_θ(z_t, r, t) + (t - r)·SG_λ[du/dt] - v,   SG_λ[a] = λ·a + (1 - λ)·stopgrad(a)
-    loss = mean_batch( sg(w) · e ),   e = mean over entries of Δ²,   w = 1 / (e + c)^p
+    loss = mean_batch( sg(w) · S ),   S = Σ over entries of Δ²,   w = 1 / (S + c)^p
 
-`fm` fixes r = t; `meanflow` fixes λ = 0; `mmf` warms λ from 0 to 1; `mmf-full` fixes λ = 1.
-The forward value of the loss never depends on λ; only its gradient does (affinely).
+This is MeanFlow's weighting: c acts on the per-sample *sum* of squares, so it means the same
+whatever the number of entries D (a per-entry mean would scale its effect by D).
+
+`fm` fixes r = t; `meanflow` fixes λ = 0; `mmf` and `mmf-paper` warm λ from 0 to 1; `mmf-full`
+fixes λ = 1. The forward value of the loss never depends on λ; only its gradient does (affinely).
 
 The z-direction of du/dt (`tangent`) is either the conditional velocity v = ε - x (MeanFlow's
-choice; `tangent=conditional`) or the model's own velocity sg(u(z_t, t, t)) (`tangent=model`,
-the default). With λ > 0 the conditional choice makes the gradient depend on the variance of
-ε - x given z_t, which pulls ∂u/∂z towards I/(t - r) and collapses samples; the model tangent
-is a function of z_t alone, so the fixed point stays the true average velocity (measured on
-toy2d: see benchmarks/README.md).
+and the MMF paper's choice; `meanflow` and `mmf-paper` use it) or the model's own velocity
+sg(u(z_t, t, t)) (`mmf`, `mmf-full`). `objective.tangent` overrides a variant's own choice.
+With λ > 0 the conditional choice makes the gradient depend on the variance of ε - x given z_t,
+which pulls ∂u/∂z towards I/(t - r) (docs/objective.md derives it); the model tangent is a
+function of z_t alone, so the fixed point stays the true average velocity.
 """
 
 from __future__ import annotations
@@ -27,14 +30,18 @@ from .jvp import PRIMAL_BACKENDS, get_jvp_backend
 from .schedules import LambdaSchedule, make_lambda_schedule
 from .time_samplers import TimeSampler
 
-VARIANTS = ("fm", "meanflow", "mmf", "mmf-full")
+VARIANTS = ("fm", "meanflow", "mmf", "mmf-paper", "mmf-full")
+# The z-direction each variant takes du/dt along unless objective.tangent names one.
+VARIANT_TANGENT = {"fm": "conditional", "meanflow": "conditional", "mmf-paper": "conditional",
+                   "mmf": "model", "mmf-full": "model"}
+TANGENTS = ("auto", "conditional", "model")
 
 
 @dataclass
 class ObjectiveConfig:
     """Everything that selects a member of the objective family. Defaults follow MeanFlow."""
 
-    variant: Literal["fm", "meanflow", "mmf", "mmf-full"] = "mmf"
+    variant: Literal["fm", "meanflow", "mmf", "mmf-paper", "mmf-full"] = "mmf"
     time_sampler: Literal["uniform", "logit_normal"] = "logit_normal"
     time_mean: float = -0.4
     time_std: float = 1.0
@@ -42,18 +49,33 @@ class ObjectiveConfig:
     time_r_mean: float | None = None
     time_r_std: float | None = None
     equal_fraction: float = 0.75  # share of r = t samples (ignored by `fm`, which uses 1)
-    lambda_schedule: Literal["linear", "cosine", "constant"] = "linear"  # used by `mmf`
+    lambda_schedule: Literal["linear", "cosine", "constant"] = "linear"  # used by `mmf`, `mmf-paper`
     lambda_start: int = 0  # step at which the warm-up begins
     lambda_warmup: int = 1000  # steps for λ to go from 0 to 1
     lambda_value: float = 0.5  # for lambda_schedule = constant
     jvp: Literal["exact", "fd-central", "fd-forward", "dual"] = "fd-central"  # dual: models with a tangent forward
     # Direction of du/dt in z: the conditional velocity ε - x (MeanFlow) or the model's own
     # marginal estimate sg(u(z, t, t)), which keeps the λ > 0 gradient free of the conditional
-    # velocity's variance (costs one no-grad forward on the r < t rows).
-    tangent: Literal["conditional", "model"] = "model"
+    # velocity's variance (costs one no-grad forward on the r < t rows). auto: the variant's own.
+    tangent: Literal["auto", "conditional", "model"] = "auto"
     fd_eps: float = 2e-3  # central differences: ~1e-4 relative error in fp32 (measured, tests)
     adaptive_p: float = 1.0  # 0 is plain L2
-    adaptive_c: float = 1e-3
+    adaptive_c: float = 1e-3  # on the per-sample sum of squares, as in MeanFlow's code
+
+
+def resolve_tangent(cfg: ObjectiveConfig) -> str:
+    """The tangent a config trains with: its own setting, or its variant's when `auto`."""
+    if cfg.tangent not in TANGENTS:
+        raise choice_error("objective.tangent", cfg.tangent, TANGENTS)
+    return VARIANT_TANGENT.get(cfg.variant, "model") if cfg.tangent == "auto" else cfg.tangent
+
+
+def variant_label(cfg: ObjectiveConfig) -> str:
+    """The variant's name, with `-tmodel`/`-tcond` when its tangent is not the variant's own."""
+    tangent = resolve_tangent(cfg)
+    if cfg.variant == "fm" or tangent == VARIANT_TANGENT[cfg.variant]:
+        return cfg.variant
+    return f"{cfg.variant}-{'tmodel' if tangent == 'model' else 'tcond'}"
 
 
 def _wide(a: torch.Tensor) -> torch.Tensor:
@@ -77,7 +99,11 @@ def _batch_index(value: Any, idx: torch.Tensor, n: int) -> Any:
 
 
 class ModularMeanFlow:
-    """Computes the MMF loss of a model u(z, r, t, **cond) on a batch of data x."""
+    """Computes the MMF loss of a model u(z, r, t, **cond) on a batch of data x.
+
+    `loss` runs five named steps: the path (z_t, v), the tangent direction, du/dt on the r < t
+    rows, SG_λ, and MeanFlow's adaptive weighting.
+    """
 
     def __init__(self, cfg: ObjectiveConfig | None = None, lambda_schedule: LambdaSchedule | None = None):
         self.cfg = cfg = cfg or ObjectiveConfig()
@@ -85,6 +111,8 @@ class ModularMeanFlow:
             raise choice_error("objective", cfg.variant, VARIANTS)
         if cfg.fd_eps <= 0:
             raise UserError(f"fd_eps must be positive, got {cfg.fd_eps}")
+        self.tangent = resolve_tangent(cfg)
+        self.label = variant_label(cfg)
         self.jvp_fn = get_jvp_backend(cfg.jvp)
         equal = 1.0 if cfg.variant == "fm" else cfg.equal_fraction
         self.time_sampler = TimeSampler(cfg.time_sampler, cfg.time_mean, cfg.time_std, equal,
@@ -121,7 +149,8 @@ class ModularMeanFlow:
         loss_mask: torch.Tensor | None = None,
         cond: dict | None = None,
     ):
-        """Return (loss, stats). `noise`, `r`, `t`, `lam` may be given to make the call exact."""
+        """Return (loss, stats) for a batch x of shape (B, ...). `noise`, `r`, `t`, `lam` may be
+        given to make the call exact; `loss_mask` (broadcastable to x) keeps entries out of S."""
         n = x.shape[0]
         cond = cond or {}
         if self.cfg.jvp == "dual" and not getattr(model, "has_tangent_forward", False):
@@ -132,13 +161,19 @@ class ModularMeanFlow:
             noise = torch.randn(x.shape, generator=generator, device=gen_device, dtype=x.dtype).to(x.device)
         if r is None or t is None:
             r, t = self.time_sampler.sample(n, generator, device=x.device)
-        r = r.to(x.dtype)
-        t = t.to(x.dtype)
+        r, t = r.to(x.dtype), t.to(x.dtype)
         lam = self.lam(step) if lam is None else float(lam)
-        expand = (n,) + (1,) * (x.dim() - 1)
-        z = (1 - t).reshape(expand) * x + t.reshape(expand) * noise
-        v = noise - x
+        z, v = interpolate(x, noise, t)
+        u, dudt_term = self._u_and_dudt_term(model, z, v, r, t, lam, cond)
+        per_sample = squared_error(_wide(u) + dudt_term - _wide(v), loss_mask)
+        loss = (adaptive_weight(per_sample, self.cfg.adaptive_p, self.cfg.adaptive_c) * per_sample).mean()
+        entries = x[0].numel() if loss_mask is None else loss_mask.expand_as(x).flatten(1).sum(1).clamp_min(1)
+        stats = {"mse": (per_sample.detach() / entries).mean(), "lambda": lam}
+        return loss, stats
 
+    def _u_and_dudt_term(self, model, z, v, r, t, lam, cond):
+        """u(z, r, t) for every row and (t - r)·SG_λ[du/dt] (zero on r = t rows), both (B, ...)."""
+        n = z.shape[0]
         # du/dt only where r < t: r = t rows are flow matching and contribute (t - r)·du/dt = 0.
         jvp_rows = torch.nonzero(r < t).squeeze(1)
         need_graph = lam != 0.0 and torch.is_grad_enabled()
@@ -147,62 +182,75 @@ class ModularMeanFlow:
         share_primal = need_graph and self.cfg.jvp in PRIMAL_BACKENDS and jvp_rows.numel() > 0
         if share_primal:
             eq_rows = torch.nonzero(r >= t).squeeze(1)
-            u = torch.zeros_like(_wide(x))
+            u = torch.zeros_like(_wide(z))
             if eq_rows.numel() > 0:
                 eq_cond = {k: _batch_index(c, eq_rows, n) for k, c in cond.items()}
                 u_eq = check_output(model(z[eq_rows], r[eq_rows], t[eq_rows], **eq_cond), z[eq_rows])
                 u = u.index_put((eq_rows,), _wide(u_eq).to(u.dtype))
         else:
             u = check_output(model(z, r, t, **cond), z)
-
         # Kept in float32 at least: the derivative is never rounded to bf16 (DESIGN §2).
         dudt_term = torch.zeros_like(_wide(u))
-        if jvp_rows.numel() > 0:
-            sub_cond = {k: _batch_index(c, jvp_rows, n) for k, c in cond.items()}
+        if jvp_rows.numel() == 0:
+            return u, dudt_term
+        sub_cond = {k: _batch_index(c, jvp_rows, n) for k, c in cond.items()}
 
-            def fn(z_, r_, t_, **tangent):
-                return model(z_, r_, t_, **sub_cond, **tangent)
+        def fn(z_, r_, t_, **tangent):
+            return model(z_, r_, t_, **sub_cond, **tangent)
 
-            # The derivative is always taken in float32, never under bf16 autocast.
-            autocast_off = (
-                torch.autocast(device_type=x.device.type, enabled=False)
-                if torch.is_autocast_enabled(x.device.type)
-                else contextlib.nullcontext()
-            )
-            z_rows, t_rows = _wide(z[jvp_rows]), _wide(t[jvp_rows])
-            if self.cfg.tangent == "model":
-                # A direction, not a derivative: it may come from the caller's bf16 autocast.
-                with torch.no_grad():
-                    direction = _wide(fn(z_rows, t_rows, t_rows))
+        z_rows, r_rows, t_rows = _wide(z[jvp_rows]), _wide(r[jvp_rows]), _wide(t[jvp_rows])
+        direction = self._direction(fn, z_rows, t_rows, _wide(v[jvp_rows]))
+        jvp_kwargs = dict(create_graph=need_graph, eps=self.cfg.fd_eps)
+        # fd-forward reuses u as its primal; one computed under bf16/fp16 autocast would put its
+        # rounding error, divided by ε, into du/dt, so the derivative recomputes u in float32.
+        rounded = torch.is_autocast_enabled(z.device.type) and u.dtype != z_rows.dtype
+        with _autocast_off(z.device.type):  # the derivative is taken in float32, never under autocast
+            if share_primal:
+                u_rows, dudt = self.jvp_fn(fn, z_rows, r_rows, t_rows, direction, return_primal=True, **jvp_kwargs)
+                u = u.index_put((jvp_rows,), check_output(u_rows, z_rows).to(u.dtype))
             else:
-                direction = _wide(v[jvp_rows])
-            jvp_kwargs = dict(create_graph=need_graph, eps=self.cfg.fd_eps)
-            with autocast_off:
-                if share_primal:
-                    u_rows, dudt = self.jvp_fn(fn, z_rows, _wide(r[jvp_rows]), t_rows, direction,
-                                               return_primal=True, **jvp_kwargs)
-                    u = u.index_put((jvp_rows,), check_output(u_rows, z_rows).to(u.dtype))
-                else:
-                    dudt = self.jvp_fn(fn, z_rows, _wide(r[jvp_rows]), t_rows, direction,
-                                       u=_wide(u[jvp_rows]), **jvp_kwargs)
-            if need_graph and lam != 1.0:
-                dudt = lam * dudt + (1.0 - lam) * dudt.detach()
-            elif not need_graph:
-                dudt = dudt.detach()
-            span = (t - r)[jvp_rows].reshape((-1,) + (1,) * (x.dim() - 1))
-            dudt_term = dudt_term.index_put((jvp_rows,), (_wide(span) * dudt).to(dudt_term.dtype))
+                primal = None if rounded else _wide(u[jvp_rows])
+                dudt = self.jvp_fn(fn, z_rows, r_rows, t_rows, direction, u=primal, **jvp_kwargs)
+        span = (t - r)[jvp_rows].reshape((-1,) + (1,) * (z.dim() - 1))
+        mixed = stop_gradient_mix(dudt, lam) if need_graph else dudt.detach()
+        return u, dudt_term.index_put((jvp_rows,), (_wide(span) * mixed).to(dudt_term.dtype))
 
-        delta = _wide(u) + dudt_term - _wide(v)
-        sq = delta.pow(2)
-        if loss_mask is not None:
-            mask = loss_mask.to(sq.dtype).expand_as(sq)
-            per_sample = (sq * mask).flatten(1).sum(1) / mask.flatten(1).sum(1).clamp_min(1.0)
-        else:
-            per_sample = sq.flatten(1).mean(1)
-        if self.cfg.adaptive_p != 0:
-            weight = (per_sample.detach() + self.cfg.adaptive_c).pow(-self.cfg.adaptive_p)
-        else:
-            weight = torch.ones_like(per_sample)
-        loss = (weight * per_sample).mean()
-        stats = {"mse": per_sample.detach().mean(), "lambda": lam}
-        return loss, stats
+    def _direction(self, fn, z_rows, t_rows, v_rows):
+        """The z-part of du/dt's tangent (its r- and t-parts are 0 and 1): v = ε - x, or the
+        model's own velocity sg(u(z, t, t)) (a direction, not a derivative: it may be bf16)."""
+        if self.tangent == "conditional":
+            return v_rows
+        with torch.no_grad():
+            return _wide(fn(z_rows, t_rows, t_rows))
+
+
+def interpolate(x: torch.Tensor, noise: torch.Tensor, t: torch.Tensor):
+    """The path point z_t = (1 - t)·x + t·ε and its conditional velocity v = ε - x, both x's shape."""
+    tt = t.reshape((-1,) + (1,) * (x.dim() - 1))
+    return (1 - tt) * x + tt * noise, noise - x
+
+
+def stop_gradient_mix(a: torch.Tensor, lam: float) -> torch.Tensor:
+    """SG_λ[a] = λ·a + (1 - λ)·stopgrad(a): a's value, λ times its gradient."""
+    return a if lam == 1.0 else lam * a + (1.0 - lam) * a.detach()
+
+
+def squared_error(delta: torch.Tensor, loss_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """S = Σ Δ² per sample over the entries the mask keeps, shape (B,)."""
+    sq = delta.pow(2)
+    if loss_mask is not None:
+        sq = sq * loss_mask.to(sq.dtype).expand_as(sq)
+    return sq.flatten(1).sum(1)
+
+
+def adaptive_weight(per_sample: torch.Tensor, p: float, c: float) -> torch.Tensor:
+    """MeanFlow's sg(w) = 1 / (S + c)^p on the per-sample sum S; p = 0 is plain L2."""
+    if p == 0:
+        return torch.ones_like(per_sample)
+    return (per_sample.detach() + c).pow(-p)
+
+
+def _autocast_off(device_type: str):
+    if torch.is_autocast_enabled(device_type):
+        return torch.autocast(device_type=device_type, enabled=False)
+    return contextlib.nullcontext()

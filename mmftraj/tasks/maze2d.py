@@ -78,7 +78,9 @@ class EvalConfig:
 
 @dataclass
 class Config:
-    objective: ObjectiveConfig = field(default_factory=lambda: ObjectiveConfig(lambda_warmup=2000))
+    # c on the per-sample sum: 1e-3 per learned entry of U-Maze's 128 × 4 window (6 are pinned),
+    # the weighting the mazes were measured with; maze2d-medium/large.yaml scale it to their H
+    objective: ObjectiveConfig = field(default_factory=lambda: ObjectiveConfig(lambda_warmup=2000, adaptive_c=0.506))
     train: TrainConfig = field(
         default_factory=lambda: TrainConfig(
             steps=4000, batch_size=64, lr=5e-4, warmup_steps=200, ema_decay=0.999, log_every=50, ckpt_every=1000

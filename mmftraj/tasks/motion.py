@@ -64,7 +64,8 @@ class EvalConfig:
 
 @dataclass
 class Config:
-    objective: ObjectiveConfig = field(default_factory=lambda: ObjectiveConfig(lambda_warmup=1000))
+    # c on the per-sample sum: 1e-3 per entry of the gait table's 64 × 4 windows, as measured
+    objective: ObjectiveConfig = field(default_factory=lambda: ObjectiveConfig(lambda_warmup=1000, adaptive_c=0.256))
     train: TrainConfig = field(
         default_factory=lambda: TrainConfig(
             # EMA 0.99, not 0.999: after 2000 steps 0.999 still holds 13.5 % of the initial (u ≡ 0)
