@@ -170,22 +170,24 @@ def fid_cmd(
 @app.command("report")
 @user_errors
 def report_cmd(
-    kind: str = typer.Argument(..., help="ood (held-out goals/starts, dynamics, layouts) or lowdata (data fractions)."),
+    kind: str = typer.Argument(..., help="ood (held-out goals/starts, dynamics, goals anywhere, layouts) or lowdata (data fractions)."),
     task: str = typer.Option(None, help="Task (default: the report config's, maze2d)."),
     config: Path = typer.Option(None, help="Report YAML over the preset: variants, seeds, splits, fractions, overrides."),
-    preset: str = typer.Option(None, help="quick (the umaze grid in about an hour on 2 CPU cores) or full."),
+    preset: str = typer.Option(None, help="standard (every variant a good U-Maze planner; results stored under benchmarks/), quick or full."),
     set_: list[str] = typer.Option([], "--set", help="Override report fields, e.g. --set episodes=50 (repeatable)."),
     runs_dir: Path = typer.Option(Path("runs"), help="Where the grid's runs live: <runs-dir>/<task>/<name>/<run>/."),
-    out: Path = typer.Option(None, help="Report folder; default <runs-dir>/<task>/<name>/<kind>/."),
+    out: Path = typer.Option(None, help="Report folder; default <out>/<kind>/ from the config, else <runs-dir>/<task>/<name>/<kind>/."),
+    no_train: bool = typer.Option(False, "--no-train", help="Rebuild the report from stored results only; list what is missing."),
+    shard: str = typer.Option(None, help="I/N: train only runs I, I+N, ... of the grid (N processes share it)."),
 ):
-    """Train and score the grid (variants × splits or data fractions × seeds), reusing finished runs and resuming interrupted ones; write report.md, report.csv and plots."""
+    """Score the grid (variants × splits or data fractions × seeds), training only what has no result yet; write report.md, report.csv and plots."""
     from .errors import choice_error
-    from .evaluation.report import KINDS, load_report_config, run_report
+    from .evaluation.report import KINDS, load_report_config, parse_shard, run_report
 
     if kind not in KINDS:
         raise choice_error("report", kind, KINDS)
     cfg = load_report_config(preset, config, set_, task)
-    for path in run_report(kind, cfg, runs_dir, out).values():
+    for path in run_report(kind, cfg, runs_dir, out, train=not no_train, shard=parse_shard(shard)).values():
         typer.echo(f"wrote {path}")
 
 

@@ -2,6 +2,7 @@
 shape, a tiny grid of real maze2d runs end to end, resuming an interrupted grid, and bad input."""
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +59,7 @@ def test_paired_differences_match_scipy_t_interval():
     assert row.n == 4 and row.diff_mean == pytest.approx(np.mean(a - b))
     assert (row.ci_low, row.ci_high) == (pytest.approx(low, rel=1e-5), pytest.approx(high, rel=1e-5))
     # pairing matters: seeds move all variants together, so the paired interval is narrow
-    assert row.verdict == "better" and high - low < 4
+    assert row.verdict == "mmf better" and high - low < 4
 
 
 def test_paired_differences_pair_on_seed_not_on_row_order():
@@ -253,3 +254,35 @@ def test_cli_split_leaving_no_training_data(tiny_data, tmp_path):
     code, stderr = cli("ood", "--config", str(cfg), "--runs-dir", str(tmp_path / "runs"))
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert code == 2 and len(lines) == 1 and "leaves no training windows" in lines[0], stderr
+
+
+def test_a_stored_grid_accumulates_in_shards_and_rebuilds_without_runs(tiny_data, tmp_path):
+    """Two shards each train half the runs and store one JSON per run; the report is then rebuilt
+    from the store alone (run folders deleted), and fm is scored at each of fm_steps."""
+    store = tmp_path / "store"
+    cfg = tiny_config(tiny_data, lowdata={"fractions": [1.0], "subset_seed": 0}, store=str(store),
+                      fm_steps=[1, 2], variants=["fm", "mmf", "meanflow-tmodel"])
+    first = run_report("lowdata", cfg, tmp_path / "runs", tmp_path / "out", progress=False, shard=(0, 2))
+    half = sorted(p.stem for p in store.iterdir())
+    assert len(half) == 3 and first  # runs 0, 2, 4 of 6
+    assert "Incomplete" in first["report.md"].read_text()
+    run_report("lowdata", cfg, tmp_path / "runs", tmp_path / "out", progress=False, shard=(1, 2))
+    assert len(list(store.iterdir())) == 6
+    record = json.loads((store / "meanflow-tmodel-all-f1-s0.json").read_text())
+    assert record["tangent"] == "model" and record["variant"] == "meanflow-tmodel" and record["curve"]["step"]
+    shutil.rmtree(tmp_path / "runs")
+    paths = run_report("lowdata", cfg, tmp_path / "runs", tmp_path / "out2", progress=False, train=False)
+    assert not (tmp_path / "runs").exists()  # nothing trained
+    per_run = pd.read_csv(paths["per_run.csv"])
+    assert sorted(per_run.variant.unique()) == ["fm@1", "fm@2", "meanflow-tmodel", "mmf"]
+    assert set(per_run[per_run.variant == "fm@2"].evaluations) == {2}
+    assert set(per_run[per_run.variant == "meanflow-tmodel"].tangent) == {"model"}
+    assert "Incomplete" not in paths["report.md"].read_text()
+    (store / "mmf-all-f1-s1.json").unlink()
+    partial = run_report("lowdata", cfg, tmp_path / "runs", tmp_path / "out3", progress=False, train=False)
+    assert "mmf-all-f1-s1" in partial["report.md"].read_text() and not (tmp_path / "runs").exists()
+    changed = tiny_config(tiny_data, lowdata={"fractions": [1.0], "subset_seed": 0}, store=str(store),
+                          fm_steps=[1, 2], variants=["fm", "mmf", "meanflow-tmodel"])
+    changed.overrides.append("model.width=16")
+    with pytest.raises(UserError, match="trained with a different config"):
+        run_report("lowdata", changed, tmp_path / "runs", tmp_path / "out", progress=False, train=False)

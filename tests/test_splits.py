@@ -23,7 +23,6 @@ from mmftraj.evaluation.splits import (
 
 H = 3
 
-
 def maze_store() -> EpisodeStore:
     """Four U-Maze episodes with positions placed in known cells (cell (i, j) spans
     [i - 0.7, i + 0.3) x [j - 0.7, j + 0.3) in qpos coordinates)."""
@@ -38,20 +37,25 @@ def maze_store() -> EpisodeStore:
     goal = np.concatenate([np.tile(e[-1], (len(e), 1)) for e in episodes])
     return EpisodeStore.from_arrays(obs, np.zeros((len(obs), 2)), ends_after, {"infos/goal": goal})
 
-
 def test_builtin_splits_load_and_cover_every_kind():
     names = builtin_splits()
     assert {"umaze-goal", "umaze-start", "umaze-dynamics", "umaze-layout"} <= set(names)
     kinds = {load_split(n).kind for n in names}
-    assert kinds == {"goal", "start", "dynamics", "layout", "column"}
+    assert kinds == {"goal", "start", "dynamics", "layout", "anywhere", "column"}
 
+def test_the_anywhere_split_cycles_goals_over_every_free_cell():
+    from mmftraj.envs.layouts import load_layout
+    from mmftraj.evaluation.conditions import split_conditions
+
+    standard, anywhere = split_conditions("umaze-anywhere")
+    assert standard.name == "standard" and anywhere.group == "ood" and not load_split("umaze-anywhere").changes_training
+    assert set(anywhere.goal_cells) == set(load_layout("umaze").free_cells) and len(anywhere.goal_cells) > 2
 
 def test_cells_of_matches_layout_geometry():
     layout = load_layout("umaze")
     xy = np.random.default_rng(0).uniform(-0.7, 4.3, size=(500, 2))
     expected = np.array([layout.xy_to_cell(p) for p in xy])
     np.testing.assert_array_equal(cells_of(xy), expected)
-
 
 def test_goal_split_removes_windows_ending_in_held_out_cells():
     store = maze_store()
@@ -63,7 +67,6 @@ def test_goal_split_removes_windows_ending_in_held_out_cells():
     assert [tuple(c) for c in cells_of(ends)] == [(3, 3), (2, 3), (1, 3), (1, 3)]
     assert kept.store.num_episodes == 4  # windows go, episodes stay
 
-
 def test_goal_split_on_padded_windows_looks_at_the_last_real_step():
     store = maze_store()
     assert len(prepare_windows(store, H, None, pad=True)) == 5 + 4 + 2 + 3  # a window per step
@@ -72,7 +75,6 @@ def test_goal_split_on_padded_windows_looks_at_the_last_real_step():
     assert len(kept) == 5 + 3
     last = store.observations[kept.window_ends().numpy() - 1, :2]
     assert not {(1, 1), (1, 2)} & {tuple(c) for c in cells_of(last)}
-
 
 def test_goal_split_for_goals_anywhere_checks_every_possible_goal_step():
     store = maze_store()
@@ -87,7 +89,6 @@ def test_goal_split_for_goals_anywhere_checks_every_possible_goal_step():
     assert len(prepare_windows(two, H, None, "umaze-goal", layout="umaze", goal_from=1)) == 3  # A's first window
     assert len(prepare_windows(two, H, None, "umaze-goal", layout="umaze", goal_from=0)) == 2  # and its second
 
-
 def test_start_split_removes_windows_starting_in_held_out_cells():
     store = maze_store()
     kept = prepare_windows(store, H, None, "umaze-start", layout="umaze")  # holds out (3,1), (3,2)
@@ -95,12 +96,10 @@ def test_start_split_removes_windows_starting_in_held_out_cells():
     starts = store.observations[kept.window_starts.numpy(), :2]
     assert sorted(tuple(c) for c in cells_of(starts)) == [(1, 2), (1, 3), (2, 3), (3, 3)]
 
-
 def test_eval_only_splits_keep_every_window():
     store = maze_store()
     for name in ("umaze-dynamics", "umaze-layout"):
         assert len(prepare_windows(store, H, None, name, layout="umaze")) == 6
-
 
 def test_normalizer_is_fitted_on_the_kept_episodes_only():
     from mmftraj.data import Normalizer
@@ -112,7 +111,6 @@ def test_normalizer_is_fitted_on_the_kept_episodes_only():
     expected = Normalizer.fit(np.c_[sub.observations, sub.actions], "limits")
     np.testing.assert_allclose(windows.normalizer.shift, expected.shift)
     np.testing.assert_allclose(windows.normalizer.scale, expected.scale)
-
 
 def test_column_split_removes_the_held_out_episodes():
     from pathlib import Path
@@ -129,7 +127,6 @@ def test_column_split_removes_the_held_out_episodes():
     k = [m["episode"] for m in store.episode_meta].index("walk_02")
     np.testing.assert_array_equal(train.episode(1)["observations"], store.episode(k)["observations"])
 
-
 def test_column_split_by_a_per_step_extra_column():
     obs = np.arange(20, dtype=float).reshape(10, 2)
     ends = np.array([0, 0, 1, 0, 1, 0, 0, 0, 0, 1], bool)
@@ -139,7 +136,6 @@ def test_column_split_by_a_per_step_extra_column():
     out = apply_split(store, split)
     assert out.num_episodes == 2 and len(out) == 8
     np.testing.assert_array_equal(out.observations[:, 0], obs[[0, 1, 2, 5, 6, 7, 8, 9], 0])
-
 
 def test_nested_subsets_are_nested_deterministic_and_sized():
     fractions = [0.01, 0.05, 0.1, 0.25, 1.0]
@@ -151,7 +147,6 @@ def test_nested_subsets_are_nested_deterministic_and_sized():
     np.testing.assert_array_equal(subset_indices(n, 0.1, 3), subset_indices(n, 0.1, 3))
     assert set(subset_indices(n, 0.1, 4)) != subsets[2]
     assert len(subset_indices(5, 0.01, 0)) == 1  # never empty
-
 
 def test_subset_store_keeps_whole_episodes():
     lengths = np.arange(1, 41)
@@ -166,7 +161,6 @@ def test_subset_store_keeps_whole_episodes():
     for k in range(sub.num_episodes):
         assert np.all(sub.episode(k)["observations"] == sub.lengths[k])
     assert subset_episodes(store, 1.0, 0) is store
-
 
 # -- evaluation conditions ------------------------------------------------------------------------
 def test_conditions_of_each_maze_split():
@@ -185,7 +179,6 @@ def test_conditions_of_each_maze_split():
     with pytest.raises(UserError, match="no rollout evaluation"):
         split_conditions("motion-run")
 
-
 def test_shifted_env_sets_dynamics_starts_and_noise_per_episode():
     cond = Condition("x", "ood", damping=(6.0,), gear=(50.0, 70.0), start_cells=((3, 1),))
     env = ShiftedEnv(make_maze2d("maze2d-umaze-v1"), cond)
@@ -201,7 +194,6 @@ def test_shifted_env_sets_dynamics_starts_and_noise_per_episode():
     nominal.reset(seed=0)
     assert np.all(env.env.model.dof_damping == 1.0) and np.all(env.env.model.actuator_gear[:, 0] == 100.0)
 
-
 def test_shifted_dynamics_really_change_the_motion():
     def run(cond):
         env = ShiftedEnv(make_maze2d("maze2d-umaze-v1"), cond)
@@ -216,7 +208,6 @@ def test_shifted_dynamics_really_change_the_motion():
     noisy = run(Condition("n", "ood", action_noise=(0.3,)))
     assert not np.allclose(noisy, base) and np.allclose(noisy, run(Condition("n", "ood", action_noise=(0.3,))))
 
-
 # -- bad input ---------------------------------------------------------------------------------------
 def test_unknown_split_name_lists_the_builtins():
     with pytest.raises(UserError, match="unknown split 'umaze-goals'; valid choices: .*umaze-goal"):
@@ -224,12 +215,10 @@ def test_unknown_split_name_lists_the_builtins():
     with pytest.raises(UserError, match="split file not found"):
         load_split("no/such/split.yaml")
 
-
 @pytest.mark.parametrize("fraction", [0, 0.0, -0.1, 1.5, 2])
 def test_fraction_outside_unit_interval(fraction):
     with pytest.raises(UserError, match=r"data fraction must be in \(0, 1\]"):
         prepare_windows(maze_store(), H, None, fraction=fraction)
-
 
 def test_split_that_leaves_no_training_windows(tmp_path):
     path = tmp_path / "ends.yaml"
@@ -246,7 +235,6 @@ def test_split_that_leaves_no_training_windows(tmp_path):
         apply_split(store, Split(name="all", kind="column", column="rig", values=["1"]))
     with pytest.raises(UserError, match="split column 'subject' is not in the dataset; episode columns: infos/goal"):
         apply_split(maze_store(), Split(name="s", kind="column", column="subject", values=["1"]))
-
 
 def test_bad_split_files(tmp_path):
     cases = {

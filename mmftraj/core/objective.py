@@ -70,6 +70,16 @@ def resolve_tangent(cfg: ObjectiveConfig) -> str:
     return VARIANT_TANGENT.get(cfg.variant, "model") if cfg.tangent == "auto" else cfg.tangent
 
 
+def parse_label(label: str) -> tuple[str, str]:
+    """(variant, tangent) from a label as `variant_label` writes it: `mmf`, `meanflow-tmodel`, ..."""
+    for suffix, tangent in (("-tmodel", "model"), ("-tcond", "conditional")):
+        if label.endswith(suffix) and label[: -len(suffix)] in VARIANTS:
+            return label[: -len(suffix)], tangent
+    if label not in VARIANTS:
+        raise choice_error("objective variant", label, [*VARIANTS, "<variant>-tmodel", "<variant>-tcond"])
+    return label, "auto"
+
+
 def variant_label(cfg: ObjectiveConfig) -> str:
     """The variant's name, with `-tmodel`/`-tcond` when its tangent is not the variant's own."""
     tangent = resolve_tangent(cfg)

@@ -60,6 +60,9 @@ def split_conditions(split: Split | str | None) -> list[Condition]:
                                        action_noise=tuple(s.action_noise or ())) for s in split.shifts]
     if split.kind == "layout":
         return [STANDARD, Condition("ood", "ood", env=split.eval_env)]
+    if split.kind == "anywhere":  # a goal at every free cell in turn, not only the layout's own
+        cells = tuple(sorted(_layout(split.layout).free_cells))
+        return [STANDARD, Condition("anywhere", "ood", goal_cells=cells)]
     raise UserError(f"split {split.name!r} ({split.kind}) has no rollout evaluation; "
                     "score its held-out episodes with mmftraj.evaluation.splits.heldout_store")
 

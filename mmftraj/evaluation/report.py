@@ -28,7 +28,7 @@ import pandas as pd
 from ..errors import UserError, choice_error
 
 KINDS = ("ood", "lowdata")
-PRESETS = ("quick", "full")
+PRESETS = ("quick", "standard", "full")
 REFERENCE = "mmf"
 
 
@@ -50,11 +50,17 @@ class ReportConfig:
     preset: str | None = "umaze"  # the task's preset (a maze)
     task_config: str | None = None  # YAML overlaid on the task's config for every run
     overrides: list[str] = field(default_factory=list)  # key=value overrides for every run
+    # objective variants or labels (`meanflow-tmodel`: a variant with the other tangent)
     variants: list[str] = field(default_factory=lambda: ["fm", "meanflow", "mmf", "mmf-full"])
+    reference: str = REFERENCE  # paired differences are reference minus each other variant
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     episodes: int = 20  # evaluation episodes per run and condition
     eval_seed: int = 1000  # episode i of every condition uses eval_seed + i
     eval_steps: int | None = None  # network evaluations per plan; None: the task's default per variant
+    # Euler steps at which `fm` is scored, each its own row (`fm@1`, `fm@16`); [] : the task's fm_steps
+    fm_steps: list[int] = field(default_factory=list)
+    store: str | None = None  # folder of per-run results (one small JSON each, meant to be committed)
+    out: str | None = None  # reports go to <out>/<kind>/; None: <runs_dir>/<task>/<name>/<kind>/
     ood: OodConfig = field(default_factory=OodConfig)
     lowdata: LowDataConfig = field(default_factory=LowDataConfig)
     spike_factor: float = 3.0  # a logged mse above this × the median of the 5 before it is a spike
@@ -65,7 +71,7 @@ def load_report_config(preset: str | None = None, config_file: str | Path | None
                        task: str | None = None) -> ReportConfig:
     """Defaults ← configs/report-<preset>.yaml ← --config FILE ← --set overrides ← --task."""
     from ..config import apply_overrides, load_yaml, merge_dict
-    from ..core.objective import VARIANTS
+    from ..core.objective import parse_label
     from ..resources import resource_path
 
     cfg = ReportConfig()
@@ -79,8 +85,11 @@ def load_report_config(preset: str | None = None, config_file: str | Path | None
     if task is not None:
         cfg.task = task
     for v in cfg.variants:
-        if v not in VARIANTS:
-            raise choice_error("objective variant", v, VARIANTS)
+        parse_label(v)
+    if cfg.reference not in cfg.variants:
+        raise UserError(f"reference {cfg.reference!r} is not among the variants {cfg.variants}")
+    if any(k < 1 for k in cfg.fm_steps):
+        raise UserError(f"fm_steps must be at least 1 each, got {cfg.fm_steps}")
     if len(set(cfg.seeds)) < 2:
         raise UserError(f"a report needs at least 2 distinct seeds for its error bars, got {cfg.seeds}")
     if cfg.episodes < 1:
@@ -106,8 +115,12 @@ class TrainKey:
         return f"{self.variant}-{label}-f{self.fraction:g}-s{self.seed}"
 
     def overrides(self, subset_seed: int) -> list[str]:
-        """Data overrides; none for the full data, so plain runs need no split support."""
-        out = []
+        """Data overrides (none for the full data, so plain runs need no split support), and the
+        tangent when the variant label names one."""
+        from ..core.objective import parse_label
+
+        _, tangent = parse_label(self.variant)
+        out = [] if tangent == "auto" else [f"objective.tangent={tangent}"]
         if self.split is not None:
             out.append(f"data.split={self.split}")
         if self.fraction != 1.0:
@@ -163,8 +176,11 @@ def run_dir_of(cfg: ReportConfig, key: TrainKey, runs_dir: Path) -> Path:
 def resolved_task_config(cfg: ReportConfig, key: TrainKey):
     from ..runs import resolve_config
 
+    from ..core.objective import parse_label
+
     overrides = list(cfg.overrides) + key.overrides(cfg.lowdata.subset_seed)
-    return resolve_config(cfg.task, cfg.preset, cfg.task_config, overrides, objective=key.variant, seed=key.seed)
+    return resolve_config(cfg.task, cfg.preset, cfg.task_config, overrides, objective=parse_label(key.variant)[0],
+                          seed=key.seed)
 
 
 def training_fields(task_cfg) -> dict:
@@ -191,32 +207,54 @@ def ensure_trained(cfg: ReportConfig, key: TrainKey, runs_dir: Path, progress: b
     if (run_dir / "results.json").is_file() and latest_checkpoint(run_dir) is not None:
         return run_dir, "reused", task_cfg
     status = "resumed" if latest_checkpoint(run_dir) is not None else "trained"
+    from ..core.objective import parse_label
+
     prepare_and_train(task=cfg.task, preset=cfg.preset, config_file=cfg.task_config,
                       overrides=list(cfg.overrides) + key.overrides(cfg.lowdata.subset_seed),
-                      objective=key.variant, seed=key.seed, name=key.run_name, group=cfg.name,
+                      objective=parse_label(key.variant)[0], seed=key.seed, name=key.run_name, group=cfg.name,
                       runs_dir=Path(runs_dir), resume=True, progress=progress)
     return run_dir, status, task_cfg
 
 
-def evaluate_run(cfg: ReportConfig, run_dir: Path, task_cfg, conditions, progress: bool = True) -> list[dict]:
-    """Score the run's latest checkpoint under each condition with the task's current `eval`
-    settings; cached per (condition, eval settings, episodes, seed, steps) beside the run."""
+def eval_id(cfg: ReportConfig, task_cfg, condition, steps: int | None) -> str:
+    """What one score depends on: the condition, the task's eval settings, episodes, seed, steps."""
     import hashlib
 
     from ..config import to_dict
+
+    settings = hashlib.sha1(json.dumps(to_dict(task_cfg).get("eval", {}), sort_keys=True).encode()).hexdigest()[:8]
+    return f"{condition.key()}-{settings}-e{cfg.episodes}-s{cfg.eval_seed}-k{'task' if steps is None else steps}"
+
+
+def score_steps(cfg: ReportConfig, key: TrainKey) -> list[int | None]:
+    """The network evaluations per plan each run is scored at (None: the task's default)."""
+    if cfg.eval_steps is not None:
+        return [cfg.eval_steps]
+    if key.variant == "fm" and cfg.fm_steps:
+        return list(dict.fromkeys(cfg.fm_steps))
+    return [None]
+
+
+def row_label(cfg: ReportConfig, key: TrainKey, steps: int | None) -> str:
+    """The variant as the tables show it: `fm@1` / `fm@16` when fm is scored at several k."""
+    return f"{key.variant}@{steps}" if key.variant == "fm" and cfg.fm_steps and cfg.eval_steps is None else key.variant
+
+
+def evaluate_run(cfg: ReportConfig, run_dir: Path, task_cfg, conditions, progress: bool = True,
+                 steps: int | None = None) -> list[dict]:
+    """Score the run's latest checkpoint under each condition with the task's current `eval`
+    settings; cached per (condition, eval settings, episodes, seed, steps) beside the run."""
     from ..io import atomic_write_text
 
-    steps = "task" if cfg.eval_steps is None else cfg.eval_steps
-    settings = hashlib.sha1(json.dumps(to_dict(task_cfg).get("eval", {}), sort_keys=True).encode()).hexdigest()[:8]
     todo, out = [], {}
     for c in conditions:
-        path = run_dir / "report-eval" / f"{c.key()}-{settings}-e{cfg.episodes}-s{cfg.eval_seed}-k{steps}.json"
+        path = run_dir / "report-eval" / f"{eval_id(cfg, task_cfg, c, steps)}.json"
         if path.is_file():
             out[c] = json.loads(path.read_text())
         else:
             todo.append((c, path))
     if todo:  # the evaluator yields one result per condition: each is saved as soon as it exists
-        results = evaluator(cfg.task)(run_dir, task_cfg, [c for c, _ in todo], cfg, progress)
+        results = evaluator(cfg.task)(run_dir, task_cfg, [c for c, _ in todo], cfg, progress, steps)
         for (c, path), result in zip(todo, results, strict=True):
             atomic_write_text(path, json.dumps(result, indent=2) + "\n")
             out[c] = result
@@ -229,7 +267,7 @@ def evaluator(task: str):
     return EVALUATORS[task]
 
 
-def _maze2d_evaluate(run_dir: Path, current, conditions, cfg: ReportConfig, progress: bool):
+def _maze2d_evaluate(run_dir: Path, current, conditions, cfg: ReportConfig, progress: bool, steps: int | None):
     import copy
 
     from ..checkpoint import latest_checkpoint
@@ -244,8 +282,8 @@ def _maze2d_evaluate(run_dir: Path, current, conditions, cfg: ReportConfig, prog
 
         torch.set_num_threads(task_cfg.train.threads)
     mode = ModularMeanFlow(task_cfg.objective).sampling_mode
-    if cfg.eval_steps is not None:
-        task_cfg.eval.steps = cfg.eval_steps
+    if steps is not None:
+        task_cfg.eval.steps = steps
     elif mode == "euler":  # as `mmftraj eval`: flow matching needs several Euler steps
         task_cfg.eval.steps = task_cfg.eval.fm_steps
     for c in conditions:
@@ -256,50 +294,143 @@ def _maze2d_evaluate(run_dir: Path, current, conditions, cfg: ReportConfig, prog
 EVALUATORS = {"maze2d": _maze2d_evaluate}
 
 
+# -- stored per-run results: the grid accumulates across machines and sessions ----------------------------
+def training_hash(task_cfg) -> str:
+    import hashlib
+
+    return hashlib.sha1(json.dumps(training_fields(task_cfg), sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def load_record(cfg: ReportConfig, key: TrainKey) -> dict | None:
+    """The stored result of one run (None if the report has no store or the run has none yet)."""
+    if cfg.store is None:
+        return None
+    path = Path(cfg.store) / f"{key.run_name}.json"
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+        record["scores"], record["training"]  # noqa: B018 - the fields every record has
+    except (ValueError, KeyError, TypeError) as err:
+        raise UserError(f"stored result {path} is not a report record ({err}); delete it to re-run that cell") from None
+    return record
+
+
+def save_record(cfg: ReportConfig, key: TrainKey, record: dict) -> None:
+    from ..io import atomic_write_text
+
+    atomic_write_text(Path(cfg.store) / f"{key.run_name}.json", json.dumps(record, indent=1, sort_keys=True) + "\n")
+
+
+def new_record(cfg: ReportConfig, key: TrainKey, task_cfg, run_dir: Path) -> dict:
+    """A run's training facts: what it is, how long it took, its stability and a thinned mse curve."""
+    results = json.loads((run_dir / "results.json").read_text())
+    metrics = read_metrics(run_dir / "metrics.csv")
+    keep = np.unique(np.linspace(0, len(metrics) - 1, min(len(metrics), 100)).round().astype(int)) if len(metrics) else []
+    col = "mse" if "mse" in metrics.columns else "loss"
+    curve = {"step": [int(v) for v in metrics["step"].iloc[keep]] if len(metrics) else [],
+             "mse": [float(v) for v in pd.to_numeric(metrics[col], errors="coerce").iloc[keep]] if len(metrics) else []}
+    return {"report": cfg.name, "run": key.run_name, "variant": key.variant, "tangent": task_cfg.objective.tangent,
+            "seed": key.seed, "split": key.split, "fraction": key.fraction, "training": training_hash(task_cfg),
+            "train_time_s": results.get("train_time_s"), "parameters": results.get("parameters"),
+            "windows": results.get("windows"), "stability": run_stability(run_dir / "metrics.csv", cfg.spike_factor),
+            "curve": curve, "scores": {}}
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    """`I/N` -> (I, N): this process trains the grid's runs I, I + N, I + 2N, ..."""
+    if text is None:
+        return 0, 1
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise UserError(f"--shard takes I/N (e.g. 0/2), got {text!r}") from None
+    if n < 1 or not 0 <= i < n:
+        raise UserError(f"--shard {text}: need 0 <= I < N")
+    return i, n
+
+
 def run_report(kind: str, cfg: ReportConfig, runs_dir: Path = Path("runs"), out: Path | None = None,
-               progress: bool = True) -> dict:
-    """Run (or reuse) the whole grid, then write the report; returns {path name: Path}."""
+               progress: bool = True, train: bool = True, shard: tuple[int, int] = (0, 1)) -> dict:
+    """Score the grid, training what is missing, then write the report; returns {file name: Path}.
+
+    With `cfg.store`, each finished run's scores are kept there as one small JSON: later calls
+    (any machine, any session) reuse them without the run folders. `train=False` builds the
+    report from what is stored and lists the missing cells; `shard=(i, n)` trains only every
+    n-th run, so n processes can share one grid."""
     from rich.console import Console
 
     console = Console()
     evaluator(cfg.task)  # before any training: a task the report cannot score is an error now
+    if not train and cfg.store is None:
+        raise UserError("--no-train rebuilds a report from stored results; this report has no store (--set store=DIR)")
     grid = build_grid(kind, cfg)
     keys = list(dict.fromkeys(item.key for item in grid))
+    needs = {k: list(dict.fromkeys(c for item in grid if item.key == k for c in item.conditions)) for k in keys}
     console.print(f"[bold]report {kind}[/]: {len(grid)} (run, split) cells over {len(keys)} training runs")
-    rows, trained, task_cfgs = [], {}, {}
-    for i, key in enumerate(keys, 1):
+    records, missing = {}, []
+    for i, key in enumerate(keys):
         t0 = time.perf_counter()
-        run_dir, status, task_cfgs[key] = ensure_trained(cfg, key, runs_dir, progress)
-        trained[key] = run_dir
-        console.print(f"[{i}/{len(keys)}] {key.run_name}: {status} ({time.perf_counter() - t0:.0f} s)")
-    for i, item in enumerate(grid, 1):
-        t0 = time.perf_counter()
-        run_dir = trained[item.key]
-        results = json.loads((run_dir / "results.json").read_text())
-        stab = run_stability(run_dir / "metrics.csv", cfg.spike_factor)
-        for r in evaluate_run(cfg, run_dir, task_cfgs[item.key], item.conditions, progress):
-            rows.append({"split": item.split, "condition": r["condition"], "group": r["group"],
-                         "fraction": item.key.fraction, "variant": item.key.variant, "seed": item.key.seed,
-                         "score": r["score_mean"], "score_episode_se": r["score_se"],
-                         "success_rate": r["success_rate"], "episodes": r["episodes"], "env": r["env"],
-                         "evaluations": r.get("evaluations"), "final_mse": stab["final_mse"],
-                         "spikes": stab["spikes"], "diverged": stab["diverged"],
-                         "train_time_s": results.get("train_time_s"), "run": f"{cfg.name}/{item.key.run_name}"})
-        console.print(f"[{i}/{len(grid)}] scored {item.key.run_name} on {item.split} "
-                      f"({len(item.conditions)} conditions, {time.perf_counter() - t0:.0f} s)")
+        _, task_cfg = resolved_task_config(cfg, key)
+        wanted = {(c, k): eval_id(cfg, task_cfg, c, k) for c in needs[key] for k in score_steps(cfg, key)}
+        record = load_record(cfg, key)
+        if record is not None and record["training"] != training_hash(task_cfg):
+            raise UserError(f"stored result {Path(cfg.store) / key.run_name}.json was trained with a different config; "
+                            "give this report another store (--set store=...) or delete that file")
+        if record is not None and all(w in record["scores"] for w in wanted.values()):
+            records[key] = record
+            continue
+        if not train or i % shard[1] != shard[0]:
+            missing.append(key)
+            continue
+        run_dir, status, task_cfg = ensure_trained(cfg, key, runs_dir, progress)
+        record = record or new_record(cfg, key, task_cfg, run_dir)
+        for k in score_steps(cfg, key):
+            for c, r in zip(needs[key], evaluate_run(cfg, run_dir, task_cfg, needs[key], progress, k), strict=True):
+                record["scores"][wanted[c, k]] = {n: v for n, v in r.items() if n not in ("condition", "group")}
+        if cfg.store is not None:
+            save_record(cfg, key, record)
+        records[key] = record
+        console.print(f"[{i + 1}/{len(keys)}] {key.run_name}: {status} and scored ({time.perf_counter() - t0:.0f} s)")
+    rows = []
+    for item in grid:
+        record = records.get(item.key)
+        if record is None:
+            continue
+        _, task_cfg = resolved_task_config(cfg, item.key)
+        for k in score_steps(cfg, item.key):
+            for c in item.conditions:
+                r = record["scores"][eval_id(cfg, task_cfg, c, k)]
+                stab = record["stability"]
+                rows.append({"split": item.split, "condition": c.name, "group": c.group,
+                             "fraction": item.key.fraction, "variant": row_label(cfg, item.key, k),
+                             "tangent": record["tangent"], "seed": item.key.seed,
+                             "score": r["score_mean"], "score_episode_se": r["score_se"],
+                             "success_rate": r["success_rate"], "episodes": r["episodes"], "env": r["env"],
+                             "evaluations": r.get("evaluations"), "final_mse": stab["final_mse"],
+                             "spikes": stab["spikes"], "diverged": stab["diverged"],
+                             "train_time_s": record.get("train_time_s"), "run": f"{cfg.name}/{item.key.run_name}"})
+    if missing:
+        console.print(f"{len(missing)} of {len(keys)} runs have no stored result yet: "
+                      + ", ".join(k.run_name for k in missing[:8]) + (" ..." if len(missing) > 8 else ""))
+    if not rows:
+        console.print("nothing scored yet: no report written")
+        return {}
     per_run = pd.DataFrame(rows)
-    out = Path(out) if out is not None else Path(runs_dir) / cfg.task / cfg.name / kind
-    paths = write_report(kind, cfg, per_run, {str(k.run_name): trained[k] for k in keys}, out)
-    print_summary(kind, summarize(per_run), paired_differences(per_run, REFERENCE, cfg.confidence), console)
+    out = Path(out) if out is not None else Path(cfg.out or Path(runs_dir) / cfg.task / cfg.name) / kind
+    curves = {k.run_name: pd.DataFrame(r["curve"]) for k, r in records.items()}
+    paths = write_report(kind, cfg, per_run, curves, out, [k.run_name for k in missing])
+    print_summary(kind, summarize(per_run), paired_differences(per_run, cfg.reference, cfg.confidence), console,
+                  cfg.reference)
     return paths
 
 
-def print_summary(kind: str, summary: pd.DataFrame, paired: pd.DataFrame, console) -> None:
+def print_summary(kind: str, summary: pd.DataFrame, paired: pd.DataFrame, console, reference: str = REFERENCE) -> None:
     """The score table (mean ± s.e. over seeds) with mmf's paired difference, in the terminal."""
     from rich.table import Table
 
     table = Table(title=f"report {kind}: normalized score, mean ± s.e. over seeds")
-    for col in ("split", "condition", "fraction", "variant", "score", "success", f"{REFERENCE} − this (CI)"):
+    for col in ("split", "condition", "fraction", "variant", "score", "success", f"{reference} − this (CI)"):
         table.add_column(col, justify="right" if col not in ("split", "condition", "variant") else "left")
     diffs = {(r.split, r.condition, r.fraction, r.comparison.split(" - ")[1]): r for r in paired.itertuples()}
     for r in summary.itertuples():
@@ -362,7 +493,8 @@ def paired_differences(per_run: pd.DataFrame, reference: str = REFERENCE, confid
             se = float(d.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
             half = t_quantile(0.5 + confidence / 2, n - 1) * se if n > 1 else float("nan")
             low, high = mean - half, mean + half
-            verdict = ("better" if low > 0 else "worse" if high < 0 else "no clear difference") if n > 1 else "n/a"
+            verdict = (f"{reference} better" if low > 0 else f"{reference} worse" if high < 0 else "not separable") \
+                if n > 1 else "n/a"
             rows.append(dict(zip(GROUP, keys, strict=True), comparison=f"{reference} - {other}", n=n, diff_mean=mean,
                              diff_se=se, ci_low=low, ci_high=high, verdict=verdict))
     return pd.DataFrame(rows, columns=cols)
@@ -413,7 +545,8 @@ def _markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def write_report(kind: str, cfg: ReportConfig, per_run: pd.DataFrame, runs: dict[str, Path], out: Path) -> dict:
+def write_report(kind: str, cfg: ReportConfig, per_run: pd.DataFrame, curves: dict[str, pd.DataFrame], out: Path,
+                 missing: list[str] = ()) -> dict:
     """report.csv (summary), per_run.csv, paired.csv, report.md and the plots under `out`."""
     from ..config import to_dict
     from ..io import atomic_write_text
@@ -421,7 +554,7 @@ def write_report(kind: str, cfg: ReportConfig, per_run: pd.DataFrame, runs: dict
 
     out.mkdir(parents=True, exist_ok=True)
     summary = summarize(per_run)
-    paired = paired_differences(per_run, REFERENCE, cfg.confidence)
+    paired = paired_differences(per_run, cfg.reference, cfg.confidence)
     paths = {"report.csv": out / "report.csv", "per_run.csv": out / "per_run.csv", "paired.csv": out / "paired.csv",
              "report.md": out / "report.md", "losses.png": out / "losses.png"}
     for name, df in (("report.csv", summary), ("per_run.csv", per_run), ("paired.csv", paired)):
@@ -432,23 +565,26 @@ def write_report(kind: str, cfg: ReportConfig, per_run: pd.DataFrame, runs: dict
     else:
         paths["ood.png"] = out / "ood.png"
         plot_id_vs_ood(summary, paths["ood.png"])
-    curves = {name: read_metrics(Path(d) / "metrics.csv") for name, d in runs.items()}
     plot_loss_curves(curves, paths["losses.png"], cfg.spike_factor)
-    atomic_write_text(paths["report.md"], report_markdown(kind, cfg, per_run, summary, paired, runs, to_dict(cfg)))
+    atomic_write_text(paths["report.md"], report_markdown(kind, cfg, per_run, summary, paired, curves, to_dict(cfg),
+                                                          list(missing)))
     return paths
 
 
-def report_markdown(kind, cfg, per_run, summary, paired, runs, cfg_dict) -> str:
+def report_markdown(kind, cfg, per_run, summary, paired, runs, cfg_dict, missing=()) -> str:
     level = f"{100 * cfg.confidence:g}%"
     table = summary.assign(score=[_pm(m, s) for m, s in zip(summary.score_mean, summary.score_se, strict=True)],
                            success=[f"{100 * v:.0f}%" for v in summary.success_mean])
     table = table[["split", "condition", "group", "fraction", "variant", "n", "score", "success", "spikes", "diverged"]]
+    tangents = per_run.groupby("variant")["tangent"].first().to_dict() if "tangent" in per_run else {}
     diff = paired.assign(difference=[_pm(m, s) for m, s in zip(paired.diff_mean, paired.diff_se, strict=True)],
                          ci=[f"[{lo:.1f}, {hi:.1f}]" if np.isfinite(lo) else "–"
                              for lo, hi in zip(paired.ci_low, paired.ci_high, strict=True)])
     diff = diff[["split", "condition", "fraction", "comparison", "n", "difference", "ci", "verdict"]]
     counts = paired["verdict"].value_counts().to_dict() if len(paired) else {}
-    evals = per_run.groupby("variant")["evaluations"].first().to_dict() if "evaluations" in per_run else {}
+    evals = per_run.groupby("variant", sort=False)["evaluations"].first().to_dict() if "evaluations" in per_run else {}
+    gaps = (f"\n**Incomplete:** {len(missing)} training runs have no result yet and are left out: "
+            f"{', '.join(missing)}. `mmftraj report {kind}` with the same settings trains them.\n" if missing else "")
     stab = per_run.drop_duplicates("run").groupby("variant").agg(runs=("run", "count"), spikes=("spikes", "sum"),
                                                                    diverged=("diverged", "sum"),
                                                                    final_mse=("final_mse", "median")).reset_index()
@@ -461,15 +597,16 @@ Grid: variants {', '.join(cfg.variants)} × {'splits ' + ', '.join(cfg.ood.split
 condition (seeds {cfg.eval_seed}…{cfg.eval_seed + cfg.episodes - 1}, the same for every run). Network
 evaluations per plan: {', '.join(f'{k} {v}' for k, v in evals.items())}. Score: d4rl-normalized return
 (mean over episodes per run, then mean ± s.e. over seeds); success: share of episodes that reached the goal.
-
+Tangent of du/dt per variant: {', '.join(f'{k} {v}' for k, v in tangents.items() if not k.startswith('fm'))}.
+{gaps}
 ## Scores (mean ± s.e. over seeds)
 
 {_markdown(table)}
 
-## Paired differences ({REFERENCE} minus each variant, same seed and split; {level} t-interval)
+## Paired differences ({cfg.reference} minus each variant, same seed and split; {level} t-interval)
 
 Verdicts: {', '.join(f'{v}: {n}' for v, n in counts.items()) or 'none'} ("better"/"worse": the interval
-excludes 0).
+excludes 0; "not separable": it does not).
 
 {_markdown(diff)}
 

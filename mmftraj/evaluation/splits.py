@@ -32,7 +32,7 @@ import numpy as np
 from ..errors import UserError, choice_error
 from ..resources import resource_path
 
-KINDS = ("goal", "start", "dynamics", "layout", "column")
+KINDS = ("goal", "start", "dynamics", "layout", "anywhere", "column")
 TRAIN_KINDS = ("goal", "start", "column")  # kinds that change the training data
 NOMINAL = {"damping": 1.0, "gear": 100.0, "action_noise": 0.0}  # d4rl's maze2d values
 
@@ -52,7 +52,7 @@ class Shift:
 @dataclass
 class Split:
     name: str
-    kind: Literal["goal", "start", "dynamics", "layout", "column"]
+    kind: Literal["goal", "start", "dynamics", "layout", "anywhere", "column"]
     description: str = ""
     layout: str | None = None  # maze splits: the training layout the cells refer to
     cells: list[list[int]] = field(default_factory=list)  # goal/start: held-out (row, col) cells
@@ -130,6 +130,10 @@ def validate_split(split: Split) -> None:
                     raise UserError(f"{where}: shift {shift.name!r}: {key} must be [value] or [lo, hi] with lo <= hi")
                 if min(value) < 0 or (key != "action_noise" and min(value) <= 0):
                     raise UserError(f"{where}: shift {shift.name!r}: {key} must be positive, got {value}")
+    elif split.kind == "anywhere":
+        if split.layout is None:
+            raise UserError(f"{where}: an anywhere split needs 'layout' (the maze whose free cells are goals)")
+        _layout(split.layout)
     elif split.kind == "layout":
         from ..envs import SPECS
 

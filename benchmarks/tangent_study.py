@@ -1,0 +1,119 @@
+"""The tangent study: du/dt along the conditional velocity ε − x or the model's own u(z, t, t),
+crossed with λ ∈ {0, warm-up, 1}, on the cheap tasks, ≥ 3 training seeds, one table.
+
+    python benchmarks/tangent_study.py run --task toy2d --seeds 0 1 2     # trains what is missing
+    python benchmarks/tangent_study.py table                              # rebuilds the table
+
+Each finished run leaves one small JSON under benchmarks/tangent_study/<task>/ (its one-step
+metric, final mse, wall time), so the study accumulates across sessions and machines and the
+table never needs the run folders. Lower is better for every metric here (distances); the paired
+difference is conditional minus model on the same seed (> 0: the model tangent is better).
+Why the tangent matters: docs/objective.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).parent / "tangent_study"
+# λ level -> (conditional-tangent label, model-tangent label)
+LEVELS = {"λ = 0": ("meanflow", "meanflow-tmodel"), "λ warm-up": ("mmf-paper", "mmf"),
+          "λ = 1": ("mmf-full-tcond", "mmf-full")}
+# task -> (preset, overrides, metric path in results.json, metric name); one thread per run
+TASKS = {
+    "toy2d": ("checkerboard", ["train.threads=1"], ("swd", "1-step"), "one-step sliced Wasserstein distance"),
+    "motion": (None, ["train.threads=1"], ("swd", "1-step"), "one-step sliced Wasserstein distance (held-out windows)"),
+    "digits": (None, ["train.threads=1"], ("fd", "1-step"), "one-step Fréchet distance (classifier features)"),
+}
+
+
+def run(task: str, seeds: list[int], keep: Path | None) -> None:
+    from mmftraj.core.objective import parse_label
+    from mmftraj.runs import prepare_and_train
+
+    preset, overrides, metric, _ = TASKS[task]
+    out = ROOT / task
+    out.mkdir(parents=True, exist_ok=True)
+    labels = [label for pair in LEVELS.values() for label in pair]
+    for seed in seeds:
+        for label in labels:
+            path = out / f"{label}-s{seed}.json"
+            if path.is_file():
+                continue
+            variant, tangent = parse_label(label)
+            extra = [] if tangent == "auto" else [f"objective.tangent={tangent}"]
+            runs = keep or Path(tempfile.mkdtemp(prefix="tangent-study-"))
+            t0 = time.perf_counter()
+            results = prepare_and_train(task=task, preset=preset, overrides=overrides + extra, objective=variant,
+                                        seed=seed, name=f"{label}-s{seed}", runs_dir=runs, progress=False)
+            value = results
+            for k in metric:
+                value = value[k]
+            record = {"task": task, "variant": label, "tangent": results["tangent"], "seed": seed,
+                      "metric": float(value), "final_loss": results.get("final_loss"),
+                      "wall_s": round(time.perf_counter() - t0, 1), "steps": results.get("steps")}
+            path.write_text(json.dumps(record, indent=1) + "\n")
+            print(f"{task} {label} s{seed}: {value:.4f} ({record['wall_s']:.0f} s)", flush=True)
+            if keep is None:
+                shutil.rmtree(runs, ignore_errors=True)
+
+
+def t_interval(d: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
+    from mmftraj.evaluation.report import t_quantile
+
+    mean = float(d.mean())
+    if len(d) < 2:
+        return mean, math.nan, math.nan
+    half = t_quantile(0.5 + confidence / 2, len(d) - 1) * float(d.std(ddof=1)) / math.sqrt(len(d))
+    return mean, mean - half, mean + half
+
+
+def table() -> str:
+    lines = ["| task | λ | conditional tangent | model tangent | conditional − model (95% CI) | verdict |",
+             "|---|---|---:|---:|---:|---|"]
+    for task in TASKS:
+        folder = ROOT / task
+        if not folder.is_dir():
+            continue
+        records = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+        by = {(r["variant"], r["seed"]): r["metric"] for r in records}
+        for level, (cond, model) in LEVELS.items():
+            seeds = sorted(s for (v, s) in by if v == cond and (model, s) in by)
+            if not seeds:
+                continue
+            c = np.array([by[cond, s] for s in seeds])
+            m = np.array([by[model, s] for s in seeds])
+            mean, lo, hi = t_interval(c - m)
+            verdict = ("model better" if lo > 0 else "conditional better" if hi < 0 else "not separable") \
+                if len(seeds) > 1 else "n/a"
+            ci = f"{mean:+.4f} [{lo:+.4f}, {hi:+.4f}]" if len(seeds) > 1 else f"{mean:+.4f}"
+            lines.append(f"| {task} | {level} | {c.mean():.4f} ± {c.std(ddof=1) / math.sqrt(len(c)) if len(c) > 1 else 0:.4f}"
+                         f" | {m.mean():.4f} ± {m.std(ddof=1) / math.sqrt(len(m)) if len(m) > 1 else 0:.4f}"
+                         f" | {ci} | {verdict} (n = {len(seeds)}) |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="train the missing cells of one task")
+    r.add_argument("--task", choices=sorted(TASKS), required=True)
+    r.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    r.add_argument("--keep", type=Path, default=None, help="keep the run folders under this runs dir")
+    sub.add_parser("table", help="print the table from the stored results")
+    args = parser.parse_args()
+    if args.cmd == "run":
+        run(args.task, args.seeds, args.keep)
+    print(table())
+
+
+if __name__ == "__main__":
+    main()
