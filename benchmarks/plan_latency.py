@@ -16,13 +16,12 @@ import argparse
 import json
 import os
 import platform
-import time
 
 import numpy as np
 import torch
 
 from mmftraj.envs import make_maze2d
-from mmftraj.evaluation.rollouts import plan_latency_ms
+from mmftraj.evaluation.rollouts import plan_times_ms
 from mmftraj.planning import Planner
 from mmftraj.runs import resolve_config
 from mmftraj.tasks import maze2d as M
@@ -42,15 +41,10 @@ def preset_planner_parts(maze: str):
     return net, cfg, norm
 
 
-def plan_times_ms(planner: Planner, obs, goal, repeats: int) -> tuple[float, float]:
+def median_and_min_ms(planner: Planner, obs, goal, repeats: int) -> tuple[float, float]:
     """(median, min) ms of `repeats` plan calls after warm-up; on a shared CPU the minimum is the
     better estimate of the unloaded time (as timeit reports)."""
-    plan_latency_ms(planner, obs, goal, repeats=1, warmup=5)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        planner.plan(obs, goal)
-        times.append(1000.0 * (time.perf_counter() - t0))
+    times = plan_times_ms(planner, obs, goal, repeats=repeats, warmup=5)
     return float(np.median(times)), float(np.min(times))
 
 
@@ -74,7 +68,7 @@ def main() -> None:
         for k in args.steps:
             for n in sorted({1, args.candidates}):
                 planner = Planner(net, norm, steps=k, candidates=n, selection="earliest", layout=env.layout)
-                ms, best = plan_times_ms(planner, obs, info["goal"], args.repeats)
+                ms, best = median_and_min_ms(planner, obs, info["goal"], args.repeats)
                 rows.append({"env": cfg.data.env, "horizon": cfg.data.horizon, "tokens": cfg.data.horizon // cfg.model.patch,
                              "steps": k, "candidates": n, "median_ms": round(ms, 3), "min_ms": round(best, 3)})
                 print(f"{cfg.data.env:18s} H={cfg.data.horizon:3d} k={k:2d} batch={n:2d}  median {ms:8.2f} ms"

@@ -67,7 +67,7 @@ def run(task: str, seeds: list[int], keep: Path | None) -> None:
 
 
 def t_interval(d: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
-    from mmftraj.evaluation.report import t_quantile
+    from mmftraj.experiments.report import t_quantile
 
     mean = float(d.mean())
     if len(d) < 2:

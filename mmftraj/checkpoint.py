@@ -19,6 +19,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from .config import from_dict
 from .errors import UserError
 from .io import umask_mode
 
@@ -160,7 +161,6 @@ def load_task_model(checkpoint: str | Path, task: str, config_cls, build, which:
     The config saved in the checkpoint rebuilds the network (`build(cfg)`), so a checkpoint of
     another task, without a config, or of another shape is one clear UserError.
     """
-    from .config import from_dict
 
     tensors, meta = load_checkpoint(checkpoint)
     if meta.get("task") != task:

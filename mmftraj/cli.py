@@ -11,8 +11,16 @@ from pathlib import Path
 import typer
 
 from . import __version__
+from .checkpoint import resolve_checkpoint
 from .cli_errors import user_errors
-from .errors import UserError
+from .data.cli import app as data_app
+from .errors import UserError, choice_error
+from .experiments.fid import compute_fid
+from .experiments.report import KINDS, load_report_config, parse_shard, run_report
+from .runs import prepare_and_train, print_results, write_results
+from .tasks import TASKS, get_task
+from .tasks.image_common import default_device
+from .training import resolve_device
 
 app = typer.Typer(
     help="One-step generative modeling of trajectories and images with Modular MeanFlow (MMF).",
@@ -57,7 +65,6 @@ def train(
     overwrite: bool = typer.Option(False, help="Delete an existing run of that name first (only a folder mmftraj made)."),
 ):
     """Train a model; writes config.yaml, metrics.csv, checkpoints, plots and results.json."""
-    from .runs import prepare_and_train
 
     if maze is not None:
         if task != "maze2d":
@@ -97,12 +104,9 @@ def evaluate(
     set_: list[str] = typer.Option([], "--set", help="Override evaluation fields, e.g. --set eval.replan_every=16."),
 ):
     """Evaluate a trained checkpoint; writes results.json and plots, prints a table."""
-    from .checkpoint import resolve_checkpoint
-    from .runs import print_results, write_results
-    from .tasks import get_task
 
     module = get_task(task)
-    if not hasattr(module, "evaluate"):
+    if module.evaluate is None:
         raise UserError(f"task {task!r} has no evaluation")
     ckpt = resolve_checkpoint(checkpoint)
     run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt
@@ -126,15 +130,10 @@ def sample_cmd(
     device: str = typer.Option(None, help="cpu, cuda, cuda:1, ... (default: cuda when available, else cpu)."),
 ):
     """Draw samples from a checkpoint with a given number of steps."""
-    from .tasks import get_task
-    from .tasks.image_common import default_device
-    from .training import resolve_device
 
     module = get_task(task)
-    if not hasattr(module, "sample"):
-        from .tasks import TASKS
-
-        with_sampler = [t for t in TASKS if hasattr(get_task(t), "sample")]
+    if module.sample is None:
+        with_sampler = [t for t in TASKS if get_task(t).sample is not None]
         raise UserError(f"task {task!r} has no sampler; `sample` works for {', '.join(with_sampler)}")
     if n < 1:
         raise UserError(f"--n must be at least 1, got {n}")
@@ -160,8 +159,6 @@ def fid_cmd(
     device: str = typer.Option(None, help="cpu, cuda, cuda:1, ... (default: cuda when available; digits runs on the CPU)."),
 ):
     """Fréchet Inception Distance of samples against the training set (digits: classifier features)."""
-    from .evaluation.fid import compute_fid
-    from .runs import print_results
 
     print_results(compute_fid(task, checkpoint, samples, data_dir, weights, n, steps, seed, device=device,
                               progress=True))
@@ -173,7 +170,7 @@ def report_cmd(
     kind: str = typer.Argument(..., help="ood (held-out goals/starts, dynamics, goals anywhere, layouts) or lowdata (data fractions)."),
     task: str = typer.Option(None, help="Task (default: the report config's, maze2d)."),
     config: Path = typer.Option(None, help="Report YAML over the preset: variants, seeds, splits, fractions, overrides."),
-    preset: str = typer.Option(None, help="standard (every variant a good U-Maze planner; results stored under benchmarks/), quick or full."),
+    preset: str = typer.Option(None, help="standard (every variant a good U-Maze planner; results stored under benchmarks/) or full."),
     set_: list[str] = typer.Option([], "--set", help="Override report fields, e.g. --set episodes=50 (repeatable)."),
     runs_dir: Path = typer.Option(Path("runs"), help="Where the grid's runs live: <runs-dir>/<task>/<name>/<run>/."),
     out: Path = typer.Option(None, help="Report folder; default <out>/<kind>/ from the config, else <runs-dir>/<task>/<name>/<kind>/."),
@@ -181,8 +178,6 @@ def report_cmd(
     shard: str = typer.Option(None, help="I/N: train only runs I, I+N, ... of the grid (N processes share it)."),
 ):
     """Score the grid (variants × splits or data fractions × seeds), training only what has no result yet; write report.md, report.csv and plots."""
-    from .errors import choice_error
-    from .evaluation.report import KINDS, load_report_config, parse_shard, run_report
 
     if kind not in KINDS:
         raise choice_error("report", kind, KINDS)
@@ -192,8 +187,6 @@ def report_cmd(
 
 
 def _mount_subapps():
-    from .data.cli import app as data_app
-
     app.add_typer(data_app, name="data", help="Generate, inspect and export (to-minari) datasets.")
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from .errors import UserError
+from .io import atomic_write_text
 
 
 def _field_types(cls) -> dict[str, Any]:
@@ -166,6 +167,4 @@ def load_yaml(path: str | Path) -> dict:
 
 
 def save_yaml(cfg, path: str | Path) -> None:
-    from .io import atomic_write_text
-
     atomic_write_text(Path(path), yaml.safe_dump(to_dict(cfg), sort_keys=False))

@@ -8,6 +8,9 @@ import json
 import math
 from pathlib import Path
 
+from rich.console import Console
+from rich.table import Table
+
 from .config import apply_overrides, from_dict, load_yaml, merge_dict, save_yaml, to_dict
 from .core.objective import VARIANTS, resolve_tangent, variant_label
 from .errors import UserError, choice_error
@@ -19,8 +22,8 @@ from .training import check_train_config, resolve_device
 
 
 def preset_config(task_module, task: str, preset: str | None):
-    """The task's dataclass defaults overlaid with configs/<task>[-<preset>].yaml when present."""
-    presets = getattr(task_module, "PRESETS", ())
+    """The task's dataclass defaults overlaid with mmftraj/resources/configs/<task>[-<preset>].yaml when present."""
+    presets = task_module.presets
     if preset is not None and not presets:
         raise UserError(f"task {task} has no presets (got --preset {preset}); change it with --set or --config")
     if preset is not None and preset not in presets:
@@ -109,7 +112,7 @@ def prepare_and_train(
     `name` and `group` are single path components; `overwrite` deletes only a folder mmftraj made.
     """
     module, cfg = resolve_config(task, preset, config_file, overrides, objective, steps, seed, device)
-    preset = preset or getattr(module, "default_preset", lambda c: None)(cfg)
+    preset = preset or module.default_preset(cfg)
     run_dir = run_folder(runs_dir, task, default_run_name(cfg, preset) if name is None else name, group)
     saved = run_dir / "config.yaml"
     if never_trained(run_dir):  # an earlier attempt of ours stopped before its first step: start afresh
@@ -167,9 +170,6 @@ def _strict_json(value):
 
 
 def print_results(results: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     table = Table(show_header=True)
     table.add_column("metric")
     table.add_column("value", justify="right")

@@ -31,6 +31,8 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.distributed as dist
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from .checkpoint import latest_checkpoint, load_checkpoint, restore_optimizer, save_checkpoint, split_prefix
 from .errors import UserError
@@ -208,8 +210,6 @@ PLAIN_PROGRESS_EVERY_S = 10.0  # a progress line this often when stdout is not a
 
 
 def _progress(enabled: bool):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     return Progress(
         TextColumn("[bold]train"),
         BarColumn(),
@@ -329,8 +329,6 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------
     def fit(self, resume: bool = False, callback: Callable[[Trainer], None] | None = None) -> dict:
-        from rich.console import Console
-
         cfg = self.cfg
         console = Console()
         # a live bar on a terminal; piped or logged output gets a plain line every few seconds instead

@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 
 from mmftraj.cli import app
 from mmftraj.errors import UserError
-from mmftraj.evaluation import fid
 from mmftraj.evaluation.digits_features import VERSION, DigitsClassifier
 from mmftraj.evaluation.inception import load_inception
+from mmftraj.experiments import fid
 
 runner = CliRunner()
 NO_GPU = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA GPU")
@@ -65,9 +65,7 @@ def test_default_n_and_seed():
 
 
 def test_fid_cifar_checks_cheap_things_before_expensive_passes(digits_run, tmp_path, monkeypatch):
-    import mmftraj.evaluation.inception as inception
     import mmftraj.tasks.cifar  # noqa: F401  imported now, so it binds the real `generate`, not the patch
-    import mmftraj.tasks.image_common as image_common
 
     def expensive(*args, **kwargs):
         raise AssertionError("an expensive pass ran before the cheap checks")
@@ -75,9 +73,9 @@ def test_fid_cifar_checks_cheap_things_before_expensive_passes(digits_run, tmp_p
     write_cifar_dir(tmp_path / "data")
     (tmp_path / "w.pth").write_bytes(b"stand-in")
     monkeypatch.setenv("MMFTRAJ_CACHE", str(tmp_path / "cache"))  # no cached reference statistics
-    monkeypatch.setattr(inception, "load_inception", lambda *a, **k: lambda x: x.flatten(1)[:, :4])
+    monkeypatch.setattr(fid, "load_inception", lambda *a, **k: lambda x: x.flatten(1)[:, :4])
     monkeypatch.setattr(fid, "_features", expensive)
-    monkeypatch.setattr(image_common, "generate", expensive)
+    monkeypatch.setattr(fid, "generate", expensive)
     inputs = {"data_dir": tmp_path / "data", "weights": tmp_path / "w.pth"}
     with pytest.raises(UserError, match="belongs to task 'digits', not 'cifar'"):
         fid.compute_fid("cifar", checkpoint=digits_run, **inputs)
@@ -154,12 +152,11 @@ def test_batches_are_reported_for_progress_bars():
 
 
 def test_fid_cifar_end_to_end_with_a_stand_in_network(tmp_path, monkeypatch):
-    import mmftraj.evaluation.inception as inception
 
     write_cifar_dir(tmp_path / "data")
     (tmp_path / "w.pth").write_bytes(b"stand-in")
     monkeypatch.setenv("MMFTRAJ_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(inception, "load_inception", lambda *a, **k: lambda x: x.mean(dim=(2, 3)))
+    monkeypatch.setattr(fid, "load_inception", lambda *a, **k: lambda x: x.mean(dim=(2, 3)))
     samples = _npz(tmp_path / "s.npz", (5, 3, 32, 32))
     inputs = {"samples_file": samples, "data_dir": tmp_path / "data", "weights": tmp_path / "w.pth", "device": "cpu"}
     first = fid.compute_fid("cifar", **inputs)

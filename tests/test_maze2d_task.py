@@ -90,7 +90,7 @@ def test_evaluate_k_steps_writes_results(run, tmp_path):
 def test_missing_default_dataset_is_generated_with_a_message(tmp_path, monkeypatch, capsys):
     import mmftraj.data.generate as gen
 
-    monkeypatch.setattr(gen, "default_path", lambda name: tmp_path / f"{name}.hdf5")
+    monkeypatch.setattr(M, "default_path", lambda name: tmp_path / f"{name}.hdf5")
     monkeypatch.setitem(gen.DEFAULT_SAMPLES, "maze2d-umaze-v1", 3000)
     cfg = M.default_config("umaze")
     path = M.dataset_path(cfg, progress=False)

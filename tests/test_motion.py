@@ -86,7 +86,7 @@ def test_training_on_a_user_table_with_its_own_column_names(tmp_path):
     with pytest.raises(UserError, match="accepts eval.. overrides and data.path"):
         motion.evaluate(tmp_path / "run", overrides=["data.horizon=8"])
     # Samples come back as a table in the user's own layout, readable by the same loader.
-    csv, png = motion.sample(tmp_path / "run", steps=1, n=5, out=tmp_path / "samples")
+    csv, png = motion.sample_files(tmp_path / "run", steps=1, n=5, out=tmp_path / "samples")
     assert csv.name == "motion-run-mmf-1step-s0.csv" and png.stat().st_size > 5_000
     store = load_table(csv, "take", "seconds", ["root_x", "root_y"], ["vel_x", "vel_y"])
     assert store.num_episodes == 5 and set(store.lengths) == {16}

@@ -4,9 +4,9 @@ import pytest
 import torch
 from mmf_reference import (
     GaussianAverageVelocity,
+    meanflow_as_published,
     reference_flow_matching_loss,
     reference_meanflow_loss,
-    meanflow_as_published,
     reference_mmf_loss,
 )
 

@@ -11,16 +11,16 @@ import pytest
 import yaml
 
 from mmftraj.errors import UserError
-from mmftraj.evaluation.report import (
+from mmftraj.experiments.report import (
     TrainKey,
     build_grid,
     load_report_config,
     paired_differences,
     run_report,
-    run_stability,
     summarize,
     t_quantile,
 )
+from mmftraj.experiments.stability import run_stability
 
 
 # -- aggregation ----------------------------------------------------------------------------------
@@ -91,14 +91,15 @@ def test_stability_counts_spikes_and_divergence(tmp_path):
 
 # -- the grid ---------------------------------------------------------------------------------------
 def test_ood_grid_shares_full_data_runs_between_eval_only_splits():
-    cfg = load_report_config("quick")
+    cfg = load_report_config("standard")
     grid = build_grid("ood", cfg)
     keys = {item.key for item in grid}
-    assert len(grid) == 4 * 4 * 3  # splits x variants x seeds
-    assert len(keys) == 3 * 4 * 3  # goal-, start- and full-data runs
+    assert len(grid) == 5 * 5 * 3  # splits x variants x seeds
+    assert len(keys) == 3 * 5 * 3  # goal-, start- and full-data runs
     assert {k.split for k in keys} == {"umaze-goal", "umaze-start", None}
+    assert list(dict.fromkeys(k.split for k in (i.key for i in grid)))[0] is None  # full-data runs first
     low = {item.key for item in build_grid("lowdata", cfg)}
-    assert len(low) == 5 * 4 * 3 and len(keys & low) == 4 * 3  # the 100% runs are the full-data runs
+    assert len(low) == 5 * 5 * 3 and len(keys & low) == 5 * 3  # the 100% runs are the full-data runs
     assert TrainKey("mmf", 1, None, 0.05).run_name == "mmf-all-f0.05-s1"
     assert TrainKey("mmf", 1, None, 0.05).overrides(7) == ["data.fraction=0.05", "data.subset_seed=7"]
     assert TrainKey("fm", 0).overrides(7) == []
@@ -108,17 +109,17 @@ def test_report_config_bad_input(tmp_path):
     with pytest.raises(UserError, match="unknown report preset 'fast'"):
         load_report_config("fast")
     with pytest.raises(UserError, match="at least 2 distinct seeds"):
-        load_report_config("quick", overrides=["seeds=[0]"])
+        load_report_config("standard", overrides=["seeds=[0]"])
     with pytest.raises(UserError, match="unknown objective variant 'ddpm'"):
-        load_report_config("quick", overrides=["variants=[mmf, ddpm]"])
+        load_report_config("standard", overrides=["variants=[mmf, ddpm]"])
     with pytest.raises(UserError, match=r"data fraction must be in \(0, 1\], got 1.5"):
-        build_grid("lowdata", load_report_config("quick", overrides=["lowdata.fractions=[0.5, 1.5]"]))
+        build_grid("lowdata", load_report_config("standard", overrides=["lowdata.fractions=[0.5, 1.5]"]))
     with pytest.raises(UserError, match="unknown split 'umaze-goals'"):
-        build_grid("ood", load_report_config("quick", overrides=["ood.splits=[umaze-goals]"]))
+        build_grid("ood", load_report_config("standard", overrides=["ood.splits=[umaze-goals]"]))
     with pytest.raises(UserError, match="unknown report 'iid'"):
-        build_grid("iid", load_report_config("quick"))
+        build_grid("iid", load_report_config("standard"))
     with pytest.raises(UserError, match="task 'toy2d' has no report evaluation; tasks with one: maze2d"):
-        run_report("lowdata", load_report_config("quick", task="toy2d"), tmp_path / "runs", progress=False)
+        run_report("lowdata", load_report_config("standard", task="toy2d"), tmp_path / "runs", progress=False)
     assert not (tmp_path / "runs").exists()  # refused before training anything
 
 
@@ -224,9 +225,9 @@ def cli(*args):
 @pytest.mark.parametrize("args,expected", [
     (["iid"], "unknown report 'iid'; valid choices: lowdata, ood"),
     (["ood", "--preset", "fast"], "unknown report preset 'fast'"),
-    (["ood", "--preset", "quick", "--set", "ood.splits=[umaze-goals]"], "unknown split 'umaze-goals'"),
-    (["lowdata", "--preset", "quick", "--set", "lowdata.fractions=[0.1,1.5]"], r"data fraction must be in (0, 1]"),
-    (["lowdata", "--preset", "quick", "--set", "lowdata.fractions=[0]"], r"data fraction must be in (0, 1]"),
+    (["ood", "--preset", "standard", "--set", "ood.splits=[umaze-goals]"], "unknown split 'umaze-goals'"),
+    (["lowdata", "--preset", "standard", "--set", "lowdata.fractions=[0.1,1.5]"], r"data fraction must be in (0, 1]"),
+    (["lowdata", "--preset", "standard", "--set", "lowdata.fractions=[0]"], r"data fraction must be in (0, 1]"),
     (["ood", "--config", "missing.yaml"], "config file not found"),
 ])
 def test_cli_bad_input_is_one_line_exit_2(args, expected, tmp_path):
@@ -237,7 +238,7 @@ def test_cli_bad_input_is_one_line_exit_2(args, expected, tmp_path):
 
 def test_cli_split_leaving_no_training_data(tiny_data, tmp_path):
     from mmftraj.data import load_episodes
-    from mmftraj.evaluation.splits import cells_of, prepare_windows
+    from mmftraj.data.splits import cells_of, prepare_windows
 
     # hold out every cell in which some 160-step window of this dataset ends (not every free cell;
     # unpadded windows, so long episodes only)

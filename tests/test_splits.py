@@ -4,12 +4,7 @@ nested low-data subsets, evaluation conditions and shifted envs, and bad input."
 import numpy as np
 import pytest
 
-from mmftraj.data.store import EpisodeStore
-from mmftraj.data.tables import load_table
-from mmftraj.envs import load_layout, make_maze2d
-from mmftraj.errors import UserError
-from mmftraj.evaluation.conditions import STANDARD, Condition, ShiftedEnv, split_conditions
-from mmftraj.evaluation.splits import (
+from mmftraj.data.splits import (
     Split,
     apply_split,
     builtin_splits,
@@ -20,6 +15,11 @@ from mmftraj.evaluation.splits import (
     subset_episodes,
     subset_indices,
 )
+from mmftraj.data.store import EpisodeStore
+from mmftraj.data.tables import load_table
+from mmftraj.envs import load_layout, make_maze2d
+from mmftraj.errors import UserError
+from mmftraj.evaluation.conditions import STANDARD, Condition, ShiftedEnv, split_conditions
 
 H = 3
 

@@ -21,6 +21,7 @@ def _train(variant, tmp_path, steps=1000):
     return toy2d.train(cfg, tmp_path / variant, progress=False)
 
 
+@pytest.mark.slow  # training-scale: ~20-40 s on 2 cores
 def test_mmf_one_step_beats_fm_one_step(tmp_path):
     fm = _train("fm", tmp_path)
     mmf = _train("mmf", tmp_path)

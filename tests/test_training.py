@@ -159,18 +159,23 @@ def test_two_process_data_parallel_keeps_parameters_identical(tmp_path):
     assert any(not torch.equal(p, r0["final"][n]) for n, p in single.model.named_parameters())
 
 
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit, imported by torch._dynamo
-def test_compile_model_compiles_blocks_in_place_or_wraps_the_whole_model():
+def test_compile_model_compiles_blocks_in_place_or_wraps_the_whole_model(monkeypatch):
+    """Which torch entry point compile_model uses, recorded through the public API (no private
+    attributes): Module.compile in place for each listed block, torch.compile for the rest."""
     from mmftraj.models.unet import build_unet, unet_config
     from mmftraj.training import compile_model
 
+    compiled, wrapped = [], []
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, **kw: compiled.append((self, kw)))
+    monkeypatch.setattr(torch, "compile", lambda model, **kw: wrapped.append((model, kw)) or ("wrapped", model))
     unet = build_unet(unet_config("tiny", image_size=8))
     keys = set(unet.state_dict())
     assert compile_model(unet, "blocks") is unet  # in place: checkpoints keep their parameter names
     assert set(unet.state_dict()) == keys
-    assert all(block._compiled_call_impl is not None for block in unet.compile_units())
-    assert unet._compiled_call_impl is None
-    whole = compile_model(build_unet(unet_config("tiny", image_size=8)), "model")
-    assert isinstance(whole, torch._dynamo.eval_frame.OptimizedModule)
+    units = list(unet.compile_units())
+    assert [m for m, _ in compiled] == units and all(kw == {"dynamic": False} for _, kw in compiled)
+    assert not wrapped
+    whole = build_unet(unet_config("tiny", image_size=8))
+    assert compile_model(whole, "model") == ("wrapped", whole) and wrapped[-1][1] == {"dynamic": False}
     mlp = TimeMLP(MLPConfig(dim=2, hidden=16, depth=2))  # lists no blocks: compiled whole
-    assert isinstance(compile_model(mlp, "blocks"), torch._dynamo.eval_frame.OptimizedModule)
+    assert compile_model(mlp, "blocks") == ("wrapped", mlp) and len(compiled) == len(units)

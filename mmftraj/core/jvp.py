@@ -16,6 +16,8 @@ from collections.abc import Callable
 
 import torch
 
+from ..errors import choice_error
+
 UFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -76,8 +78,6 @@ JVP_BACKENDS = {"exact": jvp_exact, "fd-central": jvp_fd_central, "fd-forward": 
 
 
 def get_jvp_backend(name: str):
-    from ..errors import choice_error
-
     if name not in JVP_BACKENDS:
         raise choice_error("JVP backend", name, JVP_BACKENDS)
     return JVP_BACKENDS[name]

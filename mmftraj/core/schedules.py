@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ..errors import choice_error
+
 
 class LambdaSchedule:
     """Maps a global training step to λ ∈ [0, 1]. Subclass and register to add a schedule."""
@@ -58,8 +60,6 @@ LAMBDA_SCHEDULES = {
 
 
 def make_lambda_schedule(name: str, value: float = 0.0, start: int = 0, duration: int = 1000) -> LambdaSchedule:
-    from ..errors import choice_error
-
     if name not in LAMBDA_SCHEDULES:
         raise choice_error("lambda schedule", name, LAMBDA_SCHEDULES)
     return LAMBDA_SCHEDULES[name](value, start, duration)

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..errors import UserError, choice_error
+
 
 @dataclass(frozen=True)
 class TimeSampler:
@@ -19,8 +21,6 @@ class TimeSampler:
     r_std: float | None = None
 
     def __post_init__(self):
-        from ..errors import UserError, choice_error
-
         if self.kind not in ("uniform", "logit_normal"):
             raise choice_error("time sampler", self.kind, ["uniform", "logit_normal"])
         if not 0.0 <= self.equal_fraction <= 1.0:

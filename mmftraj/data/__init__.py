@@ -21,8 +21,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .d4rl import load_d4rl
+from .minari_io import load_minari
 from .normalizers import Normalizer
 from .store import EpisodeStore
+from .tables import load_table
 from .windows import WindowBatch, WindowDataset
 
 
@@ -32,14 +35,9 @@ def load_episodes(path: str | Path, **kwargs) -> EpisodeStore:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix in (".csv", ".parquet", ".pq"):
-        from .tables import load_table
-
         return load_table(path, **kwargs)
     if path.is_dir():
-        from .minari_io import load_minari
-
         return load_minari(path)
-    from .d4rl import load_d4rl
 
     return load_d4rl(path, **kwargs)
 

@@ -6,9 +6,16 @@ import re
 from pathlib import Path
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
 from ..cli_errors import user_errors
 from ..errors import UserError
+from . import load_episodes
+from .d4rl import load_d4rl
+from .generate import default_path
+from .generate import generate as run
+from .minari_io import export_minari
 
 MINARI_ID = re.compile(r"([\w.-]+/)?[\w.-]+-v\d+$")
 
@@ -24,10 +31,6 @@ def generate(
     out: Path = typer.Option(None, help="Output .hdf5 (default datasets/maze2d/<env>.hdf5)."),
 ):
     """Generate a maze2d dataset the way D4RL did (one continuous waypoint-controller run)."""
-    from rich.console import Console
-
-    from .generate import default_path
-    from .generate import generate as run
 
     target = Path(out) if out is not None else default_path(env.split("/")[-1])
     if target.is_file():
@@ -48,10 +51,6 @@ def inspect(
     path: Path = typer.Argument(..., help="A D4RL .hdf5 file, a Minari dataset directory, or a .csv/.parquet table."),
 ):
     """Print the episode statistics of a dataset."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from . import load_episodes
 
     store = load_episodes(path)
     table = Table()
@@ -72,8 +71,6 @@ def to_minari(
     dataset_id: str = typer.Option(None, "--id", help="Minari id, namespace/name-vN (default mmftraj/<file stem>, -v0 added if it has no version)."),
 ):
     """Export a D4RL file to a local Minari dataset (needs the optional minari extra)."""
-    from .d4rl import load_d4rl
-    from .minari_io import export_minari
 
     dataset_id = dataset_id or f"mmftraj/{path.stem}" + ("" if MINARI_ID.search(path.stem) else "-v0")
     if not MINARI_ID.fullmatch(dataset_id):  # Minari itself fails on these with a TypeError, half-way

@@ -11,7 +11,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ..errors import UserError
+from ..errors import UserError, choice_error
+from .generate import DEFAULT_SAMPLES, generate_command, write_d4rl_hdf5
 from .store import EpisodeStore, check_arrays
 
 REQUIRED = ("observations", "actions", "rewards", "terminals", "timeouts")
@@ -19,8 +20,6 @@ SPLITS = ("auto", "goal", "timeouts", "none")
 
 
 def _missing_message(path: Path) -> str:
-    from .generate import DEFAULT_SAMPLES, generate_command
-
     name = path.stem
     if name in DEFAULT_SAMPLES:
         return f"dataset not found: {path}; make it with: {generate_command(name)} --out {path}"
@@ -54,8 +53,6 @@ def episode_ends(arrays: dict[str, np.ndarray], split: str = "auto") -> np.ndarr
     """Boolean per step: an episode ends after this step."""
     n = len(arrays["observations"])
     if split not in SPLITS:
-        from ..errors import choice_error
-
         raise choice_error("episode split", split, SPLITS)
     if split == "auto":
         split = "goal" if "infos/goal" in arrays else "timeouts"
@@ -84,7 +81,6 @@ def save_d4rl(store: EpisodeStore, path: str | Path) -> None:
 
     Missing D4RL keys are filled: zero rewards/terminals, timeouts at episode ends.
     """
-    from .generate import write_d4rl_hdf5
 
     arrays = {"observations": store.observations, "actions": store.actions, **store.extras}
     n = len(store)

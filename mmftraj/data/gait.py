@@ -11,6 +11,7 @@ seconds, states `s_x, s_y` (metres), actions `a_vx, a_vy` (the velocity driving 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 GAITS = {
     # speed m/s, cadence Hz (stride cycles per second), sway amplitude m
@@ -21,7 +22,6 @@ GAITS = {
 
 def gait_table(episodes: int = 1024, steps: int = 64, dt: float = 0.05, seed: int = 0):
     """A pandas DataFrame of `episodes` episodes (half walking, half running) of `steps` rows."""
-    import pandas as pd
 
     rng = np.random.default_rng(seed)
     t = np.arange(steps) * dt

@@ -21,6 +21,8 @@ from pathlib import Path
 import h5py
 import mujoco
 import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
 from ..envs.controller import WaypointController
 from ..envs.maze2d import REWARD_RADIUS, SPECS, VEL_CLIP, make_maze2d
@@ -151,8 +153,6 @@ def dataset_stats(arrays: dict[str, np.ndarray]) -> dict:
 
 
 def _on_terminal() -> bool:
-    from rich.console import Console
-
     return Console().is_terminal
 
 
@@ -168,8 +168,6 @@ def generate(env_name: str, samples: int | None = None, seed: int = 0, out: str 
         raise UserError(f"--out {path} is a directory; give a file path such as {path / (key + '.hdf5')}")
     start = time.perf_counter()
     if show_progress and _on_terminal():
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
         with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                       TimeRemainingColumn(), transient=True) as bar:
             task = bar.add_task(f"{key} (seed {seed})", total=samples)

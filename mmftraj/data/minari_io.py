@@ -13,6 +13,7 @@ import os
 import warnings
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 
 from ..errors import UserError
@@ -43,7 +44,6 @@ def _datasets_root(root: Path):
 def export_minari(store: EpisodeStore, root: str | Path, dataset_id: str = "mmftraj/maze2d-umaze-v1"):
     """Write the store as Minari dataset `dataset_id` under `root`; returns its directory."""
     minari = _minari()
-    import gymnasium as gym
     from minari.data_collector import EpisodeBuffer
 
     root = Path(root)

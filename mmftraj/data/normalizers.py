@@ -8,6 +8,7 @@ A constant feature gets scale 1, so it maps to 0 (limits) or 0 (gaussian) and ba
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from ..errors import UserError, choice_error
 
@@ -48,7 +49,6 @@ class Normalizer:
     def _params(self, x):
         if isinstance(x, np.ndarray):
             return self.shift.astype(x.dtype), self.scale.astype(x.dtype)
-        import torch
 
         return (torch.as_tensor(self.shift, dtype=x.dtype, device=x.device),
                 torch.as_tensor(self.scale, dtype=x.dtype, device=x.device))

@@ -81,15 +81,20 @@ class EpisodeStore:
         out.update({key: v[s:e] for key, v in self.extras.items()})
         return out
 
-    def filter(self, min_length: int) -> EpisodeStore:
-        """A store of the episodes with at least `min_length` steps (rows re-concatenated)."""
-        keep = np.flatnonzero(self.lengths >= min_length)
-        rows = np.concatenate([np.arange(self.starts[k], self.ends[k]) for k in keep]) if len(keep) else np.zeros(0, int)
-        lengths = self.lengths[keep]
+    def take(self, index) -> EpisodeStore:
+        """A new store of the episodes `index` (in that order), rows re-concatenated."""
+        index = np.asarray(index, dtype=np.int64)
+        lengths = self.lengths[index]
+        rows = (np.concatenate([np.arange(self.starts[k], self.ends[k]) for k in index])
+                if len(index) else np.zeros(0, dtype=np.int64))
         ends = np.cumsum(lengths)
         return EpisodeStore(self.observations[rows], self.actions[rows], ends - lengths, ends,
                             {k: v[rows] for k, v in self.extras.items()},
-                            [self.episode_meta[k] for k in keep], dict(self.meta))
+                            [self.episode_meta[k] for k in index], dict(self.meta))
+
+    def filter(self, min_length: int) -> EpisodeStore:
+        """A store of the episodes with at least `min_length` steps."""
+        return self.take(np.flatnonzero(self.lengths >= min_length))
 
     def summary(self) -> dict:
         lengths = self.lengths

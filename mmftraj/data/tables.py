@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from ..errors import UserError
 from .store import EpisodeStore
@@ -24,8 +25,6 @@ ACTION_PREFIXES = ("a_", "act_")
 
 
 def _read(path: Path):
-    import pandas as pd
-
     if not path.is_file():
         raise UserError(f"table not found: {path}")
     suffix = path.suffix.lower()

@@ -15,7 +15,7 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
-from ..errors import UserError
+from ..errors import UserError, choice_error
 from .layouts import Layout, load_layout
 
 REWARD_RADIUS = 0.5
@@ -162,7 +162,6 @@ class Maze2dEnv(gym.Env):
 
 def make_maze2d(name: str = "maze2d-umaze-v1", layout: str | Layout | None = None) -> Maze2dEnv:
     """An unwrapped env by d4rl name (no TimeLimit), optionally on a user layout (no ref scores)."""
-    from ..errors import choice_error
 
     key = name.split("/")[-1]
     if key not in SPECS:

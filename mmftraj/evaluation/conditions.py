@@ -2,7 +2,7 @@
 planner under each: which goals, which starts, which dynamics, which maze.
 
     conds = split_conditions(load_split("umaze-goal"))     # [Condition(id ...), Condition(ood ...)]
-    result = evaluate_condition(net, normalizer, cfg, mode, conds[1], episodes=20, seed=1000)
+    result = evaluate_condition(net, normalizer, cfg.eval, "maze2d-umaze-v1", mode, conds[1], episodes=20, seed=1000)
 
 Episode i of a condition uses seed + i (same starts and noise for every checkpoint), the goal
 cell i mod |goal_cells| and the start cell i mod |start_cells| when the condition lists them
@@ -18,9 +18,13 @@ import json
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from rich.progress import track
 
+from ..data.splits import NOMINAL, Split, _layout, load_split
+from ..envs import make_maze2d
 from ..errors import UserError
-from .splits import NOMINAL, Split, _layout, load_split
+from ..planning import run_episode
+from .rollouts import RolloutConfig, execution_options, make_planner
 
 
 @dataclass(frozen=True)
@@ -64,7 +68,7 @@ def split_conditions(split: Split | str | None) -> list[Condition]:
         cells = tuple(sorted(_layout(split.layout).free_cells))
         return [STANDARD, Condition("anywhere", "ood", goal_cells=cells)]
     raise UserError(f"split {split.name!r} ({split.kind}) has no rollout evaluation; "
-                    "score its held-out episodes with mmftraj.evaluation.splits.heldout_store")
+                    "score its held-out episodes with mmftraj.data.splits.heldout_store")
 
 
 def _draw(spec: tuple, default: float, rng: np.random.Generator) -> float:
@@ -108,29 +112,25 @@ class ShiftedEnv:
         return self.env.get_normalized_score(episode_return)
 
 
-def evaluate_condition(net, normalizer, cfg, mode: str, condition: Condition, episodes: int, seed: int = 0,
-                       progress: bool = False) -> dict:
-    """Score `episodes` rollouts of a maze2d planner under `condition` (d4rl-normalized)."""
-    from ..envs import make_maze2d
-    from ..planning import run_episode
-    from .rollouts import execution_options, make_planner
+def evaluate_condition(net, normalizer, e: RolloutConfig, env_name: str, mode: str, condition: Condition,
+                       episodes: int, seed: int = 0, progress: bool = False) -> dict:
+    """Score `episodes` rollouts of a maze2d planner under `condition` (d4rl-normalized); `env_name`
+    is the env it is evaluated in unless the condition names another."""
 
     if episodes < 1:
         raise UserError(f"evaluation episodes must be at least 1, got {episodes}")
-    env_name = condition.env or cfg.eval.env or cfg.data.env
+    env_name = condition.env or env_name
     env = ShiftedEnv(make_maze2d(env_name), condition)
-    planner = make_planner(net, normalizer, cfg, mode, env.layout, seed=seed)
+    planner = make_planner(net, normalizer, e, mode, env.layout, seed=seed)
     iterator = range(episodes)
     if progress:
-        from rich.progress import track
-
         iterator = track(iterator, description=f"{condition.name} on {env_name}", transient=True)
     scores, success = [], []
     for i in iterator:
         env.episode = i
         goal = (env.layout.cell_to_xy(condition.goal_cells[i % len(condition.goal_cells)])
-                if condition.goal_cells else cfg.eval.goal)
-        ep = run_episode(env, planner, seed=seed + i, goal=goal, keep_plans=0, **execution_options(cfg))
+                if condition.goal_cells else e.goal)
+        ep = run_episode(env, planner, seed=seed + i, goal=goal, keep_plans=0, **execution_options(e))
         scores.append(ep.score)
         success.append(ep.success)
     scores = np.asarray(scores)

@@ -13,7 +13,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
 from torch import nn
+
+from ..data.digits import load_digits_images
+from ..io import atomic_path, atomic_write_text
 
 VERSION = 1
 FEATURE_DIM = 64
@@ -58,7 +62,6 @@ def _shift(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
 
 def train_classifier(epochs: int = 40, seed: int = 0) -> tuple[DigitsClassifier, dict]:
     """Train on a fixed 80 % split; report accuracy on the held-out 20 %."""
-    from ..data.digits import load_digits_images
 
     x, y = load_digits_images(8)
     g = torch.Generator().manual_seed(seed)
@@ -92,9 +95,6 @@ def train_classifier(epochs: int = 40, seed: int = 0) -> tuple[DigitsClassifier,
 
 def load_classifier(directory: Path | None = None) -> tuple[DigitsClassifier, dict]:
     """The cached classifier, trained and written (atomically) on first use."""
-    from safetensors.torch import load_file, save_file
-
-    from ..io import atomic_path, atomic_write_text
 
     root = Path(directory) if directory is not None else cache_dir()
     weights, meta_path = root / f"digits_classifier_v{VERSION}.safetensors", root / f"digits_classifier_v{VERSION}.json"

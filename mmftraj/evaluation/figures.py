@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..io import atomic_path
+
 
 def pyplot():
     """matplotlib.pyplot on the Agg backend (no display needed), imported only when a plot is drawn."""
@@ -17,7 +19,6 @@ def pyplot():
 
 def save_png(fig, path: Path, dpi: int = 110) -> None:
     """Lay out, write atomically (a reader never sees half a file) and close the figure."""
-    from ..io import atomic_path
 
     fig.tight_layout()
     with atomic_path(path, suffix=".png") as tmp:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
 from torch import nn
 
 from ..errors import UserError
@@ -206,8 +207,6 @@ def load_inception(path: str | Path | None = None, device="cpu") -> InceptionV3F
     p = weights_path(path)
     try:
         if p.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
             state = load_file(str(p))
         else:
             with warnings.catch_warnings():  # torch warns about odd pickles before failing; the error says it

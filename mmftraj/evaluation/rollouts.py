@@ -9,30 +9,57 @@ checkpoints evaluated with the same seed face the same starts.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
+from rich.progress import track
 
 from ..envs import make_maze2d, plot_maze
+from ..io import atomic_path
 from ..planning import Planner, run_episode
 
 
-def make_planner(net, normalizer, cfg, mode: str, layout, candidates: int | None = None, seed: int = 0) -> Planner:
-    e = cfg.eval
+@dataclass
+class RolloutConfig:
+    """How a maze2d planner is sampled and executed, and how its rollouts are scored (the
+    `eval` section of a maze2d config)."""
+
+    episodes: int = 100
+    steps: int = 1  # network evaluations per plan (mean-flow variants)
+    fm_steps: int = 16  # Euler steps for `fm` checkpoints when --steps is not given
+    candidates: int = 1  # plans per call, one kept by `selection`; 16 + earliest measured no better (maze2d_results.md)
+    selection: Literal["first", "earliest"] = "earliest"
+    goal_steps: list[float] = field(default_factory=lambda: [0.25, 0.5, 0.75, 1.0])  # goal_anywhere models
+    replan_every: int = 0  # env steps between plans; 0 plans once (open loop, as Diffuser): measured no worse
+    replan_missed: bool = True  # a plan used up with the agent away from the goal: plan again
+    smooth: int = 11  # moving-average width (steps) over sampled plans; 1: none. 11: +6 points on U-Maze
+    speed: float = 1.0  # plan clock / env clock while tracking (see planning.run_episode)
+    truncate: bool = True  # track the goal from the plan's first arrival within goal_radius
+    goal_radius: float = 0.5
+    env: str | None = None  # evaluation env; None: the training env
+    goal: list[float] | None = None  # a goal (x, y) instead of the layout's; must be a free point
+    plots: int = 6  # episodes drawn in rollouts.png / plans.png
+    latency_repeats: int = 50
+    train_episodes: int = 20  # episodes scored at the end of `train` (0: none)
+
+
+def make_planner(net, normalizer, e: RolloutConfig, mode: str, layout, candidates: int | None = None,
+                 seed: int = 0) -> Planner:
     return Planner(net, normalizer, steps=e.steps, mode=mode, candidates=candidates or e.candidates,
                    selection=e.selection, layout=layout, goal_radius=e.goal_radius, truncate=e.truncate, seed=seed,
                    goal_steps=e.goal_steps, smooth=e.smooth)
 
 
-def execution_options(cfg) -> dict:
-    """run_episode's execution settings from a maze2d config (shared by evaluations and reports)."""
-    e = cfg.eval
+def execution_options(e: RolloutConfig) -> dict:
+    """run_episode's execution settings (shared by evaluations and reports)."""
     return {"replan_every": e.replan_every, "speed": e.speed, "replan_missed": e.replan_missed}
 
 
-def plan_latency_ms(planner: Planner, obs, goal, repeats: int = 50, warmup: int = 5) -> float:
-    """Median wall time of one `plan` call (ms), after a few warm-up calls."""
+def plan_times_ms(planner: Planner, obs, goal, repeats: int = 50, warmup: int = 5) -> np.ndarray:
+    """Wall times (ms) of `repeats` `plan` calls, after a few warm-up calls."""
     for _ in range(warmup):
         planner.plan(obs, goal)
     times = []
@@ -40,32 +67,34 @@ def plan_latency_ms(planner: Planner, obs, goal, repeats: int = 50, warmup: int 
         t0 = time.perf_counter()
         planner.plan(obs, goal)
         times.append(time.perf_counter() - t0)
-    return 1000.0 * float(np.median(times))
+    return 1000.0 * np.asarray(times)
 
 
-def evaluate_planner(net, normalizer, cfg, mode: str, episodes: int = 100, seed: int = 0, out: Path | None = None,
-                     progress: bool = True) -> dict:
-    """Score `episodes` rollouts; write plots under `out` (results.json is the caller's)."""
-    env_name = cfg.eval.env or cfg.data.env
+def plan_latency_ms(planner: Planner, obs, goal, repeats: int = 50, warmup: int = 5) -> float:
+    """Median wall time of one `plan` call (ms)."""
+    return float(np.median(plan_times_ms(planner, obs, goal, repeats, warmup)))
+
+
+def evaluate_planner(net, normalizer, e: RolloutConfig, env_name: str, mode: str, episodes: int = 100,
+                     seed: int = 0, out: Path | None = None, progress: bool = True) -> dict:
+    """Score `episodes` rollouts in `env_name`; write plots under `out` (results.json is the caller's)."""
     env = make_maze2d(env_name)
-    planner = make_planner(net, normalizer, cfg, mode, env.layout, seed=seed)
-    goal = cfg.eval.goal
+    planner = make_planner(net, normalizer, e, mode, env.layout, seed=seed)
+    goal = e.goal
     if goal is not None:
         env.reset(seed=seed, options={"goal": tuple(goal)})  # a goal in a wall or outside: UserError now
     eps = []
     t0 = time.perf_counter()
     iterator = range(episodes)
     if progress:
-        from rich.progress import track
-
         iterator = track(iterator, description=f"rollouts {env_name}", transient=True)
     for i in iterator:
-        eps.append(run_episode(env, planner, seed=seed + i, goal=goal, **execution_options(cfg)))
+        eps.append(run_episode(env, planner, seed=seed + i, goal=goal, **execution_options(e)))
     wall = time.perf_counter() - t0
     scores = np.array([e.score for e in eps])
     plans = sum(len(e.plan_seconds) for e in eps)
     obs, _ = env.reset(seed=seed, options={"goal": tuple(goal)} if goal is not None else None)
-    single = make_planner(net, normalizer, cfg, mode, env.layout, candidates=1, seed=seed)
+    single = make_planner(net, normalizer, e, mode, env.layout, candidates=1, seed=seed)
     results = {
         "env": env_name,
         "episodes": episodes,
@@ -75,19 +104,19 @@ def evaluate_planner(net, normalizer, cfg, mode: str, episodes: int = 100, seed:
         "success_rate": float(np.mean([e.success for e in eps])),
         "evaluations_per_plan": planner.steps,
         "candidates": planner.candidates,
-        "replan_every": cfg.eval.replan_every,
-        "replan_missed": cfg.eval.replan_missed,
-        "speed": cfg.eval.speed,
-        "smooth": cfg.eval.smooth,
+        "replan_every": e.replan_every,
+        "replan_missed": e.replan_missed,
+        "speed": e.speed,
+        "smooth": e.smooth,
         "plans_per_episode": plans / episodes,
-        "plan_latency_ms_batch1": plan_latency_ms(single, obs, env.goal, cfg.eval.latency_repeats),
+        "plan_latency_ms_batch1": plan_latency_ms(single, obs, env.goal, e.latency_repeats),
         "plan_latency_ms": 1000.0 * float(np.median(np.concatenate([e.plan_seconds for e in eps]))),
         "rollout_wall_s": wall,
         "threads": torch.get_num_threads(),
     }
-    if out is not None and cfg.eval.plots > 0:
+    if out is not None and e.plots > 0:
         Path(out).mkdir(parents=True, exist_ok=True)
-        plot_episodes(env.layout, eps[: cfg.eval.plots], Path(out), env_name)
+        plot_episodes(env.layout, eps[: e.plots], Path(out), env_name)
         np.savez_compressed(Path(out) / "scores.npz", scores=scores, seeds=seed + np.arange(episodes))
     return results
 
@@ -98,8 +127,6 @@ def plot_episodes(layout, episodes, out: Path, title: str) -> None:
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
-
-    from ..io import atomic_path
 
     n = len(episodes)
     for name, draw in (("rollouts.png", _draw_rollout), ("plans.png", _draw_plans)):

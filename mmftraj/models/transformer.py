@@ -28,6 +28,7 @@ import torch.autograd.forward_ad as fwAD
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import UserError, choice_error
 from .embeddings import TimeEmbedding, sinusoidal_positions
 from .layers import LayerNorm, SwitchableAttention
 
@@ -63,15 +64,12 @@ PRESETS = {
 def preset_config(name: str, horizon: int, dim_in: int, **overrides) -> TransformerConfig:
     """TransformerConfig from a named size preset plus task shape and any overrides."""
     if name not in PRESETS:
-        from ..errors import choice_error
-
         raise choice_error("transformer preset", name, PRESETS)
     return TransformerConfig(horizon=horizon, dim_in=dim_in, **{**PRESETS[name], **overrides})
 
 
 def check_task_sizes(horizon: int, width: int, depth: int, heads: int, patch: int) -> None:
     """One-line errors, naming the config fields, for sizes a task's transformer cannot have."""
-    from ..errors import UserError
 
     if horizon < 1:
         raise UserError(f"data.horizon must be at least 1, got {horizon}")

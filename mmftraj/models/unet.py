@@ -31,6 +31,7 @@ import torch.autograd.forward_ad as fwAD
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import choice_error
 from . import dual
 from .embeddings import TimeEmbedding
 from .layers import SwitchableAttention
@@ -67,8 +68,6 @@ UNET_PRESETS = {
 
 def unet_config(preset: str, **overrides) -> UNetConfig:
     if preset not in UNET_PRESETS:
-        from ..errors import choice_error
-
         raise choice_error("U-Net preset", preset, UNET_PRESETS)
     return UNetConfig(**{**UNET_PRESETS[preset], **overrides})
 

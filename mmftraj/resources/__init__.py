@@ -1,4 +1,4 @@
-"""Data shipped inside the package: `configs/` and `envs/` of the repository (linked here)."""
+"""Data shipped inside the package: preset YAML (`configs/`), maze layouts and splits (`envs/`)."""
 
 from pathlib import Path
 

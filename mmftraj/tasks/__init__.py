@@ -1,29 +1,52 @@
-"""Task registry: name → module. A task module wires data + model + evaluation and exposes
+"""Task registry: name → `Task`, the protocol the CLI and `runs` call.
 
-    Config                      a dataclass with at least `objective` and `train` sections
-    default_config(preset)      the Config for a preset (YAML from configs/ over the dataclass)
-    PRESETS                     valid preset names (may be empty)
-    train(cfg, run_dir)         trains with mmftraj.training and returns a results dict
-
-and optionally `evaluate(...)` / `sample(...)`. Modules load lazily so `mmftraj --help` is fast.
+A task module (toy2d, maze2d, motion, digits, cifar) wires data + model + evaluation and defines
+`TASK = Task(...)`. Modules are imported when their task is asked for, so `mmftraj --help` does
+not load every task's dependencies.
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from ..errors import choice_error
 
-TASKS = {
+
+def _no_preset(cfg) -> str | None:
+    return None
+
+
+@dataclass(frozen=True)
+class Task:
+    """What every task offers. `train(cfg, run_dir, resume, progress)` returns a results dict;
+    `evaluate(checkpoint, steps, episodes, seed, out, overrides)` scores a checkpoint;
+    `sample(checkpoint, steps, n, out, seed, device)` writes sample files and returns their paths.
+    A task without evaluation or sampling leaves those None."""
+
+    name: str
+    config: type  # the Config dataclass: sections `objective` and `train` at least
+    default_config: Callable[[str | None], Any]  # the dataclass defaults for a preset (before YAML)
+    train: Callable[..., dict]
+    presets: tuple[str, ...] = ()
+    default_preset: Callable[[Any], str | None] = _no_preset  # names a run whose preset was not given
+    evaluate: Callable[..., dict] | None = None
+    sample: Callable[..., list] | None = None
+
+
+MODULES = {
     "toy2d": "mmftraj.tasks.toy2d",
     "digits": "mmftraj.tasks.digits",
     "cifar": "mmftraj.tasks.cifar",
     "maze2d": "mmftraj.tasks.maze2d",
     "motion": "mmftraj.tasks.motion",
 }
+TASKS = tuple(MODULES)
 
 
-def get_task(name: str):
-    if name not in TASKS:
-        raise choice_error("task", name, TASKS)
-    return importlib.import_module(TASKS[name])
+def get_task(name: str) -> Task:
+    if name not in MODULES:
+        raise choice_error("task", name, MODULES)
+    return importlib.import_module(MODULES[name]).TASK

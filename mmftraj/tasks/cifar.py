@@ -9,24 +9,26 @@ Data come from the python-version batch directory (`data.dir`); FID needs Incept
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import torch
 
-from ..checkpoint import run_name
 from ..core import ObjectiveConfig
+from ..data.cifar import AUG_DIM, edm_augment, hflip, load_cifar10, to_float
 from ..errors import UserError
+from ..evaluation.images import save_grid
 from ..models.unet import UNetConfig, unet_config
 from ..training import TrainConfig
+from . import Task
 from .image_common import (
     ImageEvalConfig,
     RuntimeConfig,
     build_model,
+    checkpoint_samples,
     generate,
-    load_image_model,
     make_batch_fn,
     train_images,
-    write_samples,
 )
 
 PRESETS = ()
@@ -59,7 +61,6 @@ def default_preset(cfg: Config) -> None:
 
 def make_draw(images: torch.Tensor, data: CifarData, aug_dim: int):
     """uint8 dataset → the batch dict (x in [-1, 1], optional augmentation labels as cond)."""
-    from ..data.cifar import AUG_DIM, edm_augment, hflip, to_float
 
     if data.edm_aug > 0 and aug_dim != AUG_DIM:
         raise UserError(f"data.edm_aug > 0 needs model.aug_dim = {AUG_DIM} (got {aug_dim})")
@@ -77,9 +78,6 @@ def make_draw(images: torch.Tensor, data: CifarData, aug_dim: int):
 
 
 def train(cfg: Config, run_dir: Path, resume: bool = False, progress: bool = True) -> dict:
-    from ..data.cifar import load_cifar10
-    from ..evaluation.images import save_grid
-
     if not cfg.data.dir:
         raise UserError("the cifar task needs the CIFAR-10 python batch directory: --data-dir PATH (or --set data.dir=PATH)")
     if cfg.model.image_size != 32 or cfg.model.in_channels != 3:
@@ -103,8 +101,7 @@ def evaluate(checkpoint, steps=None, seed: int = 0, out: Path | None = None, **_
     raise UserError("cifar is scored with `mmftraj fid --task cifar --checkpoint RUN --data-dir DIR --weights W`")
 
 
-def sample(checkpoint, steps: int = 1, n: int = 64, out: Path = Path("samples"), seed: int = 0,
-           device: str | torch.device | None = None) -> list[Path]:
-    model, cfg = load_image_model(checkpoint, "cifar", Config)
-    return write_samples(model, cfg, "cifar", steps, n, out, seed, scale=2, run=run_name(checkpoint),
-                         device=device)
+sample_files = partial(checkpoint_samples, "cifar", Config, 2)  # PNG grid + .npz, 2x scaled
+
+
+TASK = Task("cifar", Config, default_config, train, PRESETS, default_preset, evaluate, sample_files)

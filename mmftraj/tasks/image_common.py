@@ -9,8 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
 
+from ..checkpoint import load_task_model, run_name
+from ..config import to_dict
 from ..core import ModularMeanFlow, sample
+from ..evaluation.images import save_grid, save_npz
 from ..models.unet import UNet, UNetConfig, build_unet
 from ..training import Trainer
 
@@ -48,8 +53,6 @@ def make_batch_fn(model: UNet, batch_size: int, draw: Callable[[torch.Tensor, to
 
 
 def train_images(task: str, cfg, model: UNet, batch_fn, run_dir: Path, resume: bool, progress: bool):
-    from ..config import to_dict
-
     objective = ModularMeanFlow(cfg.objective)
     trainer = Trainer(model, objective, batch_fn, cfg.train, run_dir, meta={"task": task, "config": to_dict(cfg)},
                       progress=progress)
@@ -65,13 +68,11 @@ def default_device() -> str:
 def progress_bar(description: str, total: int, enabled: bool = True) -> Iterator[Callable[[int], None]]:
     """Yield `advance(k)`: a transient rich bar on stderr when enabled and stderr is a terminal, a
     no-op otherwise, so library callers, tests and logs run without one (rich would leave blank lines)."""
-    from rich.console import Console
 
     console = Console(stderr=True)
     if not (enabled and console.is_terminal):
         yield lambda k: None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
 
     columns = ("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TimeRemainingColumn())
@@ -98,8 +99,6 @@ def generate(model: UNet, n: int, steps: int, mode: str, seed: int, batch: int =
 
 
 def load_image_model(checkpoint, task: str, config_cls, which: str = "ema"):
-    from ..checkpoint import load_task_model
-
     model, cfg, _ = load_task_model(checkpoint, task, config_cls, lambda c: build_unet(c.model), which)
     return model, cfg
 
@@ -108,7 +107,6 @@ def write_samples(model: UNet, cfg, task: str, steps: int, n: int, out: Path, se
                   run: str, device: str | torch.device | None = None) -> list[Path]:
     """A PNG grid and an .npz named after the run too, so two runs sampled into one folder do not
     overwrite each other."""
-    from ..evaluation.images import save_grid, save_npz
 
     mode = ModularMeanFlow(cfg.objective).sampling_mode
     device = device or default_device()
@@ -118,3 +116,11 @@ def write_samples(model: UNet, cfg, task: str, steps: int, n: int, out: Path, se
     grid = save_grid(images[: min(n, 256)], out / f"{stem}.png", scale=scale)
     arrays = save_npz(images, out / f"{stem}.npz", steps=steps, seed=seed, variant=cfg.objective.variant)
     return [grid, arrays]
+
+
+def checkpoint_samples(task: str, config_cls, scale: int, checkpoint, steps: int = 1, n: int = 64,
+                       out: Path = Path("samples"), seed: int = 0, device: str | torch.device | None = None) -> list[Path]:
+    """An image task's `sample`: load the checkpoint, draw n samples with k steps, write grid + .npz."""
+    model, cfg = load_image_model(checkpoint, task, config_cls)
+    return write_samples(model, cfg, task, steps, n, out, seed, scale=scale, run=run_name(checkpoint), device=device)
+

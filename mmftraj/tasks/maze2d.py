@@ -9,17 +9,28 @@ planned actions (Diffuser's own actions score 6.3 / 13.5 / 6.3, DESIGN §3).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import torch
 
+from ..checkpoint import load_task_model
+from ..config import apply_overrides, check_eval_overrides, to_dict
 from ..core import ModularMeanFlow, ObjectiveConfig
+from ..data import Normalizer, load_episodes
+from ..data.generate import default_path, generate
+from ..data.splits import prepare_windows
+from ..envs import SPECS
+from ..envs.layouts import load_layout
 from ..errors import UserError
+from ..evaluation.rollouts import RolloutConfig, evaluate_planner
 from ..models.transformer import TransformerConfig, build_transformer, check_task_sizes, count_parameters
 from ..planning import StartGoalNet
 from ..training import TrainConfig, Trainer
+from . import Task
 
 MAZES = {"umaze": "maze2d-umaze-v1", "medium": "maze2d-medium-v1", "large": "maze2d-large-v1"}
 PRESETS = tuple(MAZES)
@@ -33,7 +44,7 @@ class DataConfig:
     path: str | None = None  # None: datasets/maze2d/<env>.hdf5, generated on first use
     horizon: int = 128
     normalizer: Literal["limits", "gaussian"] = "limits"
-    split: str | None = None  # a split (envs/splits name or YAML path) applied to the training data
+    split: str | None = None  # a split (mmftraj/resources/envs/splits name or YAML path) applied to the training data
     fraction: float = 1.0  # nested low-data subset: this fraction of the episodes (by subset_seed)
     subset_seed: int = 0
     # Windows may run past their episode's end (the controller's goal), continuing at rest at the
@@ -56,27 +67,6 @@ class ModelConfig:
 
 
 @dataclass
-class EvalConfig:
-    episodes: int = 100
-    steps: int = 1  # network evaluations per plan (mean-flow variants)
-    fm_steps: int = 16  # Euler steps for `fm` checkpoints when --steps is not given
-    candidates: int = 1  # plans drawn per call in one batch; one is kept by `selection`
-    selection: Literal["first", "earliest"] = "earliest"
-    goal_steps: list[float] = field(default_factory=lambda: [0.25, 0.5, 0.75, 1.0])  # goal_anywhere models
-    replan_every: int = 0  # env steps between plans; 0 plans once (open loop, as Diffuser)
-    replan_missed: bool = True  # a plan used up with the agent away from the goal: plan again
-    smooth: int = 11  # moving-average width (steps) applied to sampled plans; 1: none
-    speed: float = 1.0  # plan clock / env clock while tracking (see planning.run_episode)
-    truncate: bool = True  # track the goal from the plan's first arrival within goal_radius
-    goal_radius: float = 0.5
-    env: str | None = None  # evaluation env; None: the training env
-    goal: list[float] | None = None  # a goal (x, y) instead of the layout's; must be a free point
-    plots: int = 6  # episodes drawn in rollouts.png / plans.png
-    latency_repeats: int = 50
-    train_episodes: int = 20  # episodes scored at the end of `train` (0: none)
-
-
-@dataclass
 class Config:
     # c on the per-sample sum: 1e-3 per learned entry of U-Maze's 128 × 4 window (6 are pinned),
     # the weighting the mazes were measured with; maze2d-medium/large.yaml scale it to their H
@@ -88,7 +78,7 @@ class Config:
     )
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
+    eval: RolloutConfig = field(default_factory=RolloutConfig)
 
 
 def default_config(preset: str | None = None) -> Config:
@@ -106,12 +96,6 @@ def default_preset(cfg: Config) -> str:
 def _check_manifest_layout(path: Path, env: str) -> None:
     """A file that `mmftraj data generate` made for another maze would train a planner on walls
     that are not there; its manifest says which maze it is (files from elsewhere have none)."""
-    import json
-
-    import numpy as np
-
-    from ..envs import SPECS
-    from ..envs.layouts import load_layout
 
     manifest = path.with_suffix(".json")
     if not manifest.is_file():
@@ -136,7 +120,6 @@ def dataset_path(cfg: Config, generate_missing: bool = True, progress: bool = Tr
                             f"`mmftraj data generate {cfg.data.env} --out {path}` or drop data.path")
         _check_manifest_layout(path, cfg.data.env)
         return path
-    from ..data.generate import default_path, generate
 
     path = default_path(cfg.data.env)
     if not path.exists() and generate_missing:
@@ -147,13 +130,9 @@ def dataset_path(cfg: Config, generate_missing: bool = True, progress: bool = Tr
 
 
 def load_windows(cfg: Config, progress: bool = True):
-    from ..data import load_episodes
-
     store = load_episodes(dataset_path(cfg, progress=progress))
     if store.obs_dim != OBS_DIM:
         raise UserError(f"maze2d needs 4-D observations (x, y, vx, vy); the dataset has {store.obs_dim}")
-    from ..envs import SPECS
-    from ..evaluation.splits import prepare_windows
 
     goal_from = max(1, cfg.data.horizon // 8) if cfg.model.goal_anywhere else None  # as make_batch_fn
     return prepare_windows(store, cfg.data.horizon, cfg.data.normalizer, cfg.data.split, cfg.data.fraction,
@@ -162,8 +141,6 @@ def load_windows(cfg: Config, progress: bool = True):
 
 
 def obs_normalizer(windows):
-    from ..data import Normalizer
-
     norm = windows.normalizer
     return Normalizer(norm.kind, norm.shift[:OBS_DIM], norm.scale[:OBS_DIM])
 
@@ -201,8 +178,6 @@ def make_batch_fn(windows, net: StartGoalNet, batch_size: int):
 
 
 def train(cfg: Config, run_dir: Path, resume: bool = False, progress: bool = True) -> dict:
-    from ..config import to_dict
-
     if cfg.eval.train_episodes < 0:
         raise UserError(f"eval.train_episodes must be 0 (no check) or more, got {cfg.eval.train_episodes}")
 
@@ -217,10 +192,8 @@ def train(cfg: Config, run_dir: Path, resume: bool = False, progress: bool = Tru
     results = {"objective": cfg.objective.variant, "env": cfg.data.env, "windows": len(windows),
                "parameters": count_parameters(net), **fit}
     if cfg.eval.train_episodes > 0:
-        from ..evaluation.rollouts import evaluate_planner
-
         net = trainer.ema.cpu().eval()
-        ev = evaluate_planner(net, obs_normalizer(windows), cfg, objective.sampling_mode,
+        ev = evaluate_planner(net, obs_normalizer(windows), cfg.eval, cfg.eval.env or cfg.data.env, objective.sampling_mode,
                               episodes=cfg.eval.train_episodes, out=Path(run_dir), progress=progress)
         results["eval"] = ev
     return results
@@ -229,8 +202,6 @@ def train(cfg: Config, run_dir: Path, resume: bool = False, progress: bool = Tru
 # -- checkpoints and evaluation -------------------------------------------------------------------
 def load_model(checkpoint: str | Path, which: str = "ema"):
     """(net, cfg, normalizer) from a maze2d checkpoint; other tasks and shapes are UserErrors."""
-    from ..checkpoint import load_task_model
-    from ..data import Normalizer
 
     net, cfg, meta = load_task_model(checkpoint, "maze2d", Config, build_model, which)
     if "normalizer" not in meta:
@@ -240,9 +211,6 @@ def load_model(checkpoint: str | Path, which: str = "ema"):
 
 def evaluate(checkpoint: str | Path, steps: list[int] | None = None, episodes: int | None = None, seed: int = 0,
              out: Path | None = None, overrides=(), progress: bool = True) -> dict:
-    from ..config import apply_overrides, check_eval_overrides
-    from ..evaluation.rollouts import evaluate_planner
-
     net, cfg, normalizer = load_model(checkpoint)
     check_eval_overrides(overrides)
     cfg = apply_overrides(cfg, list(overrides))
@@ -257,6 +225,10 @@ def evaluate(checkpoint: str | Path, steps: list[int] | None = None, episodes: i
     for k in steps:
         cfg.eval.steps = int(k)
         sub = out / f"steps{k}" if out is not None and len(steps) > 1 else out
-        results[f"{k}-step"] = evaluate_planner(net, normalizer, cfg, mode, episodes=cfg.eval.episodes, seed=seed,
+        results[f"{k}-step"] = evaluate_planner(net, normalizer, cfg.eval, cfg.eval.env or cfg.data.env, mode,
+                                                 episodes=cfg.eval.episodes, seed=seed,
                                                 out=sub, progress=progress)
     return results
+
+
+TASK = Task("maze2d", Config, default_config, train, PRESETS, default_preset, evaluate)

@@ -17,14 +17,22 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 import torch
 
-from ..core import ModularMeanFlow, ObjectiveConfig
-from ..core import sample as draw_samples  # not `sample`: the CLI reads a task's `sample` as its sampler
+from ..checkpoint import load_task_model, run_name
+from ..config import apply_overrides, check_eval_overrides, save_yaml, to_dict
+from ..core import ModularMeanFlow, ObjectiveConfig, sample
+from ..data import Normalizer, WindowDataset
+from ..data.gait import gait_table
+from ..data.tables import load_table, store_from_frame
 from ..errors import UserError
 from ..evaluation.distances import sliced_wasserstein
+from ..evaluation.figures import pyplot, save_png
+from ..io import atomic_path
 from ..models.transformer import TransformerConfig, build_transformer, check_task_sizes, count_parameters
 from ..training import TrainConfig, Trainer
+from . import Task
 
 PRESETS = ()
 
@@ -89,12 +97,9 @@ def default_preset(cfg: Config) -> str:
 # -- data ----------------------------------------------------------------------------------------
 def load_store(cfg: Config):
     """The whole table as an EpisodeStore: the user's file, or the synthetic gait table."""
-    from ..data.tables import load_table, store_from_frame
 
     d = cfg.data
     if d.path is None:
-        from ..data.gait import gait_table
-
         if d.gait_episodes < 2:
             raise UserError(f"data.gait_episodes must be at least 2, got {d.gait_episodes}")
         frame = gait_table(d.gait_episodes)  # one fixed table: data.split_seed only picks the held-out share
@@ -116,15 +121,13 @@ def split_episodes(num_episodes: int, test_fraction: float, seed: int) -> tuple[
 def load_windows(cfg: Config, normalizer=None):
     """(train windows, held-out windows): the normalizer is fitted on the training episodes only,
     or given (a checkpoint's)."""
-    from ..data import WindowDataset
-    from ..evaluation.splits import take_episodes
 
     h = cfg.data.horizon
     store = load_store(cfg)
     train_idx, test_idx = split_episodes(store.num_episodes, cfg.data.test_fraction, cfg.data.split_seed)
     parts = []
     for name, index in (("training", train_idx), ("held-out", test_idx)):
-        part = take_episodes(store, index)
+        part = store.take(index)
         if (part.lengths < h).all():
             raise UserError(f"no {name} episode is as long as data.horizon {h} (the longest has "
                             f"{int(part.lengths.max())} steps); use a shorter data.horizon"
@@ -160,8 +163,6 @@ def build_model(cfg: Config):
 
 
 def train(cfg: Config, run_dir: Path, resume: bool = False, progress: bool = True) -> dict:
-    from ..config import save_yaml, to_dict
-
     m = cfg.model
     check_task_sizes(cfg.data.horizon, m.width, m.depth, m.heads, m.patch)
     check_eval(cfg)
@@ -205,7 +206,7 @@ def evaluate_model(model, cfg: Config, mode: str, train_windows, test_windows, p
 
     samples, swd, rough = {}, {}, {"held-out data": roughness(held)}
     for k in cfg.eval.steps:
-        samples[k] = draw_samples(model, noise, steps=k, mode=mode)
+        samples[k] = sample(model, noise, steps=k, mode=mode)
         swd[f"{k}-step"] = distance(samples[k])
         rough[f"{k}-step"] = roughness(samples[k])
     if plot_path is not None:
@@ -225,7 +226,6 @@ def roughness(windows: torch.Tensor) -> float:
 def plot_windows(panels: list[tuple[str, np.ndarray]], columns: list[str], path: Path, count: int, title: str) -> None:
     """Raw windows (N, H, D) as paths in the plane of the first two state columns (one column:
     against time), one panel per (label, windows)."""
-    from ..evaluation.figures import pyplot, save_png
 
     fig, axes = pyplot().subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4), sharex=True, sharey=True, squeeze=False)
     for ax, (label, raw) in zip(axes[0], panels, strict=True):
@@ -243,8 +243,6 @@ def plot_windows(panels: list[tuple[str, np.ndarray]], columns: list[str], path:
 
 def load_model(checkpoint: str | Path, which: str = "ema"):
     """(model, cfg, normalizer, meta) from a motion checkpoint."""
-    from ..checkpoint import load_task_model
-    from ..data import Normalizer
 
     model, cfg, meta = load_task_model(checkpoint, "motion", Config, build_model, which)
     if "normalizer" not in meta:
@@ -263,21 +261,17 @@ def time_step(store) -> float:
     return float(np.median(steps)) if len(steps) else 1.0
 
 
-def sample(checkpoint, steps: int = 1, n: int = 64, out: Path = Path("samples"), seed: int = 0,
+def sample_files(checkpoint, steps: int = 1, n: int = 64, out: Path = Path("samples"), seed: int = 0,
            device: str | torch.device | None = None) -> list[Path]:
     """n generated windows written as a trajectory table (CSV with the training table's column
     names, one episode per window, so mmftraj.data.tables reads it back) and a plot of the first few."""
-    import pandas as pd
-
-    from ..checkpoint import run_name
-    from ..io import atomic_path
 
     model, cfg, normalizer, meta = load_model(checkpoint)
     device = torch.device(device or "cpu")
     mode = ModularMeanFlow(cfg.objective).sampling_mode
     shape = (n, cfg.data.horizon, cfg.model.dim_in)
     noise = torch.randn(shape, generator=torch.Generator().manual_seed(seed)).to(device)
-    raw = normalizer.unnormalize(draw_samples(model.to(device), noise, steps=steps, mode=mode).cpu()).numpy()
+    raw = normalizer.unnormalize(sample(model.to(device), noise, steps=steps, mode=mode).cpu()).numpy()
     columns = meta["columns"]["state"] + meta["columns"]["action"]
     h = cfg.data.horizon
     table = pd.DataFrame(raw.reshape(n * h, -1), columns=columns)
@@ -298,8 +292,6 @@ def sample(checkpoint, steps: int = 1, n: int = 64, out: Path = Path("samples"),
 
 def evaluate(checkpoint: str | Path, steps: list[int] | None = None, out: Path | None = None, seed: int = 0,
              episodes: int | None = None, overrides=(), **_) -> dict:
-    from ..config import apply_overrides, check_eval_overrides
-
     if episodes is not None:
         raise UserError("motion compares windows, not episodes; its evaluation size is --set eval.n_samples=N")
     check_eval_overrides(overrides, ("eval.", "data.path="), "eval.* overrides and data.path (the table, if it moved)")
@@ -316,3 +308,6 @@ def evaluate(checkpoint: str | Path, steps: list[int] | None = None, out: Path |
     mode = ModularMeanFlow(cfg.objective).sampling_mode
     return evaluate_model(model, cfg, mode, train_windows, test_windows,
                           plot_path=out / "samples.png" if out else None)
+
+
+TASK = Task("motion", Config, default_config, train, PRESETS, default_preset, evaluate, sample_files)

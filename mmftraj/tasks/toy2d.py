@@ -13,11 +13,15 @@ from typing import Literal
 
 import torch
 
-from ..core import ModularMeanFlow, ObjectiveConfig
-from ..core import sample as draw_samples  # not `sample`: the CLI reads a task's `sample` as its sampler
+from ..checkpoint import load_task_model
+from ..config import apply_overrides, check_eval_overrides, to_dict
+from ..core import ModularMeanFlow, ObjectiveConfig, sample
+from ..errors import UserError, choice_error
 from ..evaluation.distances import sliced_wasserstein
+from ..evaluation.figures import pyplot, save_png
 from ..models.mlp import MLPConfig, TimeMLP
 from ..training import TrainConfig, Trainer
+from . import Task
 
 DISTRIBUTIONS = ("checkerboard", "eight_gaussians", "two_moons", "gaussian")
 PRESETS = DISTRIBUTIONS
@@ -89,7 +93,6 @@ def sample_data(name: str, n: int, generator: torch.Generator | None = None) -> 
         return (pts - torch.tensor([0.5, 0.25])) * 1.5 + 0.05 * torch.randn(n, 2, generator=g)
     if name == "gaussian":
         return torch.tensor([1.0, -0.5]) + torch.randn(n, 2, generator=g) @ torch.tensor([[1.0, 0.0], [0.6, 0.5]])
-    from ..errors import choice_error
 
     raise choice_error("toy2d distribution", name, DISTRIBUTIONS)
 
@@ -106,8 +109,6 @@ def train(cfg: Config, run_dir: Path, resume: bool = False, progress: bool = Tru
 
     def batch_fn(generator: torch.Generator, step: int) -> dict:
         return {"x": sample_data(cfg.data.distribution, cfg.train.batch_size, generator)}
-
-    from ..config import to_dict
 
     trainer = Trainer(model, objective, batch_fn, cfg.train, run_dir, meta={"task": "toy2d", "config": to_dict(cfg)},
                       progress=progress)
@@ -126,7 +127,7 @@ def evaluate_model(model, cfg: Config, mode: str, plot_path: Path | None = None)
     noise = torch.randn(n, 2, generator=g)
     samples, swd = {}, {}
     for k in cfg.eval.steps:
-        samples[k] = draw_samples(model, noise, steps=k, mode=mode)
+        samples[k] = sample(model, noise, steps=k, mode=mode)
         swd[f"{k}-step"] = sliced_wasserstein(samples[k], data, cfg.eval.projections, torch.Generator().manual_seed(0))
     if plot_path is not None:
         plot_samples(data, samples, plot_path, f"{cfg.objective.variant} on {cfg.data.distribution} ({mode} sampling)")
@@ -134,8 +135,6 @@ def evaluate_model(model, cfg: Config, mode: str, plot_path: Path | None = None)
 
 
 def plot_samples(data: torch.Tensor, samples: dict, path: Path, title: str) -> None:
-    from ..evaluation.figures import pyplot, save_png
-
     plt = pyplot()
     panels = [("data", data)] + [(f"{k} step{'s' if k > 1 else ''}", s) for k, s in samples.items()]
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4), sharex=True, sharey=True)
@@ -150,17 +149,12 @@ def plot_samples(data: torch.Tensor, samples: dict, path: Path, title: str) -> N
 
 
 def load_model(checkpoint: str | Path, which: str = "ema") -> tuple[TimeMLP, Config]:
-    from ..checkpoint import load_task_model
-
     model, cfg, _ = load_task_model(checkpoint, "toy2d", Config, build_model, which)
     return model, cfg
 
 
 def evaluate(checkpoint: str | Path, steps: list[int] | None = None, out: Path | None = None, seed: int = 0,
              episodes: int | None = None, overrides=(), **_) -> dict:
-    from ..config import apply_overrides, check_eval_overrides
-    from ..errors import UserError
-
     if episodes is not None:
         raise UserError("toy2d has no episodes; its evaluation size is --set eval.n_samples=N")
     check_eval_overrides(overrides)
@@ -171,3 +165,6 @@ def evaluate(checkpoint: str | Path, steps: list[int] | None = None, out: Path |
         cfg.eval.steps = list(steps)
     mode = ModularMeanFlow(cfg.objective).sampling_mode
     return evaluate_model(model, cfg, mode, plot_path=out / "samples.png" if out else None)
+
+
+TASK = Task("toy2d", Config, default_config, train, PRESETS, default_preset, evaluate)

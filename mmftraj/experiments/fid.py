@@ -16,8 +16,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import UserError
-from .frechet import feature_stats, frechet_distance
+from ..core import ModularMeanFlow
+from ..data.cifar import load_cifar10, resolve_dir, to_float
+from ..data.digits import load_digits_images
+from ..errors import UserError, choice_error
+from ..evaluation.digits_features import FEATURE_BATCH, cache_dir, load_classifier
+from ..evaluation.frechet import feature_stats, frechet_distance
+from ..evaluation.inception import load_inception, weights_path
+from ..io import atomic_path
+from ..tasks import cifar, digits
+from ..tasks.image_common import default_device, generate, load_image_model, progress_bar
+from ..training import resolve_device
 
 FID_TASKS = ("cifar", "digits")
 CIFAR_N, CIFAR_SEED, CIFAR_BATCH = 50000, 0, 250  # the usual FID-50k
@@ -58,9 +67,8 @@ def default_n_seed(task: str, cfg, n: int | None, seed: int | None) -> tuple[int
     evaluation (eval.n_samples, eval.seed), so its 1-step FID equals results.json's fd.1-step."""
     if task == "cifar":
         return (CIFAR_N if n is None else n), (CIFAR_SEED if seed is None else seed)
-    from ..tasks.digits import Config
 
-    saved = cfg.eval.n_samples if cfg.eval.n_samples >= 2 else Config().eval.n_samples  # eval was off
+    saved = cfg.eval.n_samples if cfg.eval.n_samples >= 2 else digits.Config().eval.n_samples  # eval was off
     return (saved if n is None else n), (cfg.eval.seed if seed is None else seed)
 
 
@@ -83,20 +91,14 @@ class _Extractor:
     label: str
 
     def stats(self, images: torch.Tensor, what: str, progress: bool) -> tuple[np.ndarray, np.ndarray]:
-        from ..tasks.image_common import progress_bar
-
         with progress_bar(f"{self.label} features: {what} ({len(images)})", len(images), progress) as advance:
             return feature_stats(_features(self.extract, images, self.batch, self.device, advance))
 
 
 def _check_arguments(task: str, checkpoint, samples_file, data_dir, weights, device) -> torch.device:
     """What the arguments alone decide; returns the device sampling and features run on."""
-    from ..tasks.image_common import default_device
-    from ..training import resolve_device
 
     if task not in FID_TASKS:
-        from ..errors import choice_error
-
         raise choice_error("FID task", task, FID_TASKS)
     if (checkpoint is None) == (samples_file is None):
         raise UserError("give exactly one of --checkpoint (to sample) or --samples (an .npz)")
@@ -110,8 +112,6 @@ def _check_arguments(task: str, checkpoint, samples_file, data_dir, weights, dev
 
 def _cifar_inputs(data_dir, weights) -> tuple[Path, Path]:
     """(weights file, batch directory), both checked to exist."""
-    from ..data.cifar import resolve_dir
-    from .inception import weights_path
 
     if not data_dir:
         raise UserError("FID for cifar needs --data-dir (the CIFAR-10 python batch directory)")
@@ -135,14 +135,7 @@ def _check_shape(task: str, shape: tuple[int, ...]) -> None:
 
 def _checkpoint_source(task: str, checkpoint, n, steps: int, seed, batch: int, device) -> _Source:
     """Load the checkpoint (it must be the task's) now; sample only when `draw` is called."""
-    from ..core import ModularMeanFlow
-    from ..tasks.image_common import generate, load_image_model, progress_bar
-
-    if task == "cifar":
-        from ..tasks.cifar import Config
-    else:
-        from ..tasks.digits import Config
-    model, cfg = load_image_model(checkpoint, task, Config)
+    model, cfg = load_image_model(checkpoint, task, cifar.Config if task == "cifar" else digits.Config)
     n, seed = default_n_seed(task, cfg, n, seed)
     _check_count(n)
     mode = ModularMeanFlow(cfg.objective).sampling_mode
@@ -166,9 +159,6 @@ def _npz_source(samples_file) -> _Source:
 
 def _cifar_reference(ext: _Extractor, root: Path, wpath: Path, progress: bool) -> tuple[np.ndarray, np.ndarray]:
     """Statistics of the 50k training images, cached per weights file (the pass takes hours on a CPU)."""
-    from ..data.cifar import load_cifar10, to_float
-    from ..io import atomic_path
-    from .digits_features import cache_dir
 
     cache = cache_dir() / f"fid_ref_cifar10_train_{_file_digest(wpath)}.npz"
     if cache.is_file():
@@ -182,8 +172,6 @@ def _cifar_reference(ext: _Extractor, root: Path, wpath: Path, progress: bool) -
 
 
 def _digits_reference(ext: _Extractor, size: int, progress: bool) -> tuple[np.ndarray, np.ndarray]:
-    from ..data.digits import load_digits_images
-
     data, _ = load_digits_images(size)
     return ext.stats(data, "digits", progress)
 
@@ -200,13 +188,9 @@ def compute_fid(task: str, checkpoint=None, samples_file=None, data_dir=None, we
               else _npz_source(samples_file))
     _check_shape(task, source.shape)
     if task == "cifar":
-        from .inception import load_inception
-
         ext = _Extractor(load_inception(wpath, device), batch, device, "Inception")
         mu_ref, sigma_ref = _cifar_reference(ext, root, wpath, progress)
     else:
-        from .digits_features import FEATURE_BATCH, load_classifier
-
         ext = _Extractor(load_classifier()[0].features, FEATURE_BATCH, device, "Classifier")
         mu_ref, sigma_ref = _digits_reference(ext, source.shape[-1], progress)
     samples = source.draw(progress)

@@ -1,4 +1,4 @@
-"""Generalization splits as data (envs/splits/*.yaml) and their training side, applied in memory.
+"""Generalization splits as data (mmftraj/resources/envs/splits/*.yaml) and their training side, applied in memory.
 
 A split says what the model must not see in training and how it is then tested (the evaluation
 conditions live in `mmftraj.evaluation.conditions`). Kinds:
@@ -29,6 +29,10 @@ from typing import Literal
 
 import numpy as np
 
+from ..config import from_dict, load_yaml
+from ..data import WindowDataset
+from ..envs import SPECS, load_layout
+from ..envs.layouts import WALL_OFFSET
 from ..errors import UserError, choice_error
 from ..resources import resource_path
 
@@ -80,8 +84,7 @@ def builtin_splits() -> list[str]:
 
 
 def load_split(name_or_path: str | Path | Split) -> Split:
-    """A built-in split by name (envs/splits/<name>.yaml) or a YAML file; strict schema."""
-    from ..config import from_dict, load_yaml
+    """A built-in split by name (mmftraj/resources/envs/splits/<name>.yaml) or a YAML file; strict schema."""
 
     if isinstance(name_or_path, Split):
         return name_or_path
@@ -135,8 +138,6 @@ def validate_split(split: Split) -> None:
             raise UserError(f"{where}: an anywhere split needs 'layout' (the maze whose free cells are goals)")
         _layout(split.layout)
     elif split.kind == "layout":
-        from ..envs import SPECS
-
         if split.eval_env not in SPECS:
             raise choice_error(f"eval_env of {where}", str(split.eval_env), SPECS)
     elif split.kind == "column":
@@ -145,26 +146,10 @@ def validate_split(split: Split) -> None:
 
 
 def _layout(layout):
-    from ..envs import load_layout
-
     return load_layout(layout) if isinstance(layout, str) else layout
 
 
 # -- episodes ----------------------------------------------------------------------------------------
-def take_episodes(store, index) -> object:
-    """A new EpisodeStore of the episodes `index` (in that order), rows re-concatenated."""
-    from ..data.store import EpisodeStore
-
-    index = np.asarray(index, dtype=np.int64)
-    lengths = store.lengths[index]
-    rows = (np.concatenate([np.arange(store.starts[k], store.ends[k]) for k in index])
-            if len(index) else np.zeros(0, dtype=np.int64))
-    ends = np.cumsum(lengths)
-    return EpisodeStore(store.observations[rows], store.actions[rows], ends - lengths, ends,
-                        {k: v[rows] for k, v in store.extras.items()},
-                        [store.episode_meta[k] for k in index], dict(store.meta))
-
-
 def subset_indices(num_episodes: int, fraction: float, seed: int) -> np.ndarray:
     """Sorted indices of the nested low-data subset: the first ceil(fraction·E) of one seeded
     permutation of the episodes (so subsets of one seed are nested as the fraction grows)."""
@@ -186,7 +171,7 @@ def subset_episodes(store, fraction: float, seed: int = 0):
     check_fraction(fraction)
     if fraction == 1:
         return store
-    out = take_episodes(store, subset_indices(store.num_episodes, fraction, seed))
+    out = store.take(subset_indices(store.num_episodes, fraction, seed))
     out.meta.update(fraction=float(fraction), subset_seed=int(seed))
     return out
 
@@ -213,7 +198,7 @@ def apply_split(store, split: Split | str | None):
     if held.all():
         raise UserError(f"split {split.name!r} holds out every episode ({split.column} in {split.values}); "
                         "no training data would remain")
-    out = take_episodes(store, np.flatnonzero(~held))
+    out = store.take(np.flatnonzero(~held))
     out.meta["split"] = split.name
     return out
 
@@ -226,14 +211,13 @@ def heldout_store(store, split: Split | str):
     held = np.isin(column_values(store, split.column), [str(v) for v in split.values])
     if not held.any():
         raise UserError(f"split {split.name!r}: no episode has {split.column} in {split.values}")
-    return take_episodes(store, np.flatnonzero(held))
+    return store.take(np.flatnonzero(held))
 
 
 # -- windows -------------------------------------------------------------------------------------------
 def cells_of(xy: np.ndarray) -> np.ndarray:
     """(…, 2) qpos positions → (…, 2) integer cells, with the layout's -0.2 wall offset
     (vectorized `Layout.xy_to_cell`)."""
-    from ..envs.layouts import WALL_OFFSET
 
     return np.floor(np.asarray(xy, dtype=np.float64) + WALL_OFFSET + 0.5).astype(np.int64)
 
@@ -277,7 +261,6 @@ def prepare_windows(store, horizon: int, normalizer="limits", split: Split | str
     windows); the normalizer is fitted on what remains, as a user with only that data would.
     `layout` is the training maze (a maze split defined on another layout is a UserError);
     `goal_from` as in `window_mask`; `pad`, `rest_columns` as in WindowDataset."""
-    from ..data import WindowDataset
 
     split = load_split(split) if split is not None else None
     store = subset_episodes(store, fraction, subset_seed)

@@ -16,6 +16,8 @@ s.e. over seeds), `paired_differences` (mmf − other on the same seed and split
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
 import math
 import time
@@ -24,11 +26,27 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
+from rich.console import Console
+from rich.table import Table
 
+from ..checkpoint import latest_checkpoint
+from ..config import apply_overrides, from_dict, load_yaml, merge_dict, to_dict
+from ..core import ModularMeanFlow
+from ..core.objective import parse_label
+from ..data.splits import check_fraction, load_split
 from ..errors import UserError, choice_error
+from ..evaluation.conditions import evaluate_condition, split_conditions
+from ..io import atomic_write_text
+from ..resources import resource_path
+from ..run_folders import run_folder
+from ..runs import prepare_and_train, resolve_config
+from ..tasks.maze2d import load_model
+from .report_plots import plot_id_vs_ood, plot_loss_curves, plot_lowdata
+from .stability import read_metrics, run_stability
 
 KINDS = ("ood", "lowdata")
-PRESETS = ("quick", "standard", "full")
+PRESETS = ("standard", "full")
 REFERENCE = "mmf"
 
 
@@ -69,10 +87,7 @@ class ReportConfig:
 
 def load_report_config(preset: str | None = None, config_file: str | Path | None = None, overrides=(),
                        task: str | None = None) -> ReportConfig:
-    """Defaults ← configs/report-<preset>.yaml ← --config FILE ← --set overrides ← --task."""
-    from ..config import apply_overrides, load_yaml, merge_dict
-    from ..core.objective import parse_label
-    from ..resources import resource_path
+    """Defaults ← mmftraj/resources/configs/report-<preset>.yaml ← --config FILE ← --set overrides ← --task."""
 
     cfg = ReportConfig()
     if preset is not None:
@@ -117,7 +132,6 @@ class TrainKey:
     def overrides(self, subset_seed: int) -> list[str]:
         """Data overrides (none for the full data, so plain runs need no split support), and the
         tangent when the variant label names one."""
-        from ..core.objective import parse_label
 
         _, tangent = parse_label(self.variant)
         out = [] if tangent == "auto" else [f"objective.tangent={tangent}"]
@@ -137,8 +151,6 @@ class GridItem:
 
 def build_grid(kind: str, cfg: ReportConfig) -> list[GridItem]:
     """Every (training run, split, conditions) the report needs; runs shared where data agree."""
-    from .conditions import split_conditions
-    from .splits import check_fraction, load_split
 
     if kind not in KINDS:
         raise choice_error("report", kind, KINDS)
@@ -168,16 +180,10 @@ def build_grid(kind: str, cfg: ReportConfig) -> list[GridItem]:
 
 # -- running ---------------------------------------------------------------------------------------------
 def run_dir_of(cfg: ReportConfig, key: TrainKey, runs_dir: Path) -> Path:
-    from ..run_folders import run_folder
-
     return run_folder(runs_dir, cfg.task, key.run_name, group=cfg.name)
 
 
 def resolved_task_config(cfg: ReportConfig, key: TrainKey):
-    from ..runs import resolve_config
-
-    from ..core.objective import parse_label
-
     overrides = list(cfg.overrides) + key.overrides(cfg.lowdata.subset_seed)
     return resolve_config(cfg.task, cfg.preset, cfg.task_config, overrides, objective=parse_label(key.variant)[0],
                           seed=key.seed)
@@ -186,7 +192,6 @@ def resolved_task_config(cfg: ReportConfig, key: TrainKey):
 def training_fields(task_cfg) -> dict:
     """The config sections a trained model depends on: everything but `eval`, which is applied at
     evaluation time (changing it re-scores runs, it does not retrain them)."""
-    from ..config import to_dict
 
     return {k: v for k, v in to_dict(task_cfg).items() if k != "eval"}
 
@@ -194,9 +199,6 @@ def training_fields(task_cfg) -> dict:
 def ensure_trained(cfg: ReportConfig, key: TrainKey, runs_dir: Path, progress: bool = True):
     """Train the run unless a finished one with the same training config exists; resume a partial
     one. Returns (run_dir, "reused" | "resumed" | "trained", the resolved task config)."""
-    from ..checkpoint import latest_checkpoint
-    from ..config import from_dict, load_yaml
-    from ..runs import prepare_and_train
 
     module, task_cfg = resolved_task_config(cfg, key)
     run_dir = run_dir_of(cfg, key, runs_dir)
@@ -207,7 +209,6 @@ def ensure_trained(cfg: ReportConfig, key: TrainKey, runs_dir: Path, progress: b
     if (run_dir / "results.json").is_file() and latest_checkpoint(run_dir) is not None:
         return run_dir, "reused", task_cfg
     status = "resumed" if latest_checkpoint(run_dir) is not None else "trained"
-    from ..core.objective import parse_label
 
     prepare_and_train(task=cfg.task, preset=cfg.preset, config_file=cfg.task_config,
                       overrides=list(cfg.overrides) + key.overrides(cfg.lowdata.subset_seed),
@@ -218,9 +219,6 @@ def ensure_trained(cfg: ReportConfig, key: TrainKey, runs_dir: Path, progress: b
 
 def eval_id(cfg: ReportConfig, task_cfg, condition, steps: int | None) -> str:
     """What one score depends on: the condition, the task's eval settings, episodes, seed, steps."""
-    import hashlib
-
-    from ..config import to_dict
 
     settings = hashlib.sha1(json.dumps(to_dict(task_cfg).get("eval", {}), sort_keys=True).encode()).hexdigest()[:8]
     return f"{condition.key()}-{settings}-e{cfg.episodes}-s{cfg.eval_seed}-k{'task' if steps is None else steps}"
@@ -244,7 +242,6 @@ def evaluate_run(cfg: ReportConfig, run_dir: Path, task_cfg, conditions, progres
                  steps: int | None = None) -> list[dict]:
     """Score the run's latest checkpoint under each condition with the task's current `eval`
     settings; cached per (condition, eval settings, episodes, seed, steps) beside the run."""
-    from ..io import atomic_write_text
 
     todo, out = [], {}
     for c in conditions:
@@ -268,17 +265,9 @@ def evaluator(task: str):
 
 
 def _maze2d_evaluate(run_dir: Path, current, conditions, cfg: ReportConfig, progress: bool, steps: int | None):
-    import copy
-
-    from ..checkpoint import latest_checkpoint
-    from ..core import ModularMeanFlow
-    from ..tasks.maze2d import load_model
-    from .conditions import evaluate_condition
-
     net, task_cfg, normalizer = load_model(latest_checkpoint(run_dir))
     task_cfg.eval = copy.deepcopy(current.eval)  # the model from the checkpoint, the evaluation from now
     if task_cfg.train.threads > 0:  # evaluate with the threads the run trained with
-        import torch
 
         torch.set_num_threads(task_cfg.train.threads)
     mode = ModularMeanFlow(task_cfg.objective).sampling_mode
@@ -287,7 +276,8 @@ def _maze2d_evaluate(run_dir: Path, current, conditions, cfg: ReportConfig, prog
     elif mode == "euler":  # as `mmftraj eval`: flow matching needs several Euler steps
         task_cfg.eval.steps = task_cfg.eval.fm_steps
     for c in conditions:
-        r = evaluate_condition(net, normalizer, task_cfg, mode, c, cfg.episodes, cfg.eval_seed, progress)
+        r = evaluate_condition(net, normalizer, task_cfg.eval, task_cfg.eval.env or task_cfg.data.env, mode, c,
+                               cfg.episodes, cfg.eval_seed, progress)
         yield dict(r, evaluations=task_cfg.eval.steps)
 
 
@@ -296,8 +286,6 @@ EVALUATORS = {"maze2d": _maze2d_evaluate}
 
 # -- stored per-run results: the grid accumulates across machines and sessions ----------------------------
 def training_hash(task_cfg) -> str:
-    import hashlib
-
     return hashlib.sha1(json.dumps(training_fields(task_cfg), sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
@@ -317,8 +305,6 @@ def load_record(cfg: ReportConfig, key: TrainKey) -> dict | None:
 
 
 def save_record(cfg: ReportConfig, key: TrainKey, record: dict) -> None:
-    from ..io import atomic_write_text
-
     atomic_write_text(Path(cfg.store) / f"{key.run_name}.json", json.dumps(record, indent=1, sort_keys=True) + "\n")
 
 
@@ -358,7 +344,6 @@ def run_report(kind: str, cfg: ReportConfig, runs_dir: Path = Path("runs"), out:
     (any machine, any session) reuse them without the run folders. `train=False` builds the
     report from what is stored and lists the missing cells; `shard=(i, n)` trains only every
     n-th run, so n processes can share one grid."""
-    from rich.console import Console
 
     console = Console()
     evaluator(cfg.task)  # before any training: a task the report cannot score is an error now
@@ -427,7 +412,6 @@ def run_report(kind: str, cfg: ReportConfig, runs_dir: Path = Path("runs"), out:
 
 def print_summary(kind: str, summary: pd.DataFrame, paired: pd.DataFrame, console, reference: str = REFERENCE) -> None:
     """The score table (mean ± s.e. over seeds) with mmf's paired difference, in the terminal."""
-    from rich.table import Table
 
     table = Table(title=f"report {kind}: normalized score, mean ± s.e. over seeds")
     for col in ("split", "condition", "fraction", "variant", "score", "success", f"{reference} − this (CI)"):
@@ -500,37 +484,6 @@ def paired_differences(per_run: pd.DataFrame, reference: str = REFERENCE, confid
     return pd.DataFrame(rows, columns=cols)
 
 
-def read_metrics(path: Path) -> pd.DataFrame:
-    path = Path(path)
-    return pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["step", "loss", "mse"])
-
-
-def spike_mask(values: np.ndarray, factor: float = 3.0, window: int = 5) -> np.ndarray:
-    """True where a logged value exceeds `factor` × the median of the `window` values before it."""
-    prev = pd.Series(np.asarray(values, dtype=float)).shift(1).rolling(window, min_periods=3).median().to_numpy()
-    return np.isfinite(prev) & (np.asarray(values, dtype=float) > factor * prev)
-
-
-def run_stability(metrics_csv: Path, spike_factor: float = 3.0) -> dict:
-    """Loss spikes and divergence of one run from its metrics.csv (on the unweighted mse: the
-    adaptively weighted loss sits near 1 whatever happens, so it hides spikes).
-
-    spike: a logged mse above spike_factor × the median of the 5 logged values before it;
-    diverged: a non-finite mse/loss/grad_norm, or a final mse above spike_factor × the run's minimum."""
-    m = read_metrics(metrics_csv)
-    col = "mse" if "mse" in m.columns else "loss"
-    x = pd.to_numeric(m[col], errors="coerce").to_numpy(dtype=float) if len(m) else np.zeros(0)
-    if len(x) == 0:
-        return {"spikes": 0, "diverged": False, "final_mse": float("nan")}
-    finite = np.isfinite(x)
-    for extra in ("loss", "grad_norm"):
-        if extra in m.columns:
-            finite &= np.isfinite(pd.to_numeric(m[extra], errors="coerce").to_numpy(dtype=float))
-    spikes = int(spike_mask(x, spike_factor).sum())
-    diverged = bool((~finite).any() or x[-1] > spike_factor * np.nanmin(x))
-    return {"spikes": spikes, "diverged": diverged, "final_mse": float(x[-1])}
-
-
 # -- writing -----------------------------------------------------------------------------------------------
 def _pm(mean, se, digits=1) -> str:
     if not np.isfinite(mean):
@@ -548,9 +501,6 @@ def _markdown(df: pd.DataFrame) -> str:
 def write_report(kind: str, cfg: ReportConfig, per_run: pd.DataFrame, curves: dict[str, pd.DataFrame], out: Path,
                  missing: list[str] = ()) -> dict:
     """report.csv (summary), per_run.csv, paired.csv, report.md and the plots under `out`."""
-    from ..config import to_dict
-    from ..io import atomic_write_text
-    from .report_plots import plot_id_vs_ood, plot_loss_curves, plot_lowdata
 
     out.mkdir(parents=True, exist_ok=True)
     summary = summarize(per_run)

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .figures import pyplot, save_png
+from ..evaluation.figures import pyplot, save_png
+from .stability import spike_mask
 
 COLORS = {"fm": "tab:gray", "meanflow": "tab:orange", "mmf": "tab:blue", "mmf-full": "tab:green"}
 
@@ -68,7 +69,6 @@ def plot_id_vs_ood(summary: pd.DataFrame, path: Path) -> None:
 def plot_loss_curves(curves: dict[str, pd.DataFrame], path: Path, spike_factor: float = 3.0) -> None:
     """mse vs step for every run, one panel per variant (run names start with the variant);
     spikes (as in report.run_stability) are marked with crosses."""
-    from .report import spike_mask
 
     plt = pyplot()
     by_variant: dict[str, list] = {}
