@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
 from mmftraj.checkpoint import latest_checkpoint, load_checkpoint
