@@ -116,7 +116,11 @@ def apply_overrides(cfg, overrides: list[str]):
         if "=" not in item:
             raise UserError(f"override {item!r} must look like key=value (e.g. train.lr=3e-4)")
         key, raw = item.split("=", 1)
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as err:
+            where = getattr(err, "problem", None) or "not valid YAML"
+            raise UserError(f"--set {item}: the value {raw!r} is {where} (quote strings: key='text')") from None
         node = data
         parts = key.strip().split(".")
         for depth, part in enumerate(parts[:-1]):

@@ -9,10 +9,14 @@ and the clean-up of a start that never trained touch only folders that carry it.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 import re
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import UserError
@@ -71,3 +75,26 @@ def remove(run_dir: Path, why: str) -> None:
 def never_trained(run_dir: Path) -> bool:
     """An mmftraj run folder holding only what is written before training starts."""
     return is_ours(run_dir) and {p.name for p in run_dir.iterdir()} <= {"config.yaml", MARKER}
+
+
+@contextlib.contextmanager
+def locked(run_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on run `run_dir` (a `.<name>.lock` file beside it) for the block.
+
+    The kernel releases an flock when its process ends, however it ends, so a lock is never stale;
+    the file keeps the holder's PID for the message a second process gets."""
+    path = run_dir.parent / f".{run_dir.name}.lock"
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
+            raise UserError(f"run {run_dir} is in use by process {holder}; wait for it or choose another --name") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+

@@ -12,11 +12,11 @@ from rich.console import Console
 from rich.table import Table
 
 from .config import apply_overrides, from_dict, load_yaml, merge_dict, save_yaml, to_dict
-from .core.objective import VARIANTS, resolve_tangent, variant_label
+from .core.objective import VARIANTS, ModularMeanFlow, resolve_tangent, variant_label
 from .errors import UserError, choice_error
 from .io import atomic_write_text
 from .resources import resource_path
-from .run_folders import claim, is_ours, never_trained, remove, run_folder
+from .run_folders import claim, is_ours, locked, never_trained, remove, run_folder
 from .tasks import get_task
 from .training import check_train_config, resolve_device
 
@@ -114,37 +114,45 @@ def prepare_and_train(
     module, cfg = resolve_config(task, preset, config_file, overrides, objective, steps, seed, device)
     preset = preset or module.default_preset(cfg)
     run_dir = run_folder(runs_dir, task, default_run_name(cfg, preset) if name is None else name, group)
-    saved = run_dir / "config.yaml"
-    if never_trained(run_dir):  # an earlier attempt of ours stopped before its first step: start afresh
-        remove(run_dir, "restart")
-    if run_dir.is_symlink() or (run_dir.exists() and not run_dir.is_dir()):
-        raise UserError(f"{run_dir} is not a run folder mmftraj made; choose another --name")
-    if run_dir.exists() and any(run_dir.iterdir()):
-        if overwrite:
-            remove(run_dir, "overwrite")
-        elif resume:
-            if not is_ours(run_dir) and not (saved.is_file() and (run_dir / "checkpoints").is_dir()):
-                raise UserError(f"{run_dir} exists but is not an mmftraj run (no config.yaml and checkpoints); "
-                                f"choose another --name")
-            if saved.is_file():
-                cfg = resume_config(from_dict(type(cfg), load_yaml(saved)), overrides, steps, device, objective)
-        else:
-            raise UserError(f"run {run_dir} already exists; pass --resume to continue it, --overwrite, or another --name")
-    check_train_config(cfg.train)
-    resolve_device(cfg.train.device, source=_device_source(task, device, overrides))
-    claim(run_dir, task)
-    save_yaml(cfg, saved)
-    try:
-        results = module.train(cfg, run_dir, resume=resume, progress=progress)
-    except BaseException:
-        if never_trained(run_dir):  # it stopped before its first step: leave nothing behind
-            remove(run_dir, "clean up")
-        raise
-    results = {"task": task, "run_dir": str(run_dir), **results,
-               "variant": variant_label(cfg.objective), "tangent": cfg.objective.tangent}
-    write_results(run_dir, results)
+    check_run_config(cfg, task, device, overrides)  # before any folder exists
+    with locked(run_dir):
+        saved = run_dir / "config.yaml"
+        if never_trained(run_dir):  # an earlier attempt of ours stopped before its first step: start afresh
+            remove(run_dir, "restart")
+        if run_dir.is_symlink() or (run_dir.exists() and not run_dir.is_dir()):
+            raise UserError(f"{run_dir} is not a run folder mmftraj made; choose another --name")
+        if run_dir.exists() and any(run_dir.iterdir()):
+            if overwrite:
+                remove(run_dir, "overwrite")
+            elif resume:
+                if not is_ours(run_dir) and not (saved.is_file() and (run_dir / "checkpoints").is_dir()):
+                    raise UserError(f"{run_dir} exists but is not an mmftraj run (no config.yaml and checkpoints); "
+                                    f"choose another --name")
+                if saved.is_file():
+                    cfg = resume_config(from_dict(type(cfg), load_yaml(saved)), overrides, steps, device, objective)
+            else:
+                raise UserError(f"run {run_dir} already exists; pass --resume to continue it, --overwrite, or another --name")
+        check_run_config(cfg, task, device, overrides)  # the resumed run's config, too
+        claim(run_dir, task)
+        save_yaml(cfg, saved)
+        try:
+            results = module.train(cfg, run_dir, resume=resume, progress=progress)
+        except BaseException:
+            if never_trained(run_dir):  # it stopped before its first step: leave nothing behind
+                remove(run_dir, "clean up")
+            raise
+        results = {"task": task, "run_dir": str(run_dir), **results,
+                   "variant": variant_label(cfg.objective), "tangent": cfg.objective.tangent}
+        write_results(run_dir, results)
     print_results(results)
     return results
+
+
+def check_run_config(cfg, task: str, device, overrides) -> None:
+    """Refuse bad training values, objective values and devices with one line each."""
+    check_train_config(cfg.train)
+    ModularMeanFlow(cfg.objective)
+    resolve_device(cfg.train.device, source=_device_source(task, device, overrides))
 
 
 def _device_source(task: str, device: str | None, overrides) -> str:

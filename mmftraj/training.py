@@ -71,6 +71,11 @@ class TrainConfig:
 
 def check_train_config(cfg: TrainConfig) -> None:
     """Refuse values that would crash deep inside torch or train on nothing (NaN losses)."""
+    finite = [n for n in ("lr", "grad_clip", "weight_decay", "ema_decay", "beta1", "beta2", "min_lr_ratio")
+              if not math.isfinite(getattr(cfg, n))]
+    if finite:
+        raise UserError("; ".join(f"train.{n} must be a finite number, got {getattr(cfg, n)}" for n in finite))
+    cores = os.cpu_count() or 1
     rules = [
         ("steps", cfg.steps >= 1, "at least 1"), ("batch_size", cfg.batch_size >= 1, "at least 1"),
         ("lr", cfg.lr > 0, "positive"), ("warmup_steps", cfg.warmup_steps >= 0, "0 or more"),
@@ -79,7 +84,7 @@ def check_train_config(cfg: TrainConfig) -> None:
         ("grad_clip", cfg.grad_clip >= 0, "0 (off) or positive"), ("weight_decay", cfg.weight_decay >= 0, "0 or more"),
         ("ema_decay", 0 <= cfg.ema_decay < 1, "in [0, 1)"), ("beta1", 0 <= cfg.beta1 < 1, "in [0, 1)"),
         ("beta2", 0 <= cfg.beta2 < 1, "in [0, 1)"), ("min_lr_ratio", 0 <= cfg.min_lr_ratio <= 1, "in [0, 1]"),
-        ("threads", cfg.threads >= 0, "0 (torch's default) or more"),
+        ("threads", 0 <= cfg.threads <= 4 * cores, f"0 (torch's default) to {4 * cores} (4 x this machine's {cores} cores)"),
     ]
     bad = [f"train.{name} must be {want}, got {getattr(cfg, name)}" for name, ok, want in rules if not ok]
     if bad:

@@ -60,3 +60,18 @@ def test_sample_for_a_task_without_a_sampler():
 def test_to_minari_refuses_an_id_minari_cannot_parse(tmp_path):
     out = run("data", "to-minari", str(tmp_path / "u.hdf5"), "--root", str(tmp_path / "m"), "--id", "bad")
     assert out.returncode == 2 and "is not a Minari id" in out.stderr and not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("override,expected", [
+    ("train.lr=[unclosed", "--set train.lr=[unclosed: the value '[unclosed' is"),
+    ("train.lr=.inf", "train.lr must be a finite number, got inf"),
+    ("train.ema_decay=.nan", "train.ema_decay must be a finite number"),
+    ("objective.adaptive_c=.nan", "objective.adaptive_c must be a finite number"),
+    ("train.threads=100000", "train.threads must be 0 (torch's default) to"),
+])
+def test_bad_values_are_one_line_before_any_training(override, expected, tmp_path):
+    """Each of these used to be a traceback, a segfault or a run that trained on NaN (issue 20)."""
+    out = run("train", "--task", "toy2d", "--steps", "2", "--set", override, "--runs-dir", str(tmp_path))
+    assert out.returncode == 2, out.stderr
+    assert expected in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert not (tmp_path / "toy2d").exists()

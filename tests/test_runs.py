@@ -161,3 +161,30 @@ def test_the_cli_refuses_path_names_with_one_line(tmp_path):
                           "--name", "../..", "--overwrite"], cwd=thesis, capture_output=True, text=True)
     assert out.returncode == 2 and "not a run name" in out.stderr and len(out.stderr.strip().splitlines()) == 1
     assert (thesis / "thesis.tex").exists() and not (thesis / "runs").exists()
+
+
+def test_a_run_in_use_by_another_process_is_refused(tmp_path):
+    """Two processes with one run name: the second gets one line naming the first's PID; the lock
+    goes with its holder (here a child process that exits), so nothing stale blocks the retry."""
+    import subprocess
+    import sys
+
+    from mmftraj.run_folders import locked
+
+    run = tmp_path / "toy2d" / "busy"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path; from mmftraj.run_folders import locked\n"
+        f"with locked(Path({str(run)!r})):\n    print('held', flush=True); time.sleep(60)")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(UserError, match=f"in use by process {holder.pid}"):
+            _toy(tmp_path, tmp_path, name="busy")
+        assert not run.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    with locked(run):  # the dead holder's lock is gone
+        pass
+    _toy(tmp_path, tmp_path, name="busy")
+    assert (run / "results.json").is_file()

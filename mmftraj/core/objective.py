@@ -20,6 +20,7 @@ function of z_t alone, so the fixed point stays the true average velocity.
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -119,6 +120,11 @@ class ModularMeanFlow:
         self.cfg = cfg = cfg or ObjectiveConfig()
         if cfg.variant not in VARIANTS:
             raise choice_error("objective", cfg.variant, VARIANTS)
+        numbers = ("time_mean", "time_std", "time_r_mean", "time_r_std", "equal_fraction", "lambda_value", "fd_eps",
+                   "adaptive_p", "adaptive_c")
+        bad = [n for n in numbers if getattr(cfg, n) is not None and not math.isfinite(getattr(cfg, n))]
+        if bad:
+            raise UserError("; ".join(f"objective.{n} must be a finite number, got {getattr(cfg, n)}" for n in bad))
         if cfg.fd_eps <= 0:
             raise UserError(f"fd_eps must be positive, got {cfg.fd_eps}")
         self.tangent = resolve_tangent(cfg)
