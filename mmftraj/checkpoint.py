@@ -126,6 +126,10 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
         meta = json.loads((ckpt / META).read_text())
     except (OSError, ValueError, SafetensorError) as exc:
         raise UserError(f"checkpoint {ckpt} is unreadable or corrupt: {exc}") from None
+    bad = [name for name, t in tensors.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise UserError(f"checkpoint {ckpt} holds non-finite values ({len(bad)} tensors, e.g. {bad[0]}): "
+                        "it is corrupt or was saved from a diverged run; use an earlier checkpoint")
     return tensors, meta
 
 

@@ -321,6 +321,15 @@ class Trainer:
             grad_norm = torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip)
         else:
             grad_norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in self.params if p.grad is not None]))
+        # Divergence guard, before the step, so the weights stay the last good ones. The averaged
+        # gradient is the same on every rank; the loss is checked where it is the only one.
+        finite = torch.isfinite(grad_norm) & (torch.isfinite(loss) if self.dist.world == 1 else True)
+        if not bool(finite):
+            last = latest_checkpoint(self.run_dir) if self.run_dir is not None else None
+            raise UserError(f"training diverged at step {self.step + 1}: the {'loss' if not torch.isfinite(loss) else 'gradient'}"
+                            f" is not finite (lr {self.optimizer.param_groups[0]['lr']:.3g}); nothing was saved from it"
+                            + (f"; the last good checkpoint is {last}" if last else "")
+                            + ". Lower train.lr or set train.grad_clip, then --resume or start afresh")
         self.optimizer.step()
         with torch.no_grad():
             ema_params = list(self.ema.parameters())

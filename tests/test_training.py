@@ -10,6 +10,7 @@ import torch.multiprocessing as mp
 
 from mmftraj.checkpoint import list_checkpoints, load_checkpoint
 from mmftraj.core import ModularMeanFlow, ObjectiveConfig
+from mmftraj.errors import UserError
 from mmftraj.models.mlp import MLPConfig, TimeMLP
 from mmftraj.tasks.toy2d import sample_data
 from mmftraj.training import TrainConfig, Trainer
@@ -179,3 +180,41 @@ def test_compile_model_compiles_blocks_in_place_or_wraps_the_whole_model(monkeyp
     assert compile_model(whole, "model") == ("wrapped", whole) and wrapped[-1][1] == {"dynamic": False}
     mlp = TimeMLP(MLPConfig(dim=2, hidden=16, depth=2))  # lists no blocks: compiled whole
     assert compile_model(mlp, "blocks") == ("wrapped", mlp) and len(compiled) == len(units)
+
+
+def test_a_diverging_run_stops_with_one_line_and_keeps_its_good_checkpoints(tmp_path):
+    """A loss that turns NaN at step 7: the run stops there with a UserError naming the step, no
+    checkpoint holds NaN, and the newest is the last good one (issue 20)."""
+    import math
+
+    from mmftraj.checkpoint import latest_checkpoint, load_checkpoint
+
+    class Blowup(ModularMeanFlow):
+        def loss(self, model, x, step=0, **kw):
+            loss, stats = super().loss(model, x, step=step, **kw)
+            return (loss * math.nan if step >= 6 else loss), stats
+
+    model = TimeMLP(MLPConfig(dim=2, hidden=16, depth=2))
+    cfg = TrainConfig(steps=20, batch_size=16, ckpt_every=2, log_every=1, threads=1)
+    trainer = Trainer(model, Blowup(ObjectiveConfig(variant="fm")), lambda g, s: {"x": torch.randn(16, 2, generator=g)},
+                      cfg, tmp_path, progress=False)
+    with pytest.raises(UserError, match="training diverged at step 7: the loss is not finite"):
+        trainer.fit()
+    assert latest_checkpoint(tmp_path).name == "step_00000006"
+    tensors, _ = load_checkpoint(tmp_path)  # finite: loading checks every tensor
+    assert all(bool(torch.isfinite(t).all()) for t in tensors.values() if t.is_floating_point())
+
+
+def test_a_checkpoint_with_non_finite_tensors_is_refused_on_load(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from mmftraj.checkpoint import load_checkpoint, save_checkpoint
+
+    model = TimeMLP(MLPConfig(dim=2, hidden=16, depth=2))
+    ckpt = save_checkpoint(tmp_path, 1, model)
+    tensors = load_file(str(ckpt / "tensors.safetensors"))
+    first = next(iter(tensors))
+    tensors[first] = torch.full_like(tensors[first], float("nan"))
+    save_file(tensors, str(ckpt / "tensors.safetensors"))
+    with pytest.raises(UserError, match="non-finite values"):
+        load_checkpoint(ckpt)
