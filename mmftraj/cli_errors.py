@@ -19,5 +19,7 @@ def user_errors(fn):
         except UserError as exc:
             typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
             raise typer.Exit(2) from None
+        except KeyboardInterrupt as exc:  # SIGINT / SIGTERM: training has said what it saved
+            raise typer.Exit(getattr(exc, "code", 130)) from None
 
     return wrapper

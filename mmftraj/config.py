@@ -160,7 +160,9 @@ def load_yaml(path: str | Path) -> dict:
     if not path.is_file():
         raise UserError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise UserError(f"config file {path} is not UTF-8 text") from None
     except yaml.YAMLError as exc:
         raise UserError(f"config file {path} is not valid YAML: {exc}".splitlines()[0]) from None
     if data is None:

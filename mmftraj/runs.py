@@ -11,6 +11,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from .checkpoint import latest_checkpoint
 from .config import apply_overrides, from_dict, load_yaml, merge_dict, save_yaml, to_dict
 from .core.objective import VARIANTS, ModularMeanFlow, resolve_tangent, variant_label
 from .errors import UserError, choice_error
@@ -86,6 +87,35 @@ def resume_config(saved, overrides=(), steps=None, device=None, objective=None):
     return cfg
 
 
+def saved_run_config(run_dir: Path, config_type):
+    """The config a run trained with: the one stored in its latest checkpoint, which config.yaml
+    must agree with on what the model learned (a hand-edited or emptied config.yaml is refused)."""
+    saved = run_dir / "config.yaml"
+    ckpt = latest_checkpoint(run_dir)
+    from_ckpt = None
+    if ckpt is not None:
+        try:
+            stored = json.loads((ckpt / "meta.json").read_text()).get("config")
+        except (OSError, ValueError, AttributeError) as exc:
+            raise UserError(f"checkpoint {ckpt} has an unreadable meta.json ({exc}); resume from another run") from None
+        from_ckpt = apply_options(from_dict(config_type, stored)) if isinstance(stored, dict) else None
+    if not saved.is_file():
+        if from_ckpt is None:
+            raise UserError(f"run {run_dir} has neither config.yaml nor a checkpoint to resume from")
+        return from_ckpt
+    from_file = apply_options(from_dict(config_type, load_yaml(saved) or {}, prefix=f"{saved}: "))
+    if from_ckpt is not None:
+        a, b = to_dict(from_ckpt), to_dict(from_file)
+        differ = [f"{sec}.{k}" for sec, fields in a.items() if sec not in RESUMABLE_SECTIONS
+                  for k, v in fields.items() if b.get(sec, {}).get(k) != v]
+        if differ:
+            raise UserError(f"{saved} disagrees with the run's checkpoint {ckpt.name} on {', '.join(differ[:6])}"
+                            f"{' ...' if len(differ) > 6 else ''}; restore it (the checkpoint's meta.json holds the "
+                            f"config it trained with) or start a new run")
+        return from_ckpt
+    return from_file
+
+
 def default_run_name(cfg, preset: str | None) -> str:
     parts = [variant_label(cfg.objective), preset, f"s{cfg.train.seed}"]
     return "-".join(p for p in parts if p)
@@ -128,8 +158,7 @@ def prepare_and_train(
                 if not is_ours(run_dir) and not (saved.is_file() and (run_dir / "checkpoints").is_dir()):
                     raise UserError(f"{run_dir} exists but is not an mmftraj run (no config.yaml and checkpoints); "
                                     f"choose another --name")
-                if saved.is_file():
-                    cfg = resume_config(from_dict(type(cfg), load_yaml(saved)), overrides, steps, device, objective)
+                cfg = resume_config(saved_run_config(run_dir, type(cfg)), overrides, steps, device, objective)
             else:
                 raise UserError(f"run {run_dir} already exists; pass --resume to continue it, --overwrite, or another --name")
         check_run_config(cfg, task, device, overrides)  # the resumed run's config, too

@@ -20,10 +20,12 @@ import copy
 import csv
 import math
 import os
+import signal
+import threading
 import time
 import warnings
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -94,6 +96,38 @@ def check_train_config(cfg: TrainConfig) -> None:
 def step_seed(seed: int, rank: int, step: int) -> int:
     """A well-mixed 63-bit seed for (seed, rank, step)."""
     return int(np.random.SeedSequence([seed, rank, step]).generate_state(2, np.uint64)[0] >> np.uint64(1))
+
+
+class Interrupted(KeyboardInterrupt):
+    """Training stopped by SIGINT or SIGTERM after finishing its step and saving; `code` is the
+    exit status a shell expects (130, 143)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum, self.code = signum, 128 + signum
+
+
+@contextmanager
+def deferred_signals():
+    """SIGINT and SIGTERM only set a flag, which the loop reads between steps, so the checkpoint it
+    then saves is a whole step's state; a second signal aborts at once (no save). Main thread only."""
+    state = {"signum": None, "aborted": False}
+    if threading.current_thread() is not threading.main_thread():
+        yield state
+        return
+
+    def handler(signum, frame):
+        if state["signum"] is not None:
+            state["aborted"] = True
+            raise KeyboardInterrupt
+        state["signum"] = signum
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield state
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 def lr_factor(cfg: TrainConfig, step: int) -> float:
@@ -364,7 +398,7 @@ class Trainer:
         last_line, line_step = last_t, self.step
         row: dict = {}
         info = ""
-        with _progress(self.progress and not plain) as bar:
+        with _progress(self.progress and not plain) as bar, deferred_signals() as signals:
             task = bar.add_task("train", total=max(cfg.steps, self.step), completed=self.step, info="")
             if self.step >= cfg.steps:
                 say(f"the run is already at step {self.step} (steps: {cfg.steps}); nothing to train")
@@ -404,10 +438,17 @@ class Trainer:
                         self.save()
                     if callback is not None:
                         callback(self)
-            except KeyboardInterrupt:
+                    if signals["signum"] is not None:
+                        raise Interrupted(signals["signum"])
+            except KeyboardInterrupt as stop:
+                if signals["aborted"]:  # a second signal: stop now, save nothing half-done
+                    say(f"aborted during step {self.step + 1}: nothing saved since the last checkpoint",
+                        highlight=False)
+                    raise
                 saved = self.save() if self.step > start_step else None
                 where = f"saved {saved}; continue with --resume" if saved else "nothing new to save"
-                say(f"interrupted at step {self.step}: {where}", soft_wrap=True, highlight=False)
+                by = f" by {stop}" if str(stop) else ""
+                say(f"interrupted{by} at step {self.step}: {where}", soft_wrap=True, highlight=False)
                 raise
         if not row and log is not None:  # resumed at or past --steps: nothing was trained
             row = log.last_row()

@@ -188,3 +188,26 @@ def test_a_run_in_use_by_another_process_is_refused(tmp_path):
         pass
     _toy(tmp_path, tmp_path, name="busy")
     assert (run / "results.json").is_file()
+
+
+def test_resume_trusts_the_checkpoint_not_a_hand_edited_config(tmp_path):
+    """Emptying config.yaml used to make --resume continue an fm / two_moons run as mmf /
+    checkerboard with exit 0; now a config.yaml that disagrees with the checkpoint is refused,
+    and a missing one is rebuilt from the checkpoint (issue 20)."""
+    def run(**kw):
+        return prepare_and_train(task="toy2d", preset="two_moons", objective="fm", name="r", runs_dir=tmp_path,
+                                 progress=False, overrides=["eval.n_samples=64", "train.threads=1"], **kw)
+
+    run(steps=4)
+    saved = tmp_path / "toy2d" / "r" / "config.yaml"
+    good = saved.read_text()
+    saved.write_text("")
+    with pytest.raises(UserError, match=r"disagrees with the run's checkpoint step_00000004 on objective.variant"):
+        prepare_and_train(task="toy2d", name="r", runs_dir=tmp_path, progress=False, resume=True, steps=6)
+    saved.write_bytes(b"\xff\xfe not utf-8")
+    with pytest.raises(UserError, match="not UTF-8"):
+        prepare_and_train(task="toy2d", name="r", runs_dir=tmp_path, progress=False, resume=True, steps=6)
+    saved.unlink()
+    results = run(steps=6, resume=True)
+    assert results["objective"] == "fm" and results["distribution"] == "two_moons" and results["steps"] == 6
+    assert saved.read_text() == good.replace("steps: 4", "steps: 6")

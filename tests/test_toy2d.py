@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -80,3 +81,46 @@ def test_eval_applies_its_options_and_refuses_what_it_cannot_use(tmp_path):
     tensors.write_bytes(tensors.read_bytes()[:1000])  # a truncated file: one clear error, no traceback
     with pytest.raises(UserError, match="unreadable or corrupt"):
         toy2d.evaluate(run)
+
+
+def _signal_at_random(tmp_path, name, signum, delay):
+    """Start a long run; once it has logged its first steps, wait `delay` s and send `signum`."""
+    proc = subprocess.Popen(CLI + ["--steps", "5000", "--runs-dir", str(tmp_path), "--name", name,
+                                   "--set", "train.ckpt_every=0", "--set", "train.log_every=10"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    metrics = tmp_path / "toy2d" / name / "metrics.csv"
+    deadline = time.time() + 120
+    while not metrics.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    time.sleep(delay)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)
+    return proc.returncode, err
+
+
+@pytest.mark.slow  # 20 CLI runs: a few minutes
+def test_sigint_and_sigterm_at_random_moments_save_the_uninterrupted_runs_step():
+    """10 SIGINTs and 10 SIGTERMs at random moments: each run exits 130/143 and its checkpoint
+    equals, tensor for tensor, the uninterrupted run's checkpoint at the same step."""
+    import random
+    import tempfile
+
+    rng = random.Random(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        cut = 0
+        for i, signum in enumerate([signal.SIGINT] * 10 + [signal.SIGTERM] * 10):
+            code, err = _signal_at_random(tmp, f"cut{i}", signum, rng.uniform(0.0, 3.0))
+            if code == 0:  # finished before the signal: nothing to compare
+                continue
+            assert code == 128 + signum, err
+            ckpt = latest_checkpoint(tmp / "toy2d" / f"cut{i}")
+            step = int(ckpt.name.split("_")[1])
+            subprocess.run(CLI[:-1] + [str(step), "--runs-dir", str(tmp), "--name", f"whole{i}"], check=True,
+                           capture_output=True)
+            a, meta = load_checkpoint(ckpt)
+            b, _ = load_checkpoint(tmp / "toy2d" / f"whole{i}")
+            assert meta["step"] == step and a.keys() == b.keys()
+            assert all(torch.equal(a[k], b[k]) for k in a), (i, step)
+            cut += 1
+        assert cut >= 15  # most signals arrived mid-run

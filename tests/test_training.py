@@ -2,6 +2,7 @@
 
 import csv
 import os
+import signal
 import socket
 
 import pytest
@@ -218,3 +219,54 @@ def test_a_checkpoint_with_non_finite_tensors_is_refused_on_load(tmp_path):
     save_file(tensors, str(ckpt / "tensors.safetensors"))
     with pytest.raises(UserError, match="non-finite values"):
         load_checkpoint(ckpt)
+
+
+def _tensors(run_dir, step):
+    tensors, meta = load_checkpoint(run_dir / "checkpoints" / f"step_{step:08d}")
+    return tensors, meta
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_mid_step_saves_the_whole_step_bit_for_bit(tmp_path, signum):
+    """The signal arrives inside a step (here: during the loss); the run finishes that step,
+    saves, and raises Interrupted with the shell's exit code. The checkpoint equals, tensor for
+    tensor, an uninterrupted run's checkpoint at the same step (issue 20)."""
+    from mmftraj.training import Interrupted
+
+    trainer = _trainer(tmp_path / "cut", steps=40)
+    loss = trainer.objective.loss
+
+    def loss_that_gets_a_signal(*args, **kwargs):
+        if trainer.step == 12:
+            os.kill(os.getpid(), signum)  # delivered now, in the middle of step 13
+        return loss(*args, **kwargs)
+
+    trainer.objective.loss = loss_that_gets_a_signal
+    with pytest.raises(Interrupted) as stop:
+        trainer.fit()
+    assert stop.value.code == 128 + signum and trainer.step == 13
+    whole = _trainer(tmp_path / "whole", steps=40)
+    whole.cfg.ckpt_every = 13
+    whole.cfg.steps = 13
+    whole.fit()
+    cut, meta = _tensors(tmp_path / "cut", 13)
+    ref, _ = _tensors(tmp_path / "whole", 13)
+    assert meta["step"] == 13 and cut.keys() == ref.keys()
+    assert all(torch.equal(cut[k], ref[k]) for k in ref)
+    assert signal.getsignal(signum) in (signal.default_int_handler, signal.SIG_DFL)  # handlers restored
+
+
+def test_a_second_signal_aborts_without_saving(tmp_path):
+    trainer = _trainer(tmp_path, steps=40)
+    loss = trainer.objective.loss
+
+    def twice(*args, **kwargs):
+        if trainer.step == 12:
+            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return loss(*args, **kwargs)
+
+    trainer.objective.loss = twice
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit()
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step_00000010"]  # the periodic one only
