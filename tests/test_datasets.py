@@ -270,5 +270,17 @@ def test_cli_generate_and_errors(tmp_path):
     assert out.is_file() and out.with_suffix(".json").is_file()
     res = runner.invoke(app, ["data", "generate", "maze2d-tiny-v1"])
     assert res.exit_code == 2 and "valid choices" in res.output
+    # a user's files are never replaced without --overwrite (issue 20: --out notes.txt ate notes.json)
+    (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / "notes.json").write_text("{}")
+    res = runner.invoke(app, ["data", "generate", "maze2d-medium-v1", "--samples", "3000", "--out", str(tmp_path / "notes.txt")])
+    assert res.exit_code == 2 and "must end in .hdf5" in res.output
+    assert (tmp_path / "notes.txt").read_text() == "mine" and (tmp_path / "notes.json").read_text() == "{}"
+    before = out.read_bytes()
+    res = runner.invoke(app, ["data", "generate", "maze2d-medium-v1", "--samples", "3000", "--seed", "2", "--out", str(out)])
+    assert res.exit_code == 2 and "--overwrite" in res.output and out.read_bytes() == before
+    res = runner.invoke(app, ["data", "generate", "maze2d-medium-v1", "--samples", "3000", "--seed", "2", "--out", str(out),
+                              "--overwrite"])
+    assert res.exit_code == 0 and out.read_bytes() != before
     res = runner.invoke(app, ["data", "inspect", str(tmp_path / "nope.hdf5")])
     assert res.exit_code == 2 and "mmftraj data generate" in res.output

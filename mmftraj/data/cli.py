@@ -28,12 +28,19 @@ def generate(
     env: str = typer.Argument(..., help="maze2d-umaze-v1, maze2d-medium-v1, maze2d-large-v1 (or eval-/open)."),
     samples: int = typer.Option(None, help="Steps to record (default as D4RL: 1e6 / 2e6 / 4e6)."),
     seed: int = typer.Option(0, help="Random seed (same seed: same file bytes)."),
-    out: Path = typer.Option(None, help="Output .hdf5 (default datasets/maze2d/<env>.hdf5)."),
+    out: Path = typer.Option(None, help="Output .hdf5 (default datasets/maze2d/<env>.hdf5); a <name>.json manifest goes beside it."),
+    overwrite: bool = typer.Option(False, help="Replace an existing dataset file and its manifest."),
 ):
     """Generate a maze2d dataset the way D4RL did (one continuous waypoint-controller run)."""
-
     target = Path(out) if out is not None else default_path(env.split("/")[-1])
-    if target.is_file():
+    if target.suffix.lower() not in (".hdf5", ".h5"):
+        raise UserError(f"--out {target} must end in .hdf5 or .h5 (its manifest is written beside it as "
+                        f"{target.with_suffix('.json').name})")
+    existing = [p for p in (target, target.with_suffix(".json")) if p.exists()]
+    if existing and not overwrite:
+        raise UserError(f"{' and '.join(map(str, existing))} already exist{'s' if len(existing) == 1 else ''}; "
+                        "pass --overwrite to replace, or choose another --out")
+    if existing:
         Console().print(f"replacing the existing {target} once the new file is complete", soft_wrap=True,
                         highlight=False)
     result = run(env, samples=samples, seed=seed, out=out)
