@@ -11,11 +11,17 @@ import pandas as pd
 from ..evaluation.figures import pyplot, save_png
 from .stability import spike_mask
 
-COLORS = {"fm": "tab:gray", "meanflow": "tab:orange", "mmf": "tab:blue", "mmf-full": "tab:green"}
+COLORS = {"fm": "tab:gray", "meanflow": "tab:orange", "mmf-paper": "tab:red", "mmf": "tab:blue",
+          "mmf-full": "tab:green"}
+SPARE = ["tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan"]
 
 
 def _color(variant: str, i: int) -> str:
-    return COLORS.get(variant, f"C{i}")
+    """One colour per variant everywhere; `fm@k` rows in greys, darker with more steps."""
+    if variant.startswith("fm@"):
+        k = int(variant.split("@")[1]) if variant.split("@")[1].isdigit() else 1
+        return {1: "silver", 2: "darkgray", 4: "gray"}.get(k, "dimgray")
+    return COLORS.get(variant, SPARE[i % len(SPARE)])
 
 
 def plot_lowdata(summary: pd.DataFrame, path: Path) -> None:
