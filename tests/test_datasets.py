@@ -1,6 +1,7 @@
 """Dataset generation, formats, windows and normalizers."""
 
 import json
+import re
 from pathlib import Path
 
 import h5py
@@ -284,3 +285,30 @@ def test_cli_generate_and_errors(tmp_path):
     assert res.exit_code == 0 and out.read_bytes() != before
     res = runner.invoke(app, ["data", "inspect", str(tmp_path / "nope.hdf5")])
     assert res.exit_code == 2 and "mmftraj data generate" in res.output
+
+
+@pytest.mark.parametrize("rows,message", [
+    ([("a", "0", 1.0), ("a", "x", 2.0), ("a", "2", 3.0)], "time column 't' must be numeric; table row 1 holds 'x'"),
+    ([("a", 0, 1.0), ("a", 1, 2.0), ("a", 1, 3.0)], "episode 'a' has the time 1 twice"),
+    ([("a", 0, 1.0), ("a", 1, 2.0), ("b", 0, 3.0)], "1 episode of a single row"),
+])
+def test_table_times_must_be_numeric_and_increasing_and_episodes_longer_than_one_row(tmp_path, rows, message):
+    """Each used to pass silently (text times sorted as text; duplicates and 1-row episodes kept)."""
+    import pandas as pd
+
+    from mmftraj.data.tables import load_table
+
+    path = tmp_path / "t.csv"
+    pd.DataFrame(rows, columns=["episode", "t", "s_x"]).to_csv(path, index=False)
+    with pytest.raises(UserError, match=re.escape(message)):
+        load_table(path)
+
+
+def test_a_table_too_large_for_memory_is_refused_before_reading(tmp_path, monkeypatch):
+    import mmftraj.data.tables as tables
+
+    path = tmp_path / "big.csv"
+    path.write_text("episode,t,s_x\n" + "a,0,1\n" * 100)
+    monkeypatch.setattr(tables, "MAX_TABLE_BYTES", 100)
+    with pytest.raises(UserError, match="convert it to Parquet"):
+        tables.load_table(path)

@@ -21,6 +21,8 @@ from ..errors import UserError
 from .store import EpisodeStore
 
 STATE_PREFIXES = ("s_", "obs_")
+MIN_EPISODE_STEPS = 2  # a one-row episode has no motion to learn
+MAX_TABLE_BYTES = 2 * 1024**3  # a larger CSV is refused before pandas reads it into memory
 ACTION_PREFIXES = ("a_", "act_")
 
 
@@ -28,6 +30,10 @@ def _read(path: Path):
     if not path.is_file():
         raise UserError(f"table not found: {path}")
     suffix = path.suffix.lower()
+    size = path.stat().st_size
+    if suffix == ".csv" and size > MAX_TABLE_BYTES:
+        raise UserError(f"{path} is {size / 1024**3:.1f} GB; CSV tables above {MAX_TABLE_BYTES / 1024**3:.0f} GB "
+                        "are not read into memory: convert it to Parquet (columnar, about 5x smaller) or split it")
     try:
         if suffix == ".csv":
             return pd.read_csv(path)
@@ -72,6 +78,12 @@ def store_from_frame(df, source: str, episode: str = "episode", time: str = "t",
         count = int(bad.sum())
         raise UserError(f"{source}: {count} row{'s' if count > 1 else ''} with a missing or infinite value "
                         f"(first at table row {int(np.flatnonzero(bad)[0])}); clean the data first")
+    times = pd.to_numeric(df[time], errors="coerce")
+    if times.isna().any():
+        row = int(np.flatnonzero(times.isna().to_numpy())[0])
+        raise UserError(f"{source}: time column '{time}' must be numeric; table row {row} holds "
+                        f"{df[time].iloc[row]!r} (data.time names the column)")
+    df = df.assign(**{time: times})
     ids = set(df[episode].tolist())
     try:
         ids = sorted(ids)
@@ -81,6 +93,17 @@ def store_from_frame(df, source: str, episode: str = "episode", time: str = "t",
     df = df.assign(_ep=df[episode].map(order)).sort_values(["_ep", time], kind="stable")
     ep = df["_ep"].to_numpy()
     ends_after = np.append(ep[1:] != ep[:-1], True)
+    t = df[time].to_numpy()
+    repeated = (ep[1:] == ep[:-1]) & (t[1:] <= t[:-1])
+    if repeated.any():
+        k = int(np.flatnonzero(repeated)[0])
+        raise UserError(f"{source}: episode {ids[ep[k]]!r} has the time {t[k + 1].item() if hasattr(t[k + 1], "item") else t[k + 1]} twice; times must strictly "
+                        "increase within an episode (drop or merge the duplicate rows)")
+    lengths = np.diff(np.flatnonzero(np.append(True, ends_after)))
+    if (lengths < MIN_EPISODE_STEPS).any():
+        short = int((lengths < MIN_EPISODE_STEPS).sum())
+        raise UserError(f"{source}: {short} episode{'s' if short > 1 else ''} of a single row; an episode needs at "
+                        f"least {MIN_EPISODE_STEPS} steps (a trajectory), so drop them or check data.episode")
     obs = df[state].to_numpy(dtype=np.float32)
     act = df[action].to_numpy(dtype=np.float32) if action else np.zeros((len(df), 0), np.float32)
     extra = {name: df[name].to_numpy() for name in extras}
