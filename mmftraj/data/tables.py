@@ -97,7 +97,7 @@ def store_from_frame(df, source: str, episode: str = "episode", time: str = "t",
     repeated = (ep[1:] == ep[:-1]) & (t[1:] <= t[:-1])
     if repeated.any():
         k = int(np.flatnonzero(repeated)[0])
-        raise UserError(f"{source}: episode {ids[ep[k]]!r} has the time {t[k + 1].item() if hasattr(t[k + 1], "item") else t[k + 1]} twice; times must strictly "
+        raise UserError(f"{source}: episode {ids[ep[k]]!r} has the time {t[k + 1].item()} twice; times must strictly "
                         "increase within an episode (drop or merge the duplicate rows)")
     lengths = np.diff(np.flatnonzero(np.append(True, ends_after)))
     if (lengths < MIN_EPISODE_STEPS).any():
