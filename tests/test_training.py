@@ -270,3 +270,41 @@ def test_a_second_signal_aborts_without_saving(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         trainer.fit()
     assert [p.name for p in list_checkpoints(tmp_path)] == ["step_00000010"]  # the periodic one only
+
+
+NODE_SCRIPT = """
+import os, sys, torch
+sys.path.insert(0, {tests!r})
+from test_training import _trainer
+import torch.distributed as dist
+from pathlib import Path
+torch.set_num_threads(1)
+rank = int(os.environ["RANK"])
+out = Path({out!r})
+trainer = _trainer(out if rank == 0 else None, steps=6, variant="mmf-full", seed=rank)
+trainer.fit()
+torch.save({{n: p.detach().clone() for n, p in trainer.model.named_parameters()}}, out / f"node{{rank}}.pt")
+dist.destroy_process_group()
+"""
+
+
+def test_two_torchrun_nodes_on_localhost_keep_parameters_identical(tmp_path):
+    """The path a cluster user takes: two `torchrun` node processes (c10d rendezvous, one process
+    each) train together and end with identical parameters."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "node.py"
+    script.write_text(NODE_SCRIPT.format(tests=str(Path(__file__).parent), out=str(tmp_path)))
+    port = _free_port()
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1",
+           "--rdzv_backend", "c10d", "--rdzv_endpoint", f"127.0.0.1:{port}", "--rdzv_id", "mmftraj-test",
+           "--max_restarts", "0", str(script)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    nodes = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for _ in range(2)]
+    outputs = [n.communicate(timeout=240)[0] for n in nodes]
+    assert all(n.returncode == 0 for n in nodes), "\n".join(o[-2000:] for o in outputs)
+    a, b = (torch.load(tmp_path / f"node{r}.pt", weights_only=True) for r in range(2))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
