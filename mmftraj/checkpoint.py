@@ -72,6 +72,9 @@ def save_checkpoint(
         tensors.update(opt_tensors)
         info["optimizer"] = opt_meta
     final = root / f"step_{step:08d}"
+    for stale in root.glob(".step_*"):  # left by a process killed mid-write (one process per run: the lock)
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".step_{step:08d}.", dir=root))
     try:
         save_file(tensors, str(tmp / TENSORS))

@@ -98,6 +98,27 @@ def test_minari_round_trip(umaze, tmp_path):
         export_minari(store, tmp_path / "minari", "mmftraj/maze2d-umaze-v1")
 
 
+def test_minari_export_to_a_relative_root_and_a_failed_export_leaves_nothing(umaze, tmp_path, monkeypatch):
+    """A relative root used to fail with a traceback and leave an empty dataset blocking the retry."""
+    minari = pytest.importorskip("minari")
+    from mmftraj.data.minari_io import export_minari
+
+    store = load_d4rl(umaze.path)
+    monkeypatch.chdir(tmp_path)
+
+    def broken(*args, **kwargs):
+        (tmp_path / "rel" / "mmftraj" / "broken-v0" / "data").mkdir(parents=True)  # as a crash half-way leaves it
+        raise RuntimeError("disk full")
+
+    with monkeypatch.context() as m:
+        m.setattr(minari, "create_dataset_from_buffers", broken)
+        with pytest.raises(UserError, match="Minari could not write .*broken-v0: RuntimeError: disk full"):
+            export_minari(store, "rel", "mmftraj/broken-v0")
+    assert not (tmp_path / "rel" / "mmftraj" / "broken-v0").exists()
+    path = export_minari(store, "rel", "mmftraj/broken-v0")  # the retry works, from a relative root
+    assert path == (tmp_path / "rel" / "mmftraj" / "broken-v0") and load_episodes(path).num_episodes == store.num_episodes
+
+
 def test_example_table_csv_and_parquet(tmp_path):
     import pandas as pd
 

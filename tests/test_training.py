@@ -308,3 +308,14 @@ def test_two_torchrun_nodes_on_localhost_keep_parameters_identical(tmp_path):
     assert all(n.returncode == 0 for n in nodes), "\n".join(o[-2000:] for o in outputs)
     a, b = (torch.load(tmp_path / f"node{r}.pt", weights_only=True) for r in range(2))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_half_written_checkpoint_folder_is_removed_by_the_next_save(tmp_path):
+    from mmftraj.checkpoint import save_checkpoint
+
+    model = TimeMLP(MLPConfig(dim=2, hidden=16, depth=2))
+    stale = tmp_path / "checkpoints" / ".step_00000003.abc123"
+    stale.mkdir(parents=True)
+    (stale / "tensors.safetensors").write_bytes(b"half")  # what kill -9 mid-write leaves
+    save_checkpoint(tmp_path, 4, model)
+    assert not stale.exists() and [p.name for p in list_checkpoints(tmp_path)] == ["step_00000004"]

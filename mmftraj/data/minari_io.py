@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import warnings
 from pathlib import Path
 
@@ -46,7 +47,7 @@ def export_minari(store: EpisodeStore, root: str | Path, dataset_id: str = "mmft
     minari = _minari()
     from minari.data_collector import EpisodeBuffer
 
-    root = Path(root)
+    root = Path(root).resolve()  # minari reads MINARI_DATASETS_PATH from elsewhere than our cwd
     target = root / dataset_id
     if target.exists():
         raise UserError(f"Minari dataset already exists: {target}; remove it or choose another id")
@@ -69,12 +70,17 @@ def export_minari(store: EpisodeStore, root: str | Path, dataset_id: str = "mmft
         ))
     obs_space = gym.spaces.Box(-np.inf, np.inf, shape=(store.obs_dim,), dtype=np.float32)
     act_space = gym.spaces.Box(-np.inf, np.inf, shape=(store.act_dim,), dtype=np.float32)
-    with _datasets_root(root):
-        with warnings.catch_warnings():  # minari nags about optional metadata (author, permalink)
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        with _datasets_root(root), warnings.catch_warnings():  # minari nags about optional metadata
             warnings.simplefilter("ignore", UserWarning)
             minari.create_dataset_from_buffers(dataset_id, buffers, observation_space=obs_space,
                                                action_space=act_space, algorithm_name="mmftraj",
                                                description=f"exported by mmftraj from {store.meta.get('source', '?')}")
+    except Exception as exc:  # a half-written dataset would block the retry: it was not there before
+        shutil.rmtree(target, ignore_errors=True)
+        raise UserError(f"Minari could not write {target}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                        ) from None
     return target
 
 
