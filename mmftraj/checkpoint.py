@@ -129,6 +129,9 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
         meta = json.loads((ckpt / META).read_text())
     except (OSError, ValueError, SafetensorError) as exc:
         raise UserError(f"checkpoint {ckpt} is unreadable or corrupt: {exc}") from None
+    step = meta.get("step") if isinstance(meta, dict) else None
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise UserError(f"checkpoint {ckpt}: {META} is not one mmftraj wrote (step {step!r}); use another checkpoint")
     bad = [name for name, t in tensors.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
     if bad:
         raise UserError(f"checkpoint {ckpt} holds non-finite values ({len(bad)} tensors, e.g. {bad[0]}): "

@@ -84,8 +84,12 @@ def locked(run_dir: Path) -> Iterator[None]:
     The kernel releases an flock when its process ends, however it ends, so a lock is never stale;
     the file keeps the holder's PID for the message a second process gets."""
     path = run_dir.parent / f".{run_dir.name}.lock"
-    run_dir.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        run_dir.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+    except OSError as exc:
+        raise UserError(f"cannot write runs under {run_dir.parent}: {exc.strerror or exc}; choose a writable "
+                        "--runs-dir") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

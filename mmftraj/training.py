@@ -196,9 +196,13 @@ class MetricsLog:
         self.path = path
         self.fields: list[str] | None = None
         if resume_step is not None and path.exists():
-            with path.open() as fh:
-                rows = list(csv.DictReader(fh))
-            kept = [r for r in rows if int(r["step"]) <= resume_step]
+            try:
+                with path.open(encoding="utf-8") as fh:
+                    rows = list(csv.DictReader(fh))
+                kept = [r for r in rows if int(r["step"]) <= resume_step]
+            except (UnicodeDecodeError, csv.Error, KeyError, TypeError, ValueError) as exc:
+                raise UserError(f"{path} is not a metrics table mmftraj can continue ({type(exc).__name__}); "
+                                "move it away and resume again (a new one is started)") from None
             if rows:
                 self.fields = list(rows[0].keys())
                 with path.open("w", newline="") as fh:
@@ -316,8 +320,13 @@ class Trainer:
 
     def restore(self, path: Path) -> None:
         tensors, meta = load_checkpoint(path)
-        self.model.load_state_dict(split_prefix(tensors, "model"))
-        self.ema.load_state_dict(split_prefix(tensors, "ema"))
+        try:
+            self.model.load_state_dict(split_prefix(tensors, "model"))
+            self.ema.load_state_dict(split_prefix(tensors, "ema"))
+        except RuntimeError as exc:
+            first = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            raise UserError(f"checkpoint {path} does not fit this run's model: {first[1] if len(first) > 1 else first[0]}"
+                            ) from None
         restore_optimizer(self.optimizer, tensors, meta)
         self.step = int(meta["step"])
         self.train_time = float(meta.get("train_time_s", 0.0))

@@ -75,3 +75,38 @@ def test_bad_values_are_one_line_before_any_training(override, expected, tmp_pat
     assert out.returncode == 2, out.stderr
     assert expected in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
     assert not (tmp_path / "toy2d").exists()
+
+
+def test_broken_files_and_unwritable_outputs_are_one_line_exit_2(tmp_path):
+    """Each of these was a traceback (issue 20): a runs dir under a file, a zero-step HDF5, an
+    unreadable metrics.csv or hand-edited meta.json on resume, a pickled .npz given to fid."""
+    import shutil
+
+    import h5py
+    import numpy as np
+
+    def one_line(out, expected):
+        assert out.returncode == 2, out.stderr
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1 and expected in lines[0], out.stderr
+
+    toy = ["train", "--task", "toy2d", "--steps", "3", "--set", "train.threads=1", "--set", "eval.n_samples=64"]
+    (tmp_path / "afile").write_text("x")
+    one_line(run(*toy, "--runs-dir", str(tmp_path / "afile" / "sub")), "cannot write runs under")
+    with h5py.File(tmp_path / "zero.hdf5", "w") as f:
+        for key, shape in [("observations", (0, 4)), ("actions", (0, 2)), ("rewards", (0,)), ("terminals", (0,)),
+                           ("timeouts", (0,))]:
+            f.create_dataset(key, data=np.zeros(shape))
+    one_line(run("train", "--task", "maze2d", "--steps", "2", "--set", f"data.path={tmp_path / 'zero.hdf5'}",
+                 "--runs-dir", str(tmp_path / "r")), "holds no steps")
+    runs = tmp_path / "runs"
+    assert run(*toy, "--runs-dir", str(runs), "--name", "base").returncode == 0
+    for name in ("m", "j"):
+        shutil.copytree(runs / "toy2d" / "base", runs / "toy2d" / name)
+    (runs / "toy2d" / "m" / "metrics.csv").write_bytes(b"garbage\x00\xff,,\n\"unclosed")
+    one_line(run(*toy, "--steps", "5", "--runs-dir", str(runs), "--name", "m", "--resume"), "not a metrics table")
+    for meta in (runs / "toy2d" / "j" / "checkpoints").glob("*/meta.json"):
+        meta.write_text('{"step": "three"}')
+    one_line(run(*toy, "--steps", "5", "--runs-dir", str(runs), "--name", "j", "--resume"), "is not one mmftraj wrote")
+    np.savez(tmp_path / "bad.npz", samples=np.array([object()], dtype=object))
+    one_line(run("fid", "--task", "digits", "--samples", str(tmp_path / "bad.npz")), "is not a samples .npz")

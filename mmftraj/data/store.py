@@ -105,8 +105,10 @@ class EpisodeStore:
 
 
 def check_arrays(arrays: dict[str, np.ndarray], source: str) -> None:
-    """Same first dimension everywhere; 2-D observations/actions; no NaN/inf rows."""
+    """Same first dimension everywhere; 2-D observations/actions; at least one step; no NaN/inf rows."""
     n = len(arrays["observations"])
+    if n == 0:
+        raise UserError(f"{source}: the dataset holds no steps (empty 'observations'); generate or export it again")
     for key, value in arrays.items():
         if len(value) != n:
             raise UserError(

@@ -9,6 +9,7 @@ before the expensive passes (reference features, sampling), so a mistake costs s
 from __future__ import annotations
 
 import hashlib
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,11 +55,15 @@ def load_samples_npz(path: Path) -> torch.Tensor:
     """Float samples in [-1, 1] from an `.npz` written by `mmftraj sample` (or uint8 NHWC `images`)."""
     if not Path(path).is_file():
         raise UserError(f"samples file not found: {path}")
-    with np.load(path, allow_pickle=False) as data:
-        if "samples" in data:
-            return torch.from_numpy(data["samples"]).float()
-        if "images" in data:
-            return torch.from_numpy(data["images"]).permute(0, 3, 1, 2).float() / 127.5 - 1
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if "samples" in data:
+                return torch.from_numpy(data["samples"]).float()
+            if "images" in data:
+                return torch.from_numpy(data["images"]).permute(0, 3, 1, 2).float() / 127.5 - 1
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, TypeError) as exc:
+        raise UserError(f"{path} is not a samples .npz (numeric arrays, no pickles): {str(exc).splitlines()[0][:120]}"
+                        ) from None
     raise UserError(f"{path} holds neither 'samples' (N, C, H, W) nor 'images' (N, H, W, C)")
 
 
