@@ -35,14 +35,15 @@ TASKS = {
 }
 
 
-def run(task: str, seeds: list[int], keep: Path | None) -> None:
+def run(task: str, seeds: list[int], keep: Path | None, only: list[str] | None = None) -> None:
     from mmftraj.core.objective import parse_label
     from mmftraj.runs import prepare_and_train
 
     preset, overrides, metric, _ = TASKS[task]
     out = ROOT / task
     out.mkdir(parents=True, exist_ok=True)
-    labels = [label for pair in LEVELS.values() for label in pair]
+    labels = ["fm"] + [label for pair in LEVELS.values() for label in pair]  # fm: the one-step baseline
+    labels = [label for label in labels if only is None or label in only]
     for seed in seeds:
         for label in labels:
             path = out / f"{label}-s{seed}.json"
@@ -74,6 +75,23 @@ def t_interval(d: np.ndarray, confidence: float = 0.95) -> tuple[float, float, f
         return mean, math.nan, math.nan
     half = t_quantile(0.5 + confidence / 2, len(d) - 1) * float(d.std(ddof=1)) / math.sqrt(len(d))
     return mean, mean - half, mean + half
+
+
+def one_step_table() -> str:
+    """Every variant's one-step metric (fm: one Euler step), mean ± s.e. over seeds."""
+    labels = ["fm"] + [label for pair in LEVELS.values() for label in pair]
+    lines = ["| task | " + " | ".join(labels) + " |", "|---|" + "---:|" * len(labels)]
+    for task in TASKS:
+        folder = ROOT / task
+        if not folder.is_dir():
+            continue
+        cells = []
+        for label in labels:
+            values = np.array([json.loads(p.read_text())["metric"] for p in sorted(folder.glob(f"{label}-s*.json"))])
+            se = values.std(ddof=1) / math.sqrt(len(values)) if len(values) > 1 else math.nan
+            cells.append(f"{values.mean():.4f} ± {se:.4f} (n={len(values)})" if len(values) else "–")
+        lines.append(f"| {task} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def table() -> str:
@@ -108,11 +126,12 @@ def main() -> None:
     r.add_argument("--task", choices=sorted(TASKS), required=True)
     r.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     r.add_argument("--keep", type=Path, default=None, help="keep the run folders under this runs dir")
+    r.add_argument("--only", nargs="+", default=None, help="train only these labels (e.g. fm mmf)")
     sub.add_parser("table", help="print the table from the stored results")
     args = parser.parse_args()
     if args.cmd == "run":
-        run(args.task, args.seeds, args.keep)
-    print(table())
+        run(args.task, args.seeds, args.keep, args.only)
+    print(one_step_table() + "\n\n" + table())
 
 
 if __name__ == "__main__":
