@@ -279,6 +279,11 @@ def test_a_stored_grid_accumulates_in_shards_and_rebuilds_without_runs(tiny_data
     assert set(per_run[per_run.variant == "fm@2"].evaluations) == {2}
     assert set(per_run[per_run.variant == "meanflow-tmodel"].tangent) == {"model"}
     assert "Incomplete" not in paths["report.md"].read_text()
+    elsewhere = tiny_config(tiny_data, lowdata={"fractions": [1.0], "subset_seed": 0}, store=str(store),
+                            fm_steps=[1, 2], variants=["fm", "mmf", "meanflow-tmodel"])
+    elsewhere.overrides += ["train.threads=2", "train.log_every=3", "train.device=cpu"]  # another machine's settings
+    again = run_report("lowdata", elsewhere, tmp_path / "runs", tmp_path / "out4", progress=False, train=False)
+    assert "Incomplete" not in again["report.md"].read_text()  # stored results count whichever machine made them
     (store / "mmf-all-f1-s1.json").unlink()
     partial = run_report("lowdata", cfg, tmp_path / "runs", tmp_path / "out3", progress=False, train=False)
     assert "mmf-all-f1-s1" in partial["report.md"].read_text() and not (tmp_path / "runs").exists()

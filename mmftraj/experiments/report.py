@@ -192,7 +192,6 @@ def resolved_task_config(cfg: ReportConfig, key: TrainKey):
 def training_fields(task_cfg) -> dict:
     """The config sections a trained model depends on: everything but `eval`, which is applied at
     evaluation time (changing it re-scores runs, it does not retrain them)."""
-
     return {k: v for k, v in to_dict(task_cfg).items() if k != "eval"}
 
 
@@ -285,8 +284,15 @@ EVALUATORS = {"maze2d": _maze2d_evaluate}
 
 
 # -- stored per-run results: the grid accumulates across machines and sessions ----------------------------
+# Where and how a run trained, not what it learned: a stored result counts whichever machine made it.
+MACHINE_FIELDS = ("device", "threads", "log_every", "ckpt_every", "keep_checkpoints", "compile", "compile_scope")
+
+
 def training_hash(task_cfg) -> str:
-    return hashlib.sha1(json.dumps(training_fields(task_cfg), sort_keys=True, default=str).encode()).hexdigest()[:12]
+    """Hash of what a stored run learned from (training fields less the machine's)."""
+    fields = training_fields(task_cfg)
+    fields["train"] = {k: v for k, v in fields.get("train", {}).items() if k not in MACHINE_FIELDS}
+    return hashlib.sha1(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 def load_record(cfg: ReportConfig, key: TrainKey) -> dict | None:
