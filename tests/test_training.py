@@ -319,3 +319,15 @@ def test_a_half_written_checkpoint_folder_is_removed_by_the_next_save(tmp_path):
     (stale / "tensors.safetensors").write_bytes(b"half")  # what kill -9 mid-write leaves
     save_checkpoint(tmp_path, 4, model)
     assert not stale.exists() and [p.name for p in list_checkpoints(tmp_path)] == ["step_00000004"]
+
+
+def test_auto_threads_leave_the_cores_other_jobs_use(monkeypatch):
+    """train.threads=0 takes the cores the last minute's load leaves free, at least one (issue 20)."""
+    from mmftraj import training
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(4)), raising=False)
+    for load, expected in ((0.0, 4), (1.2, 3), (3.6, 1), (9.0, 1)):
+        monkeypatch.setattr(os, "getloadavg", lambda load=load: (load, load, load))
+        assert training.auto_threads() == expected
+    trainer = _trainer(None, steps=1)  # threads 0 in the config: the trainer resolves it and records it
+    assert trainer.threads >= 1 and trainer.fit()["threads"] == trainer.threads
