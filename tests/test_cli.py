@@ -67,7 +67,7 @@ def test_to_minari_refuses_an_id_minari_cannot_parse(tmp_path):
     ("train.lr=.inf", "train.lr must be a finite number, got inf"),
     ("train.ema_decay=.nan", "train.ema_decay must be a finite number"),
     ("objective.adaptive_c=.nan", "objective.adaptive_c must be a finite number"),
-    ("train.threads=100000", "train.threads must be 0 (torch's default) to"),
+    ("train.threads=100000", "train.threads must be 0 (auto) to"),
 ])
 def test_bad_values_are_one_line_before_any_training(override, expected, tmp_path):
     """Each of these used to be a traceback, a segfault or a run that trained on NaN (issue 20)."""
