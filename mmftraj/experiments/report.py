@@ -359,11 +359,11 @@ def run_report(kind: str, cfg: ReportConfig, runs_dir: Path = Path("runs"), out:
     keys = list(dict.fromkeys(item.key for item in grid))
     needs = {k: list(dict.fromkeys(c for item in grid if item.key == k for c in item.conditions)) for k in keys}
     console.print(f"[bold]report {kind}[/]: {len(grid)} (run, split) cells over {len(keys)} training runs")
-    records, missing = {}, []
+    records, missing, ids = {}, [], {}
     for i, key in enumerate(keys):
         t0 = time.perf_counter()
         _, task_cfg = resolved_task_config(cfg, key)
-        wanted = {(c, k): eval_id(cfg, task_cfg, c, k) for c in needs[key] for k in score_steps(cfg, key)}
+        wanted = ids[key] = {(c, k): eval_id(cfg, task_cfg, c, k) for c in needs[key] for k in score_steps(cfg, key)}
         record = load_record(cfg, key)
         if record is not None and record["training"] != training_hash(task_cfg):
             raise UserError(f"stored result {Path(cfg.store) / key.run_name}.json was trained with a different config; "
@@ -388,10 +388,9 @@ def run_report(kind: str, cfg: ReportConfig, runs_dir: Path = Path("runs"), out:
         record = records.get(item.key)
         if record is None:
             continue
-        _, task_cfg = resolved_task_config(cfg, item.key)
         for k in score_steps(cfg, item.key):
             for c in item.conditions:
-                r = record["scores"][eval_id(cfg, task_cfg, c, k)]
+                r = record["scores"][ids[item.key][c, k]]
                 stab = record["stability"]
                 rows.append({"split": item.split, "condition": c.name, "group": c.group,
                              "fraction": item.key.fraction, "variant": row_label(cfg, item.key, k),
