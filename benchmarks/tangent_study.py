@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mmftraj.experiments.report import mean_interval
+
 ROOT = Path(__file__).parent / "tangent_study"
 # λ level -> (conditional-tangent label, model-tangent label)
 LEVELS = {"λ = 0": ("meanflow", "meanflow-tmodel"), "λ warm-up": ("mmf-paper", "mmf"),
@@ -67,16 +69,6 @@ def run(task: str, seeds: list[int], keep: Path | None, only: list[str] | None =
                 shutil.rmtree(runs, ignore_errors=True)
 
 
-def t_interval(d: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
-    from mmftraj.experiments.report import t_quantile
-
-    mean = float(d.mean())
-    if len(d) < 2:
-        return mean, math.nan, math.nan
-    half = t_quantile(0.5 + confidence / 2, len(d) - 1) * float(d.std(ddof=1)) / math.sqrt(len(d))
-    return mean, mean - half, mean + half
-
-
 def one_step_table() -> str:
     """Every variant's one-step metric (fm: one Euler step), mean ± s.e. over seeds."""
     labels = ["fm"] + [label for pair in LEVELS.values() for label in pair]
@@ -109,7 +101,7 @@ def table() -> str:
                 continue
             c = np.array([by[cond, s] for s in seeds])
             m = np.array([by[model, s] for s in seeds])
-            mean, lo, hi = t_interval(c - m)
+            mean, lo, hi = mean_interval(c - m)
             verdict = ("model better" if lo > 0 else "conditional better" if hi < 0 else "not separable") \
                 if len(seeds) > 1 else "n/a"
             ci = f"{mean:+.4f} [{lo:+.4f}, {hi:+.4f}]" if len(seeds) > 1 else f"{mean:+.4f}"

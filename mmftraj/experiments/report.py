@@ -455,6 +455,16 @@ def t_quantile(p: float, df: int) -> float:
     return (lo + hi) / 2
 
 
+def mean_interval(d: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
+    """(mean, low, high): a t-interval for the mean of paired differences d (nan bounds if n < 2)."""
+    d = np.asarray(d, dtype=float)
+    mean = float(d.mean())
+    if len(d) < 2:
+        return mean, math.nan, math.nan
+    half = t_quantile(0.5 + confidence / 2, len(d) - 1) * float(d.std(ddof=1)) / math.sqrt(len(d))
+    return mean, mean - half, mean + half
+
+
 def summarize(per_run: pd.DataFrame) -> pd.DataFrame:
     """Mean ± standard error over seeds for each (split, condition, fraction, variant)."""
     g = per_run.groupby(GROUP + ["variant"], sort=False)

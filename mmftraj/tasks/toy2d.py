@@ -6,7 +6,6 @@ small MLP, then compare 1-, 2- and 4-step samples with fresh data (sliced Wasser
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -16,20 +15,23 @@ import torch
 from ..checkpoint import load_task_model
 from ..config import apply_overrides, check_eval_overrides, to_dict
 from ..core import ModularMeanFlow, ObjectiveConfig, sample
-from ..errors import UserError, choice_error
+from ..data.toy2d import DISTRIBUTIONS, check_hold_out, draw, mode_of, sample_data, training_set
+from ..errors import UserError
 from ..evaluation.distances import sliced_wasserstein
 from ..evaluation.figures import pyplot, save_png
 from ..models.mlp import MLPConfig, TimeMLP
 from ..training import TrainConfig, Trainer
 from . import Task
 
-DISTRIBUTIONS = ("checkerboard", "eight_gaussians", "two_moons", "gaussian")
 PRESETS = DISTRIBUTIONS
 
 
 @dataclass
 class DataConfig:
     distribution: Literal["checkerboard", "eight_gaussians", "two_moons", "gaussian"] = "checkerboard"
+    size: int = 0  # training points: 0 draws fresh points every step; N > 0 trains on one fixed set of N
+    seed: int = 0  # the fixed set's seed (sets of one seed are nested: a smaller one is a prefix)
+    hold_out: list[int] = field(default_factory=list)  # modes left out of training (mmftraj.data.toy2d.mode_of)
 
 
 @dataclass
@@ -71,32 +73,6 @@ def default_preset(cfg: Config) -> str:
     return cfg.data.distribution
 
 
-# -- data -------------------------------------------------------------------------------------
-def sample_data(name: str, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Draw n points of a named 2-D distribution (roughly within [-3, 3]²)."""
-    g = generator
-    if name == "checkerboard":
-        x1 = torch.rand(n, generator=g) * 4 - 2
-        x2 = torch.rand(n, generator=g) - torch.randint(0, 2, (n,), generator=g).float() * 2
-        x2 = x2 + (torch.floor(x1) % 2)
-        return torch.stack([x1, x2], 1) * 1.0
-    if name == "eight_gaussians":
-        k = torch.randint(0, 8, (n,), generator=g).float()
-        centres = torch.stack([torch.cos(k * math.pi / 4), torch.sin(k * math.pi / 4)], 1) * 2.0
-        return centres + 0.15 * torch.randn(n, 2, generator=g)
-    if name == "two_moons":
-        which = torch.randint(0, 2, (n,), generator=g).float()
-        angle = torch.rand(n, generator=g) * math.pi
-        upper = torch.stack([torch.cos(angle), torch.sin(angle)], 1)
-        lower = torch.stack([1 - torch.cos(angle), 0.5 - torch.sin(angle)], 1)
-        pts = torch.where(which[:, None] > 0, upper, lower)
-        return (pts - torch.tensor([0.5, 0.25])) * 1.5 + 0.05 * torch.randn(n, 2, generator=g)
-    if name == "gaussian":
-        return torch.tensor([1.0, -0.5]) + torch.randn(n, 2, generator=g) @ torch.tensor([[1.0, 0.0], [0.6, 0.5]])
-
-    raise choice_error("toy2d distribution", name, DISTRIBUTIONS)
-
-
 # -- model, training, evaluation --------------------------------------------------------------
 def build_model(cfg: Config) -> TimeMLP:
     return TimeMLP(cfg.model)
@@ -107,8 +83,14 @@ def train(cfg: Config, run_dir: Path, resume: bool = False, progress: bool = Tru
     model = build_model(cfg)
     objective = ModularMeanFlow(cfg.objective)
 
+    d = cfg.data
+    check_data(d)
+    fixed = training_set(d.distribution, d.size, d.seed, d.hold_out) if d.size else None
+
     def batch_fn(generator: torch.Generator, step: int) -> dict:
-        return {"x": sample_data(cfg.data.distribution, cfg.train.batch_size, generator)}
+        if fixed is not None:
+            return {"x": fixed[torch.randint(len(fixed), (cfg.train.batch_size,), generator=generator)]}
+        return {"x": draw(d.distribution, cfg.train.batch_size, generator, d.hold_out)}
 
     trainer = Trainer(model, objective, batch_fn, cfg.train, run_dir, meta={"task": "toy2d", "config": to_dict(cfg)},
                       progress=progress)
@@ -117,21 +99,47 @@ def train(cfg: Config, run_dir: Path, resume: bool = False, progress: bool = Tru
     return {"objective": cfg.objective.variant, "distribution": cfg.data.distribution, **fit, **metrics}
 
 
+def check_data(d: DataConfig) -> None:
+    if d.size < 0:
+        raise UserError(f"data.size must be 0 (fresh points every step) or a number of points, got {d.size}")
+    check_hold_out(d.distribution, d.hold_out)
+
+
 def evaluate_model(model, cfg: Config, mode: str, plot_path: Path | None = None) -> dict:
-    """Sliced Wasserstein distance of k-step samples to fresh data, for each k in cfg.eval.steps."""
+    """Sliced Wasserstein distance of k-step samples to fresh data of the training distribution
+    (held-out modes excluded), for each k in cfg.eval.steps. With a fixed training set, also the
+    distance of that set itself to fresh data (what memorizing it would score); with held-out
+    modes, the share of samples that land in them and the distance to the whole distribution."""
     model.eval()
+    d = cfg.data
     g = torch.Generator().manual_seed(cfg.eval.seed)
     n = cfg.eval.n_samples
-    data = sample_data(cfg.data.distribution, n, g)
-    floor = sliced_wasserstein(data, sample_data(cfg.data.distribution, n, g), cfg.eval.projections, g)
+    data = draw(d.distribution, n, g, d.hold_out)
+    floor = sliced_wasserstein(data, draw(d.distribution, n, g, d.hold_out), cfg.eval.projections, g)
+    whole = sample_data(d.distribution, n, g) if d.hold_out else None
     noise = torch.randn(n, 2, generator=g)
-    samples, swd = {}, {}
+
+    def distance(a: torch.Tensor, b: torch.Tensor) -> float:
+        return sliced_wasserstein(a, b, cfg.eval.projections, torch.Generator().manual_seed(0))
+
+    samples, swd, extra = {}, {}, {}
     for k in cfg.eval.steps:
         samples[k] = sample(model, noise, steps=k, mode=mode)
-        swd[f"{k}-step"] = sliced_wasserstein(samples[k], data, cfg.eval.projections, torch.Generator().manual_seed(0))
+        swd[f"{k}-step"] = distance(samples[k], data)
+        if d.hold_out:
+            held = torch.isin(mode_of(d.distribution, samples[k]), torch.tensor(d.hold_out))
+            extra.setdefault("held_out_share", {})[f"{k}-step"] = float(held.float().mean())
+            extra.setdefault("swd_whole", {})[f"{k}-step"] = distance(samples[k], whole)
+    if d.hold_out:
+        extra["held_out_share_whole"] = float(torch.isin(mode_of(d.distribution, whole), torch.tensor(d.hold_out))
+                                              .float().mean())
+    if d.size:
+        fixed = training_set(d.distribution, d.size, d.seed, d.hold_out)
+        picks = fixed[torch.randint(len(fixed), (n,), generator=torch.Generator().manual_seed(cfg.eval.seed))]
+        extra["swd_training_set"] = distance(picks, data)
     if plot_path is not None:
-        plot_samples(data, samples, plot_path, f"{cfg.objective.variant} on {cfg.data.distribution} ({mode} sampling)")
-    return {"sampling": mode, "swd": swd, "swd_data_floor": floor}
+        plot_samples(data, samples, plot_path, f"{cfg.objective.variant} on {d.distribution} ({mode} sampling)")
+    return {"sampling": mode, "swd": swd, "swd_data_floor": floor, **extra}
 
 
 def plot_samples(data: torch.Tensor, samples: dict, path: Path, title: str) -> None:
