@@ -1,4 +1,4 @@
-"""Atomic file writes: a file appears complete or not at all (temp file + rename)."""
+"""Atomic file writes (a file appears complete or not at all: temp file + rename) and the cache folder."""
 
 from __future__ import annotations
 
@@ -7,6 +7,12 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+
+def cache_dir() -> Path:
+    """Where derived artefacts live (classifiers, reference statistics, image caches):
+    ~/.cache/mmftraj, or MMFTRAJ_CACHE."""
+    return Path(os.environ.get("MMFTRAJ_CACHE", Path.home() / ".cache" / "mmftraj"))
 
 
 def umask_mode(directory: bool = False) -> int:

@@ -8,7 +8,6 @@ of Inception's pool features. The cache key includes a version, so a changed rec
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
@@ -17,7 +16,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..data.digits import load_digits_images
-from ..io import atomic_path, atomic_write_text
+from ..io import atomic_path, atomic_write_text, cache_dir
 
 VERSION = 1
 FEATURE_DIM = 64
@@ -42,10 +41,6 @@ class DigitsClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("MMFTRAJ_CACHE", Path.home() / ".cache" / "mmftraj"))
 
 
 def _shift(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:

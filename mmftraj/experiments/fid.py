@@ -18,13 +18,14 @@ import numpy as np
 import torch
 
 from ..core import ModularMeanFlow
-from ..data.cifar import load_cifar10, resolve_dir, to_float
+from ..data.cifar import resolve_dir, to_float
 from ..data.digits import load_digits_images
+from ..data.image_folder import is_image_folder, load_image_folder, load_images
 from ..errors import UserError, choice_error
-from ..evaluation.digits_features import FEATURE_BATCH, cache_dir, load_classifier
+from ..evaluation.digits_features import FEATURE_BATCH, load_classifier
 from ..evaluation.frechet import feature_stats, frechet_distance
 from ..evaluation.inception import load_inception, weights_path
-from ..io import atomic_path
+from ..io import atomic_path, cache_dir
 from ..tasks import cifar, digits
 from ..tasks.image_common import default_device, generate, load_image_model, progress_bar
 from ..training import resolve_device
@@ -116,11 +117,22 @@ def _check_arguments(task: str, checkpoint, samples_file, data_dir, weights, dev
 
 
 def _cifar_inputs(data_dir, weights) -> tuple[Path, Path]:
-    """(weights file, batch directory), both checked to exist."""
+    """(weights file, data folder: CIFAR-10's python batches or class folders of images), both checked."""
 
     if not data_dir:
-        raise UserError("FID for cifar needs --data-dir (the CIFAR-10 python batch directory)")
-    return weights_path(weights), resolve_dir(data_dir)
+        raise UserError("FID for cifar needs --data-dir (CIFAR-10's python batches or class folders of its images)")
+    wpath = weights_path(weights)
+    if not _is_batch_dir(data_dir) and not is_image_folder(data_dir):
+        load_images(data_dir)  # raises the one-line error that names both layouts
+    return wpath, Path(data_dir)
+
+
+def _is_batch_dir(data_dir) -> bool:
+    try:
+        resolve_dir(data_dir)
+    except UserError:
+        return False
+    return True
 
 
 def _check_count(n: int) -> None:
@@ -163,14 +175,16 @@ def _npz_source(samples_file) -> _Source:
 
 
 def _cifar_reference(ext: _Extractor, root: Path, wpath: Path, progress: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Statistics of the 50k training images, cached per weights file (the pass takes hours on a CPU)."""
+    """Statistics of the training images, cached per data set and weights file (hours on a CPU)."""
 
-    cache = cache_dir() / f"fid_ref_cifar10_train_{_file_digest(wpath)}.npz"
+    # python batches are CIFAR-10 itself; a folder is whatever its files are (keyed by their fingerprint)
+    tag = "cifar10_train" if _is_batch_dir(root) else f"folder_{load_image_folder(root, 'train', progress).manifest['fingerprint']}"
+    cache = cache_dir() / f"fid_ref_{tag}_{_file_digest(wpath)}.npz"
     if cache.is_file():
         with np.load(cache) as ref:
             return ref["mu"], ref["sigma"]
-    images, _ = load_cifar10(root, "train")
-    mu, sigma = ext.stats(to_float(images), "CIFAR-10 train", progress)
+    images, _, source = load_images(root, "train", progress)
+    mu, sigma = ext.stats(to_float(images), source, progress)
     with atomic_path(cache, suffix=".npz") as tmp, open(tmp, "wb") as fh:
         np.savez(fh, mu=mu, sigma=sigma)
     return mu, sigma

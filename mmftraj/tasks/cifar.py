@@ -2,8 +2,10 @@
 
 Meant for GPUs: `mmftraj train --task cifar --data-dir ... --device cuda` (bf16 autocast via
 train.precision, channels_last, optional torch.compile, DDP under torchrun by the shared loop).
-Data come from the python-version batch directory (`data.dir`); FID needs Inception weights
-(`mmftraj fid`), so training itself reports samples only.
+Data (`--data-dir`, `data.dir`): CIFAR-10's python-version batch directory, or class folders of
+PNG/JPEG images (any square size; set model.image_size and model.in_channels to match), such as
+a PNG copy of CIFAR-10 (`DIR/train/<class>/*.png`). FID needs Inception weights (`mmftraj fid`),
+so training itself reports samples only.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from functools import partial
 from pathlib import Path
 
 import torch
+from rich.console import Console
 
 from ..core import ObjectiveConfig
-from ..data.cifar import AUG_DIM, edm_augment, hflip, load_cifar10, to_float
+from ..data.cifar import AUG_DIM, edm_augment, hflip, to_float
+from ..data.image_folder import load_images
 from ..errors import UserError
 from ..evaluation.images import save_grid
 from ..models.unet import UNetConfig, unet_config
@@ -36,7 +40,10 @@ PRESETS = ()
 
 @dataclass
 class CifarData:
-    dir: str = ""  # python-version batch directory (or its parent); required for training
+    # CIFAR-10's python-version batch directory (or its parent), or class folders of PNG/JPEG images
+    # (DIR/train/<class>/*, optional DIR/test/<class>/*; decoded once into a cache); required
+    dir: str = ""
+    check_cifar10: bool = True  # a folder with CIFAR-10's class names must hold all 50,000 / 10,000 images
     hflip: bool = True
     edm_aug: float = 0.0  # probability of each EDM-style transform (0 disables; MeanFlow uses it)
 
@@ -59,6 +66,17 @@ def default_preset(cfg: Config) -> None:
     return None
 
 
+def check_model_fits(model: UNetConfig, shape: tuple[int, ...]) -> None:
+    """The U-Net's image size and channels must be the data's (C, H, W); square images only."""
+    c, h, w = shape
+    if h != w:
+        raise UserError(f"the images are {w}×{h}; the U-Net takes square images (crop or resize them first)")
+    if (model.image_size, model.in_channels) != (h, c):
+        raise UserError(f"the images are {h}×{w} with {c} channel(s) but the model takes {model.image_size}×"
+                        f"{model.image_size} with {model.in_channels}: --set model.image_size={h} "
+                        f"--set model.in_channels={c}")
+
+
 def make_draw(images: torch.Tensor, data: CifarData, aug_dim: int):
     """uint8 dataset → the batch dict (x in [-1, 1], optional augmentation labels as cond)."""
 
@@ -79,10 +97,12 @@ def make_draw(images: torch.Tensor, data: CifarData, aug_dim: int):
 
 def train(cfg: Config, run_dir: Path, resume: bool = False, progress: bool = True) -> dict:
     if not cfg.data.dir:
-        raise UserError("the cifar task needs the CIFAR-10 python batch directory: --data-dir PATH (or --set data.dir=PATH)")
-    if cfg.model.image_size != 32 or cfg.model.in_channels != 3:
-        raise UserError("cifar needs model.image_size = 32 and model.in_channels = 3")
-    images, _ = load_cifar10(cfg.data.dir, "train")
+        raise UserError("the cifar task needs data: --data-dir PATH (CIFAR-10's python batches or class folders "
+                        "of PNG/JPEG images; or --set data.dir=PATH)")
+    images, _, source = load_images(cfg.data.dir, "train", progress, cfg.data.check_cifar10)
+    check_model_fits(cfg.model, images.shape[1:])
+    if progress:
+        Console().print(f"data: {source}")
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg.model, cfg.runtime, cfg.train.device)
     draw = make_draw(images, cfg.data, cfg.model.aug_dim)
