@@ -50,8 +50,9 @@ def test_a_folder_loads_as_uint8_with_labels_and_a_manifest(tmp_path):
     assert np.array_equal(found.images[0].permute(1, 2, 0).numpy(), _pixels(0))
     test = load_image_folder(root, "test")
     assert test.images.shape == (3, 3, 8, 8) and test.manifest["split"] == "test"
-    images, labels, source = load_images(root, "train")
-    assert torch.equal(images, found.images) and "9 images of 3 classes" in source
+    data = load_images(root, "train")
+    assert torch.equal(data.images, found.images) and "9 images of 3 classes" in data.description
+    assert data.classes == ("cat", "dog", "owl") and data.key.startswith("folder-train-")
 
 
 def test_class_folders_directly_in_the_folder_are_the_training_split(tmp_path):
@@ -170,3 +171,40 @@ def test_cifar_trains_from_a_folder_and_samples_png_grids(tmp_path):
     assert Image.open(grid).mode == "RGB"
     with np.load(next((tmp_path / "s").glob("*.npz"))) as data:
         assert data["images"].shape == (6, 8, 8, 3)
+
+
+def test_classifier_frechet_distance_after_training_and_from_eval(tmp_path):
+    """eval.fd: a classifier trained on the folder (cached), its test accuracy, and a Fréchet
+    distance per step count beside the real-data floor; `mmftraj eval` recomputes it."""
+    from mmftraj.runs import prepare_and_train
+
+    root = write_folder(tmp_path / "imgs", per_class=6, test=2)
+    tiny = ["train.precision=fp32", "train.compile=false", "train.batch_size=4", "train.warmup_steps=1",
+            "train.threads=1", "model.model_channels=16", "model.channel_mult=[1, 2]", "model.num_blocks=1",
+            "model.groups=4", "model.channels_per_head=16", "model.attn_resolutions=[4]", "model.image_size=8",
+            "eval.fd=true", "eval.n_samples=12", "eval.steps=[1, 2]", "eval.classifier_epochs=1",
+            "eval.classifier_width=4", f"data.dir={root}"]
+    out = prepare_and_train("cifar", overrides=tiny, steps=2, device="cpu", runs_dir=tmp_path / "runs", name="f",
+                            progress=False)
+    assert set(out["fd"]) == {"1-step", "2-step"} and all(v >= 0 for v in out["fd"].values())
+    assert out["fd_data_floor"] >= 0 and out["fd_samples"] == 12
+    assert 0 <= out["classifier_accuracy"] <= 1 and out["classifier"]["accuracy_on"] == "the test split"
+    assert "6 images of 3 classes" in out["fd_reference"]  # the test split is the reference
+    cached = list((tmp_path / "cache" / "image-classifiers").glob("*.safetensors"))
+    assert len(cached) == 1
+    result = CliRunner().invoke(app, ["eval", "--task", "cifar", "--checkpoint", str(tmp_path / "runs" / "cifar" / "f"),
+                                      "--steps", "1"])
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "cache" / "image-classifiers").glob("*.safetensors"))) == 1  # reused
+
+
+def test_the_classifier_learns_separable_classes():
+    from mmftraj.data.image_folder import ImageSet
+    from mmftraj.evaluation.image_classifier import ClassifierRecipe, train_classifier
+
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(60) % 2
+    images = (torch.rand(60, 3, 8, 8, generator=g) * 60 + 40 + 120 * labels[:, None, None, None]).to(torch.uint8)
+    data = ImageSet(images, labels, "two brightness classes", "test", ("dark", "bright"))
+    model, meta = train_classifier(data, None, ClassifierRecipe(width=4, epochs=8, batch=16, lr=1e-2))
+    assert meta["accuracy_on"] == "a held-out tenth of train" and meta["accuracy"] == 1.0

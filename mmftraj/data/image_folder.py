@@ -209,21 +209,49 @@ def check_cifar10_counts(manifest: dict) -> None:
                         f"A subset on purpose: --set data.check_cifar10=false")
 
 
+@dataclass(frozen=True)
+class ImageSet:
+    """Images (N, C, H, W) uint8 with labels (N,) int64, what they are, and a key that changes when
+    they do (for caches derived from them: classifiers, reference statistics)."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    description: str
+    key: str
+    classes: tuple[str, ...]
+
+
 def load_images(data_dir: str | Path, split: str = "train", progress: bool = False,
-                check_cifar10: bool = True) -> tuple[torch.Tensor, torch.Tensor, str]:
-    """(images (N, C, H, W) uint8, labels (N,) int64, a description) from either CIFAR-10's python
-    batches or class folders of images, whichever `data_dir` holds."""
+                check_cifar10: bool = True) -> ImageSet:
+    """A split of either CIFAR-10's python batches or class folders of images, whichever
+    `data_dir` holds."""
     try:
         root = resolve_dir(data_dir)
     except UserError:
         root = None
     if root is not None:
         images, labels = load_cifar10(root, split)
-        return images, labels, f"CIFAR-10 python batches in {root}"
+        return ImageSet(images, labels, f"CIFAR-10 python batches in {root} ({split})", f"cifar10-{split}",
+                        CIFAR10_CLASSES)
     if not is_image_folder(data_dir):
         raise UserError(f"{data_dir} holds neither CIFAR-10's python batches (data_batch_1..5, test_batch, "
                         f"batches.meta) nor class folders of PNG/JPEG images (DIR/train/<class>/*.png, or DIR/<class>/*)")
     found = load_image_folder(data_dir, split, progress, check_cifar10)
     m = found.manifest
-    return found.images, found.labels, (f"{m['count']:,} images of {len(m['classes'])} classes in {m['source']} "
-                                        f"({m['width']}×{m['height']} {m['mode']})")
+    return ImageSet(found.images, found.labels, f"{m['count']:,} images of {len(m['classes'])} classes in "
+                    f"{m['source']} ({m['width']}×{m['height']} {m['mode']})", f"folder-{split}-{m['fingerprint']}",
+                    tuple(m["classes"]))
+
+
+def has_split(data_dir: str | Path, split: str) -> bool:
+    """Whether `data_dir` holds that split (batches hold both; a folder may lack test/)."""
+    try:
+        resolve_dir(data_dir)
+        return True
+    except UserError:
+        pass
+    try:
+        split_dir(data_dir, split)
+    except UserError:
+        return False
+    return True

@@ -20,7 +20,7 @@ import torch
 from ..core import ModularMeanFlow
 from ..data.cifar import resolve_dir, to_float
 from ..data.digits import load_digits_images
-from ..data.image_folder import is_image_folder, load_image_folder, load_images
+from ..data.image_folder import is_image_folder, load_images
 from ..errors import UserError, choice_error
 from ..evaluation.digits_features import FEATURE_BATCH, load_classifier
 from ..evaluation.frechet import feature_stats, frechet_distance
@@ -177,14 +177,12 @@ def _npz_source(samples_file) -> _Source:
 def _cifar_reference(ext: _Extractor, root: Path, wpath: Path, progress: bool) -> tuple[np.ndarray, np.ndarray]:
     """Statistics of the training images, cached per data set and weights file (hours on a CPU)."""
 
-    # python batches are CIFAR-10 itself; a folder is whatever its files are (keyed by their fingerprint)
-    tag = "cifar10_train" if _is_batch_dir(root) else f"folder_{load_image_folder(root, 'train', progress).manifest['fingerprint']}"
-    cache = cache_dir() / f"fid_ref_{tag}_{_file_digest(wpath)}.npz"
+    data = load_images(root, "train", progress)  # a folder's key is its files' fingerprint
+    cache = cache_dir() / f"fid_ref_{data.key.replace('-', '_')}_{_file_digest(wpath)}.npz"
     if cache.is_file():
         with np.load(cache) as ref:
             return ref["mu"], ref["sigma"]
-    images, _, source = load_images(root, "train", progress)
-    mu, sigma = ext.stats(to_float(images), source, progress)
+    mu, sigma = ext.stats(to_float(data.images), data.description, progress)
     with atomic_path(cache, suffix=".npz") as tmp, open(tmp, "wb") as fh:
         np.savez(fh, mu=mu, sigma=sigma)
     return mu, sigma

@@ -17,10 +17,13 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from ..core import ObjectiveConfig
+from ..config import apply_overrides
+from ..core import ModularMeanFlow, ObjectiveConfig
 from ..data.cifar import AUG_DIM, edm_augment, hflip, to_float
-from ..data.image_folder import load_images
+from ..data.image_folder import has_split, load_images
 from ..errors import UserError
+from ..evaluation.frechet import frechet_from_features
+from ..evaluation.image_classifier import ClassifierRecipe, classifier_features, load_classifier
 from ..evaluation.images import save_grid
 from ..models.unet import UNetConfig, unet_config
 from ..training import TrainConfig
@@ -31,11 +34,12 @@ from .image_common import (
     build_model,
     checkpoint_samples,
     generate,
+    load_image_model,
     make_batch_fn,
     train_images,
 )
 
-PRESETS = ()
+PRESETS = ("small",)  # resources/configs/cifar-small.yaml: a CPU-sized run
 
 
 @dataclass
@@ -49,12 +53,21 @@ class CifarData:
 
 
 @dataclass
+class CifarEval(ImageEvalConfig):
+    # Fréchet distance after training, in the features of a classifier the project trains on the
+    # data (cached; mmftraj.evaluation.image_classifier), against the test split when there is one
+    fd: bool = False
+    classifier_width: int = 16
+    classifier_epochs: int = 10
+
+
+@dataclass
 class Config:
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(batch_size=128, lr=6e-4, ema_decay=0.9999))
     model: UNetConfig = field(default_factory=lambda: unet_config("ddpmpp"))
     data: CifarData = field(default_factory=CifarData)
-    eval: ImageEvalConfig = field(default_factory=lambda: ImageEvalConfig(n_samples=64, steps=[1, 2]))
+    eval: CifarEval = field(default_factory=lambda: CifarEval(n_samples=64, steps=[1, 2]))
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
 
@@ -99,26 +112,67 @@ def train(cfg: Config, run_dir: Path, resume: bool = False, progress: bool = Tru
     if not cfg.data.dir:
         raise UserError("the cifar task needs data: --data-dir PATH (CIFAR-10's python batches or class folders "
                         "of PNG/JPEG images; or --set data.dir=PATH)")
-    images, _, source = load_images(cfg.data.dir, "train", progress, cfg.data.check_cifar10)
+    data = load_images(cfg.data.dir, "train", progress, cfg.data.check_cifar10)
+    images = data.images
     check_model_fits(cfg.model, images.shape[1:])
     if progress:
-        Console().print(f"data: {source}")
+        Console().print(f"data: {data.description}")
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg.model, cfg.runtime, cfg.train.device)
     draw = make_draw(images, cfg.data, cfg.model.aug_dim)
     batch_fn = make_batch_fn(model, cfg.train.batch_size, draw, len(images))
     trainer, objective, fit = train_images("cifar", cfg, model, batch_fn, run_dir, resume, progress)
     out = {"objective": cfg.objective.variant, **fit}
-    if trainer.dist.is_main:
-        ema, device = trainer.ema, trainer.device
-        for k in cfg.eval.steps:
-            grid = generate(ema, cfg.eval.n_samples, k, objective.sampling_mode, cfg.eval.seed, device=device)
-            save_grid(grid, Path(run_dir) / f"samples-{k}step.png", scale=2)
+    if not trainer.dist.is_main:
+        return out
+    ema, device = trainer.ema, trainer.device
+    if cfg.eval.fd:
+        return {**out, **evaluate_model(ema, cfg, objective.sampling_mode, Path(run_dir), progress, device)}
+    for k in cfg.eval.steps:
+        grid = generate(ema, cfg.eval.n_samples, k, objective.sampling_mode, cfg.eval.seed, device=device)
+        save_grid(grid, Path(run_dir) / f"samples-{k}step.png", scale=2)
     return out
 
 
-def evaluate(checkpoint, steps=None, seed: int = 0, out: Path | None = None, **_) -> dict:
-    raise UserError("cifar is scored with `mmftraj fid --task cifar --checkpoint RUN --data-dir DIR --weights W`")
+def evaluate_model(model, cfg: Config, mode: str, out: Path | None = None, progress: bool = False,
+                   device: str | torch.device = "cpu") -> dict:
+    """Fréchet distance of k-step samples in the project's classifier features, for each k in
+    eval.steps, against the test split (else the training split), beside the floor of as many
+    real training images; sample grids (the first 100) under `out`."""
+    check = cfg.data.check_cifar10
+    train_set = load_images(cfg.data.dir, "train", progress, check)
+    test_set = load_images(cfg.data.dir, "test", progress, check) if has_split(cfg.data.dir, "test") else None
+    recipe = ClassifierRecipe(width=cfg.eval.classifier_width, epochs=cfg.eval.classifier_epochs)
+    clf, meta = load_classifier(train_set, test_set, recipe, progress=progress)
+    reference = test_set or train_set
+    ref = classifier_features(clf, reference.images)
+    n = min(cfg.eval.n_samples, len(train_set.images))
+    if n < 2:
+        raise UserError(f"eval.n_samples must be at least 2 for a Fréchet distance, got {cfg.eval.n_samples}")
+    pick = torch.randperm(len(train_set.images), generator=torch.Generator().manual_seed(cfg.eval.seed))[:n]
+    floor = frechet_from_features(classifier_features(clf, train_set.images[pick]), ref)
+    fd = {}
+    for k in cfg.eval.steps:
+        images = generate(model, n, k, mode, cfg.eval.seed, cfg.eval.batch, device=device)
+        fd[f"{k}-step"] = frechet_from_features(classifier_features(clf, images.cpu()), ref)
+        if out is not None:
+            save_grid(images[:100], Path(out) / f"samples-{k}step.png", scale=2)
+        if progress:
+            Console().print(f"{k}-step: Fréchet distance {fd[f'{k}-step']:.3f} (real data {floor:.3f})")
+    return {"sampling": mode, "fd": fd, "fd_data_floor": floor, "fd_samples": n, "fd_reference": reference.description,
+            "classifier_accuracy": meta["accuracy"], "classifier": meta}
+
+
+def evaluate(checkpoint, steps=None, seed: int = 0, out: Path | None = None, overrides=(), progress: bool = True,
+             **_) -> dict:
+    model, cfg = load_image_model(checkpoint, "cifar", Config)
+    cfg = apply_overrides(cfg, list(overrides))
+    if not cfg.data.dir:
+        raise UserError("this run has no data.dir to score against: --set data.dir=PATH (or `mmftraj fid` for FID)")
+    if steps:
+        cfg.eval.steps = list(steps)
+    cfg.eval.seed = cfg.eval.seed + seed
+    return evaluate_model(model, cfg, ModularMeanFlow(cfg.objective).sampling_mode, out, progress)
 
 
 sample_files = partial(checkpoint_samples, "cifar", Config, 2)  # PNG grid + .npz, 2x scaled

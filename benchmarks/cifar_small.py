@@ -1,0 +1,93 @@
+"""cifar-small: one-step `mmf` against `fm` at 1 / 2 / 4 / 16 Euler steps and true `meanflow`, on
+real CIFAR-10, on a CPU (the `small` preset of the cifar task), 2 training seeds.
+
+    python benchmarks/cifar_small.py run --data-dir ~/data/cifar10-png      # trains what is missing
+    python benchmarks/cifar_small.py table                                  # rebuilds the table
+
+Metric: Fréchet distance in the features of a CIFAR-10 classifier the project trains itself
+(`mmftraj.evaluation.image_classifier`; its test accuracy is in every record), 2000 samples
+against the 10,000 test images, beside the floor of 2000 real training images. Lower is better;
+not FID. Each finished run leaves one JSON and its 1-step (fm: also 16-step) sample grid under
+benchmarks/cifar_small/, so the comparison accumulates across sessions and machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).parent / "cifar_small"
+VARIANTS = ["fm", "meanflow", "mmf"]
+KEEP = ("fd", "fd_data_floor", "fd_samples", "classifier_accuracy", "parameters", "train_time_s", "final_loss",
+        "steps", "tangent")
+
+
+def run(data_dir: Path, seeds: list[int], variants: list[str], runs_dir: Path, threads: int) -> None:
+    from mmftraj.runs import prepare_and_train
+
+    ROOT.mkdir(parents=True, exist_ok=True)
+    for seed in seeds:
+        for variant in variants:
+            path = ROOT / f"{variant}-s{seed}.json"
+            if path.is_file():
+                continue
+            t0 = time.perf_counter()
+            name = f"{variant}-small-s{seed}"
+            results = prepare_and_train(task="cifar", preset="small", objective=variant, seed=seed, name=name,
+                                        overrides=[f"data.dir={json.dumps(str(data_dir))}", f"train.threads={threads}"],
+                                        runs_dir=runs_dir, resume=True, progress=True)
+            record = {"variant": variant, "seed": seed, "wall_s": round(time.perf_counter() - t0, 1),
+                      **{k: results[k] for k in KEEP if k in results}}
+            for k in ([1, 16] if variant == "fm" else [1]):
+                grid = runs_dir / "cifar" / name / f"samples-{k}step.png"
+                if grid.is_file():
+                    shutil.copyfile(grid, ROOT / f"{variant}-s{seed}-{k}step.png")
+            path.write_text(json.dumps(record, indent=1) + "\n")
+            print(f"{variant} s{seed}: " + ", ".join(f"{k} {v:.2f}" for k, v in results["fd"].items())
+                  + f" ({record['wall_s']:.0f} s)", flush=True)
+
+
+def table() -> str:
+    records = [json.loads(p.read_text()) for p in sorted(ROOT.glob("*.json"))]
+    if not records:
+        return "no results yet under benchmarks/cifar_small/"
+    rows = ["| variant | steps | Fréchet distance (mean ± s.e.) | seeds | wall time (min) |", "|---|---:|---:|---:|---:|"]
+    for variant in VARIANTS:
+        mine = [r for r in records if r["variant"] == variant]
+        for k in sorted({int(s.split("-")[0]) for r in mine for s in r["fd"]}):
+            v = np.array([r["fd"][f"{k}-step"] for r in mine if f"{k}-step" in r["fd"]])
+            se = v.std(ddof=1) / math.sqrt(len(v)) if len(v) > 1 else math.nan
+            wall = np.mean([r["wall_s"] for r in mine]) / 60
+            rows.append(f"| {variant} | {k} | {v.mean():.2f}" + (f" ± {se:.2f}" if len(v) > 1 else "")
+                        + f" | {len(v)} | {wall:.0f} |")
+    floor = np.mean([r["fd_data_floor"] for r in records])
+    acc = {round(r["classifier_accuracy"], 4) for r in records}
+    params = {r.get("parameters") for r in records}
+    return "\n".join(rows) + (f"\n\nReal training images vs the test set (floor): {floor:.2f}; classifier test "
+                              f"accuracy {', '.join(f'{a:.1%}' for a in sorted(acc))}; parameters {params}.")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="train the missing runs")
+    r.add_argument("--data-dir", type=Path, required=True, help="CIFAR-10 (python batches or the PNG copy)")
+    r.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    r.add_argument("--variants", nargs="+", default=VARIANTS)
+    r.add_argument("--runs-dir", type=Path, default=Path("runs"))
+    r.add_argument("--threads", type=int, default=0, help="train.threads (0: the cores the load leaves free)")
+    sub.add_parser("table", help="print the table from the stored results")
+    args = parser.parse_args()
+    if args.cmd == "run":
+        run(args.data_dir, args.seeds, args.variants, args.runs_dir, args.threads)
+    print(table())
+
+
+if __name__ == "__main__":
+    main()
