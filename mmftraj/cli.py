@@ -102,9 +102,14 @@ def evaluate(
     seed: int = typer.Option(0, help="Evaluation seed."),
     out: Path = typer.Option(None, help="Output folder; default <run>/eval/."),
     set_: list[str] = typer.Option([], "--set", help="Override evaluation fields, e.g. --set eval.replan_every=16."),
+    goals: str = typer.Option(None, help="maze2d: layout (the maze's goal, d4rl) or random (a random free-cell goal each episode: Diffuser's multi-task protocol); as --set eval.goals=..."),
 ):
     """Evaluate a trained checkpoint; writes results.json and plots, prints a table."""
 
+    if goals is not None:
+        if task != "maze2d":
+            raise UserError("--goals is for --task maze2d")
+        set_ = [f"eval.goals={goals}", *set_]
     module = get_task(task)
     if module.evaluate is None:
         raise UserError(f"task {task!r} has no evaluation")

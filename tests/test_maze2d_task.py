@@ -137,3 +137,44 @@ def test_a_dataset_generated_for_another_maze_is_refused(run):
         M.dataset_path(medium)
     _, umaze = resolve_config("maze2d", "umaze", overrides=[f"data.path={data}"])
     assert M.dataset_path(umaze) == data
+
+
+def test_random_goals_are_free_points_reproducible_by_episode_seed():
+    from mmftraj.envs import make_maze2d
+    from mmftraj.evaluation.rollouts import RolloutConfig, episode_goal
+
+    layout = make_maze2d("maze2d-large-v1").layout
+    e = RolloutConfig(goals="random")
+    goals = np.array([episode_goal(e, layout, s) for s in range(200)])
+    assert all(layout.is_free(g) for g in goals)
+    assert np.array_equal(goals, np.array([episode_goal(e, layout, s) for s in range(200)]))  # reproducible
+    cells = {tuple(layout.xy_to_cell(g)) for g in goals}
+    assert len(cells) > 0.8 * len(layout.free_cells)  # spread over the maze, not one cell
+    offsets = goals - np.array([layout.cell_to_xy(layout.xy_to_cell(g)) for g in goals])
+    assert np.abs(offsets).max() <= 0.1  # d4rl's U(-0.1, 0.1) noise around the cell centre
+    assert episode_goal(RolloutConfig(), layout, 0) is None  # the layout's own goal
+    with pytest.raises(UserError, match="exclude each other"):
+        episode_goal(RolloutConfig(goals="random", goal=[1.0, 1.0]), layout, 0)
+
+
+def test_eval_with_random_goals_plans_for_each_episodes_goal(run, tmp_path, monkeypatch):
+    import mmftraj.evaluation.rollouts as R
+
+    root, _, _ = run
+    seen = []
+    real = R.run_episode
+    monkeypatch.setattr(R, "run_episode", lambda env, planner, goal=None, **kw: seen.append(goal) or real(
+        env, planner, goal=goal, **kw))
+    code, out = cli("eval", "--task", "maze2d", "--checkpoint", str(root / "runs/maze2d/tiny"), "--episodes", "3",
+                    "--goals", "random", "--seed", "5", "--set", "eval.plots=0", "--set", "eval.latency_repeats=1",
+                    "--out", str(tmp_path / "e"))
+    assert code == 0, out
+    res = json.loads((tmp_path / "e" / "results.json").read_text())
+    one = res[next(k for k in res if k.endswith("-step"))]
+    assert one["goals"] == "random" and one["plan_seconds_per_episode"] > 0
+    assert len(seen) == 3 and len({tuple(g) for g in seen}) == 3
+    assert np.allclose(seen[1], R.episode_goal(R.RolloutConfig(goals="random"), R.make_maze2d("maze2d-umaze-v1").layout, 6))
+    code, out = cli("eval", "--task", "maze2d", "--checkpoint", str(root / "runs/maze2d/tiny"), "--goals", "anywhere")
+    assert code == 2 and "anywhere" in out and "layout" in out, out
+    code, out = cli("eval", "--task", "toy2d", "--checkpoint", str(root / "runs/maze2d/tiny"), "--goals", "random")
+    assert code == 2 and "--goals is for --task maze2d" in out

@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
 from ..envs.controller import WaypointController
-from ..envs.maze2d import REWARD_RADIUS, SPECS, VEL_CLIP, make_maze2d
+from ..envs.maze2d import REWARD_RADIUS, SPECS, VEL_CLIP, make_maze2d, random_free_point
 from ..errors import UserError, choice_error
 from ..io import atomic_path, atomic_write_text
 
@@ -66,11 +66,9 @@ def rollout_arrays(env_name: str, samples: int, seed: int, progress=None) -> dic
     env_seq, ctrl_seq = np.random.SeedSequence(seed).spawn(2)
     rng = np.random.default_rng(env_seq)
     controller = WaypointController(env.layout, rng=np.random.default_rng(ctrl_seq))
-    cells = env.layout.free_cells
 
     def random_target():
-        cell = cells[int(rng.integers(len(cells)))]
-        return env.layout.cell_to_xy(cell) + rng.uniform(-0.1, 0.1, size=2)
+        return random_free_point(env.layout, rng)
 
     gx, gy = random_target().tolist()
     env.reset(seed=int(rng.integers(2**31)))

@@ -22,10 +22,10 @@ Positions are d4rl's qpos coordinates: cell (i, j) is centred at (i, j); walls l
 from .controller import WaypointController
 from .layouts import BUILTIN as LAYOUTS
 from .layouts import Layout, load_layout, parse_layout
-from .maze2d import SPECS, Maze2dEnv, build_mjcf, make_maze2d, register_envs
+from .maze2d import SPECS, Maze2dEnv, build_mjcf, make_maze2d, random_free_point, register_envs
 from .render import plot_maze
 
 register_envs()
 
 __all__ = ["LAYOUTS", "SPECS", "Layout", "Maze2dEnv", "WaypointController", "build_mjcf", "load_layout",
-           "make_maze2d", "parse_layout", "plot_maze", "register_envs"]
+           "make_maze2d", "parse_layout", "plot_maze", "random_free_point", "register_envs"]

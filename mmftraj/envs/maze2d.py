@@ -136,9 +136,7 @@ class Maze2dEnv(gym.Env):
                 raise UserError(f"start {qpos.tolist()} is not a free point of layout {self.layout.name!r}")
             qvel = np.asarray(options.get("qvel", (0.0, 0.0)), dtype=np.float64)
         else:
-            cells = self.layout.free_cells
-            cell = cells[int(rng.integers(len(cells)))]
-            qpos = self.layout.cell_to_xy(cell) + rng.uniform(-0.1, 0.1, size=2)
+            qpos = random_free_point(self.layout, rng)
             qvel = 0.1 * rng.standard_normal(2)
         self.goal = self._check_goal(options["goal"]) if options.get("goal") is not None else self.default_goal.copy()
         self.set_state(qpos, qvel)
@@ -158,6 +156,14 @@ class Maze2dEnv(gym.Env):
         if self.ref_min is None or self.ref_max is None:
             raise UserError(f"layout {self.layout.name!r} has no reference scores to normalize against")
         return 100.0 * (episode_return - self.ref_min) / (self.ref_max - self.ref_min)
+
+
+def random_free_point(layout: Layout, rng: np.random.Generator) -> np.ndarray:
+    """d4rl's random reset location and random target (`set_target`, Diffuser's multi-task goals):
+    a uniformly drawn free cell's centre plus U(-0.1, 0.1) on each axis; (2,)."""
+    cells = layout.free_cells
+    cell = cells[int(rng.integers(len(cells)))]
+    return layout.cell_to_xy(cell) + rng.uniform(-0.1, 0.1, size=2)
 
 
 def make_maze2d(name: str = "maze2d-umaze-v1", layout: str | Layout | None = None) -> Maze2dEnv:

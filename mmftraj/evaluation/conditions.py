@@ -24,7 +24,7 @@ from ..data.splits import NOMINAL, Split, _layout, load_split
 from ..envs import make_maze2d
 from ..errors import UserError
 from ..planning import run_episode
-from .rollouts import RolloutConfig, execution_options, make_planner
+from .rollouts import RolloutConfig, episode_goal, execution_options, make_planner
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,7 @@ def evaluate_condition(net, normalizer, e: RolloutConfig, env_name: str, mode: s
     for i in iterator:
         env.episode = i
         goal = (env.layout.cell_to_xy(condition.goal_cells[i % len(condition.goal_cells)])
-                if condition.goal_cells else e.goal)
+                if condition.goal_cells else episode_goal(e, env.layout, seed + i))
         ep = run_episode(env, planner, seed=seed + i, goal=goal, keep_plans=0, **execution_options(e))
         scores.append(ep.score)
         success.append(ep.success)

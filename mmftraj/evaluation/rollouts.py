@@ -3,7 +3,10 @@ score mean ± standard error, success rate, plan latency (median ms at batch 1) 
 evaluations per plan, plus pictures of plans and rollouts on the maze.
 
 Episode i resets the env with seed `seed + i` (d4rl's random start, the layout's goal), so two
-checkpoints evaluated with the same seed face the same starts.
+checkpoints evaluated with the same seed face the same starts. `goals="random"` is Diffuser's
+multi-task protocol ("multi2d"): each episode's goal is a random free cell's centre plus
+U(-0.1, 0.1) noise (d4rl's `set_target`), drawn from the episode's seed alone, scored with the same
+reference returns.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ import numpy as np
 import torch
 from rich.progress import track
 
-from ..envs import make_maze2d, plot_maze
+from ..envs import make_maze2d, plot_maze, random_free_point
+from ..errors import UserError
 from ..io import atomic_path
 from ..planning import Planner, run_episode
 
@@ -41,6 +45,7 @@ class RolloutConfig:
     goal_radius: float = 0.5
     env: str | None = None  # evaluation env; None: the training env
     goal: list[float] | None = None  # a goal (x, y) instead of the layout's; must be a free point
+    goals: Literal["layout", "random"] = "layout"  # random: a random free-cell goal each episode (multi-task)
     plots: int = 6  # episodes drawn in rollouts.png / plans.png
     latency_repeats: int = 50
     train_episodes: int = 20  # episodes scored at the end of `train` (0: none)
@@ -51,6 +56,22 @@ def make_planner(net, normalizer, e: RolloutConfig, mode: str, layout, candidate
     return Planner(net, normalizer, steps=e.steps, mode=mode, candidates=candidates or e.candidates,
                    selection=e.selection, layout=layout, goal_radius=e.goal_radius, truncate=e.truncate, seed=seed,
                    goal_steps=e.goal_steps, smooth=e.smooth)
+
+
+GOAL_STREAM = 0x60A1  # mixed into an episode's seed for its random goal: independent of the env's draws
+
+
+def episode_goal(e: RolloutConfig, layout, episode_seed: int):
+    """The goal of the episode with this seed: eval.goal, a random free point (goals=random), or
+    None (the layout's own goal)."""
+    if e.goals == "random":
+        if e.goal is not None:
+            raise UserError("eval.goal (one fixed goal) and eval.goals=random (a random goal each episode) "
+                            "exclude each other")
+        return random_free_point(layout, np.random.default_rng(np.random.SeedSequence([episode_seed, GOAL_STREAM])))
+    if e.goals != "layout":
+        raise UserError(f"eval.goals must be 'layout' or 'random', got {e.goals!r}")
+    return e.goal
 
 
 def execution_options(e: RolloutConfig) -> dict:
@@ -80,7 +101,7 @@ def evaluate_planner(net, normalizer, e: RolloutConfig, env_name: str, mode: str
     """Score `episodes` rollouts in `env_name`; write plots under `out` (results.json is the caller's)."""
     env = make_maze2d(env_name)
     planner = make_planner(net, normalizer, e, mode, env.layout, seed=seed)
-    goal = e.goal
+    goal = episode_goal(e, env.layout, seed)
     if goal is not None:
         env.reset(seed=seed, options={"goal": tuple(goal)})  # a goal in a wall or outside: UserError now
     eps = []
@@ -89,7 +110,8 @@ def evaluate_planner(net, normalizer, e: RolloutConfig, env_name: str, mode: str
     if progress:
         iterator = track(iterator, description=f"rollouts {env_name}", transient=True)
     for i in iterator:
-        eps.append(run_episode(env, planner, seed=seed + i, goal=goal, **execution_options(e)))
+        eps.append(run_episode(env, planner, seed=seed + i, goal=episode_goal(e, env.layout, seed + i),
+                               **execution_options(e)))
     wall = time.perf_counter() - t0
     scores = np.array([e.score for e in eps])
     plans = sum(len(e.plan_seconds) for e in eps)
@@ -104,11 +126,13 @@ def evaluate_planner(net, normalizer, e: RolloutConfig, env_name: str, mode: str
         "success_rate": float(np.mean([e.success for e in eps])),
         "evaluations_per_plan": planner.steps,
         "candidates": planner.candidates,
+        "goals": e.goals,
         "replan_every": e.replan_every,
         "replan_missed": e.replan_missed,
         "speed": e.speed,
         "smooth": e.smooth,
         "plans_per_episode": plans / episodes,
+        "plan_seconds_per_episode": float(np.mean([sum(e.plan_seconds) for e in eps])),
         "plan_latency_ms_batch1": plan_latency_ms(single, obs, env.goal, e.latency_repeats),
         "plan_latency_ms": 1000.0 * float(np.median(np.concatenate([e.plan_seconds for e in eps]))),
         "rollout_wall_s": wall,
