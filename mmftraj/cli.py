@@ -16,6 +16,7 @@ from .cli_errors import user_errors
 from .data.cli import app as data_app
 from .errors import UserError, choice_error
 from .experiments.fid import compute_fid
+from .evaluation.rollouts import protocol_overrides
 from .experiments.report import KINDS, load_report_config, parse_shard, run_report
 from .runs import prepare_and_train, print_results, write_results
 from .tasks import TASKS, get_task
@@ -103,13 +104,17 @@ def evaluate(
     out: Path = typer.Option(None, help="Output folder; default <run>/eval/."),
     set_: list[str] = typer.Option([], "--set", help="Override evaluation fields, e.g. --set eval.replan_every=16."),
     goals: str = typer.Option(None, help="maze2d: layout (the maze's goal, d4rl) or random (a random free-cell goal each episode: Diffuser's multi-task protocol); as --set eval.goals=..."),
+    protocol: str = typer.Option(None, help="maze2d: default (the run's eval settings), diffuser (plan once, open loop, no smoothing, one candidate) or every-step (replan at every env step); --set still wins."),
 ):
     """Evaluate a trained checkpoint; writes results.json and plots, prints a table."""
 
+    for flag, value in (("--goals", goals), ("--protocol", protocol)):
+        if value is not None and task != "maze2d":
+            raise UserError(f"{flag} is for --task maze2d")
     if goals is not None:
-        if task != "maze2d":
-            raise UserError("--goals is for --task maze2d")
         set_ = [f"eval.goals={goals}", *set_]
+    if protocol is not None:
+        set_ = [*protocol_overrides(protocol), *set_]
     module = get_task(task)
     if module.evaluate is None:
         raise UserError(f"task {task!r} has no evaluation")
@@ -118,7 +123,8 @@ def evaluate(
     out = out or run_dir / "eval"
     out.mkdir(parents=True, exist_ok=True)
     results = module.evaluate(ckpt, steps=list(steps) or None, episodes=episodes, seed=seed, out=out, overrides=set_)
-    results = {"task": task, "checkpoint": str(ckpt), "run_dir": str(out), **results}
+    results = {"task": task, "checkpoint": str(ckpt), "run_dir": str(out),
+               **({"protocol": protocol} if protocol is not None else {}), **results}
     write_results(out, results)
     print_results(results)
 

@@ -178,3 +178,28 @@ def test_eval_with_random_goals_plans_for_each_episodes_goal(run, tmp_path, monk
     assert code == 2 and "anywhere" in out and "layout" in out, out
     code, out = cli("eval", "--task", "toy2d", "--checkpoint", str(root / "runs/maze2d/tiny"), "--goals", "random")
     assert code == 2 and "--goals is for --task maze2d" in out
+
+
+def test_protocols_set_what_they_say_and_plan_as_often_as_they_say(run, tmp_path):
+    from mmftraj.evaluation.rollouts import protocol_overrides
+
+    assert protocol_overrides("default") == []
+    assert set(protocol_overrides("diffuser")) == {"eval.replan_every=0", "eval.replan_missed=false", "eval.smooth=1",
+                                                   "eval.candidates=1", "eval.truncate=false", "eval.speed=1.0"}
+    root, _, _ = run
+    common = ["--task", "maze2d", "--checkpoint", str(root / "runs/maze2d/tiny"), "--episodes", "2", "--set",
+              "eval.plots=0", "--set", "eval.latency_repeats=1"]
+    plans = {}
+    for name in ("diffuser", "every-step"):
+        code, out = cli("eval", *common, "--protocol", name, "--out", str(tmp_path / name))
+        assert code == 0, out
+        res = json.loads((tmp_path / name / "results.json").read_text())
+        one = res[next(k for k in res if k.endswith("-step"))]
+        assert res["protocol"] == name
+        plans[name] = one["plans_per_episode"]
+        if name == "diffuser":
+            assert (one["replan_every"], one["smooth"], one["candidates"], one["replan_missed"]) == (0, 1, 1, False)
+    assert plans["diffuser"] == 1  # planned once, tracked open loop
+    assert plans["every-step"] > 50  # a plan at every env step until the goal is held (300-step episodes)
+    code, out = cli("eval", *common, "--protocol", "sometimes")
+    assert code == 2 and "unknown protocol 'sometimes'" in out

@@ -58,6 +58,26 @@ def make_planner(net, normalizer, e: RolloutConfig, mode: str, layout, candidate
                    goal_steps=e.goal_steps, smooth=e.smooth)
 
 
+# Named execution protocols (`mmftraj eval --protocol NAME`): the eval fields each one sets.
+# diffuser: Diffuser's maze2d protocol - plan once, track it open loop (after its end, hold its last
+#   state), no smoothing, one candidate (so the maze map is never read), no re-plan when missed.
+# every-step: closed loop, a new plan from the agent's state at every env step.
+PROTOCOLS = {
+    "diffuser": {"replan_every": 0, "replan_missed": False, "smooth": 1, "candidates": 1, "truncate": False,
+                 "speed": 1.0},
+    "every-step": {"replan_every": 1},
+}
+
+
+def protocol_overrides(name: str) -> list[str]:
+    """`--set` entries of a named protocol ("default": none, the config's own eval settings)."""
+    if name == "default":
+        return []
+    if name not in PROTOCOLS:
+        raise UserError(f"unknown protocol {name!r}; valid choices: default, {', '.join(PROTOCOLS)}")
+    return [f"eval.{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in PROTOCOLS[name].items()]
+
+
 GOAL_STREAM = 0x60A1  # mixed into an episode's seed for its random goal: independent of the env's draws
 
 
