@@ -19,6 +19,7 @@ LAZY = {
     "matplotlib",  # plots only; its import costs ~1 s
     "PIL",  # image files (optional [image] use)
     "minari",  # the optional [minari] extra
+    "gymnasium_robotics",  # PointMaze (optional [pointmaze] extra)
     "sklearn",  # the digits data set (optional [image] extra)
     "numpy",  # numpy 1/2 compatibility shim for pickled CIFAR batches (data/cifar.py)
     "mmftraj",  # only in docstrings' examples (not executed)

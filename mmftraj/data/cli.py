@@ -10,12 +10,15 @@ from rich.console import Console
 from rich.table import Table
 
 from ..cli_errors import user_errors
-from ..errors import UserError
+from ..envs.maze2d import SPECS
+from ..envs.pointmaze import POINTMAZE
+from ..errors import UserError, choice_error
 from . import load_episodes
 from .d4rl import load_d4rl
 from .generate import default_path
 from .generate import generate as run
 from .minari_io import export_minari
+from .pointmaze import DEFAULT_STEPS, generate_pointmaze
 
 MINARI_ID = re.compile(r"([\w.-]+/)?[\w.-]+-v\d+$")
 
@@ -25,13 +28,23 @@ app = typer.Typer(no_args_is_help=True)
 @app.command()
 @user_errors
 def generate(
-    env: str = typer.Argument(..., help="maze2d-umaze-v1, maze2d-medium-v1, maze2d-large-v1 (or eval-/open)."),
-    samples: int = typer.Option(None, help="Steps to record (default as D4RL: 1e6 / 2e6 / 4e6)."),
+    env: str = typer.Argument(..., help="maze2d-umaze-v1, maze2d-medium-v1, maze2d-large-v1 (or eval-/open), or PointMaze_UMaze-v3, PointMaze_Medium-v3, PointMaze_Large-v3 (a Minari dataset)."),
+    samples: int = typer.Option(None, help="Steps to record (default as D4RL: 1e6 / 2e6 / 4e6; PointMaze 1e6 as Minari)."),
     seed: int = typer.Option(0, help="Random seed (same seed: same file bytes)."),
-    out: Path = typer.Option(None, help="Output .hdf5 (default datasets/maze2d/<env>.hdf5); a <name>.json manifest goes beside it."),
+    out: Path = typer.Option(None, help="Output .hdf5 (default datasets/maze2d/<env>.hdf5; a <name>.json manifest goes beside it); PointMaze: the Minari datasets folder (default datasets/pointmaze)."),
     overwrite: bool = typer.Option(False, help="Replace an existing dataset file and its manifest."),
 ):
-    """Generate a maze2d dataset the way D4RL did (one continuous waypoint-controller run)."""
+    """Generate a maze2d dataset the way D4RL did (one continuous waypoint-controller run), or a
+    PointMaze dataset in Minari's format the way Minari's D4RL/pointmaze datasets were made."""
+    if env.split("/")[-1] not in SPECS and env.split("/")[-1] not in POINTMAZE:
+        raise choice_error("env to generate", env, [*SPECS, *POINTMAZE])
+    if env.split("/")[-1] in POINTMAZE:
+        made = generate_pointmaze(env.split("/")[-1], steps=samples or DEFAULT_STEPS, seed=seed, root=out,
+                                  overwrite=overwrite)
+        Console().print(f"wrote Minari dataset {made.path} ({made.steps} steps, {made.episodes} episodes) in "
+                        f"{made.seconds:.1f} s; train on it with `mmftraj train --task maze2d --set "
+                        f"data.env={env.split('/')[-1]} --set data.path={made.path}`", soft_wrap=True, highlight=False)
+        return
     target = Path(out) if out is not None else default_path(env.split("/")[-1])
     if target.suffix.lower() not in (".hdf5", ".h5"):
         raise UserError(f"--out {target} must end in .hdf5 or .h5 (its manifest is written beside it as "

@@ -17,6 +17,8 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
+from ..envs.layouts import load_layout
+from ..envs.pointmaze import POINTMAZE, Frame
 from ..errors import UserError
 from .store import EpisodeStore
 
@@ -110,10 +112,14 @@ def load_minari(path: str | Path) -> EpisodeStore:
     infos: dict[str, list] = {}
     ends = []
     for ep in dataset.iterate_episodes():
-        if not isinstance(ep.observations, np.ndarray):
-            raise UserError(f"{path}: only flat Box observations are supported (got {type(ep.observations).__name__})")
+        observations = ep.observations
+        if isinstance(observations, dict) and "observation" in observations:  # goal-conditioned (PointMaze)
+            observations = observations["observation"]
+        if not isinstance(observations, np.ndarray):
+            raise UserError(f"{path}: only Box observations, or dicts with an 'observation' Box, are supported "
+                            f"(got {type(ep.observations).__name__})")
         t = len(ep.actions)
-        cols["observations"].append(ep.observations[:t])
+        cols["observations"].append(observations[:t])
         cols["actions"].append(np.asarray(ep.actions).reshape(t, -1))
         cols["rewards"].append(np.asarray(ep.rewards, dtype=np.float32))
         cols["terminals"].append(np.asarray(ep.terminations, dtype=bool))
@@ -126,8 +132,30 @@ def load_minari(path: str | Path) -> EpisodeStore:
         raise UserError(f"{path}: the Minari dataset has no episodes")
     arrays = {k: np.concatenate(v) for k, v in cols.items()}
     arrays.update({k: np.concatenate(v) for k, v in infos.items() if len(v) == len(ends)})
+    env_id = _env_id(dataset)
+    if env_id in POINTMAZE:  # into maze2d's frame (envs/pointmaze.py): one planner for both
+        _pointmaze_to_maze2d(arrays, POINTMAZE[env_id].maze)
     ends_after = np.zeros(len(arrays["observations"]), dtype=bool)
     ends_after[np.cumsum(ends) - 1] = True
     extras = {k: v for k, v in arrays.items() if k not in ("observations", "actions")}
     return EpisodeStore.from_arrays(arrays["observations"], arrays["actions"], ends_after, extras,
-                                    source=str(path), meta={"format": "minari"})
+                                    source=str(path), meta={"format": "minari", "env_id": env_id})
+
+
+def _env_id(dataset) -> str | None:
+    """The gymnasium id the dataset was collected in (None when it does not say)."""
+    spec = getattr(dataset.spec, "env_spec", None)
+    return None if spec is None else str(spec.id).split("/")[-1]
+
+
+def _pointmaze_to_maze2d(arrays: dict, maze: str) -> None:
+    """Positions, velocities, actions and goals of a PointMaze dataset into maze2d's frame, in place."""
+    rows, cols = load_layout(maze).shape
+    frame = Frame(x_center=cols / 2, y_center=rows / 2)  # gymnasium-robotics: map size / 2 × scaling (1)
+    arrays["observations"] = frame.observation_in(arrays["observations"]).astype(np.float32)
+    arrays["actions"] = frame.vector_in(arrays["actions"]).astype(np.float32)
+    for key in ("infos/goal", "infos/qpos"):
+        if key in arrays:
+            arrays[key] = frame.position_in(arrays[key]).astype(np.float32)
+    if "infos/qvel" in arrays:
+        arrays["infos/qvel"] = frame.vector_in(arrays["infos/qvel"]).astype(np.float32)

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import UserError, choice_error
 from .layouts import Layout, load_layout
+from .pointmaze import POINTMAZE, PointMazeEnv
 
 REWARD_RADIUS = 0.5
 VEL_CLIP = 5.0
@@ -166,12 +167,25 @@ def random_free_point(layout: Layout, rng: np.random.Generator) -> np.ndarray:
     return layout.cell_to_xy(cell) + rng.uniform(-0.1, 0.1, size=2)
 
 
+def env_layout(name: str) -> str:
+    """The layout name of a maze2d or PointMaze env id."""
+    key = name.split("/")[-1]
+    if key in POINTMAZE:
+        return POINTMAZE[key].maze
+    if key not in SPECS:
+        raise choice_error("maze2d env", name, [*SPECS, *POINTMAZE])
+    return SPECS[key].layout
+
+
 def make_maze2d(name: str = "maze2d-umaze-v1", layout: str | Layout | None = None) -> Maze2dEnv:
-    """An unwrapped env by d4rl name (no TimeLimit), optionally on a user layout (no ref scores)."""
+    """An unwrapped env by d4rl name (no TimeLimit), optionally on a user layout (no ref scores);
+    a `PointMaze_*-v3` id gives gymnasium-robotics' PointMaze in this frame (envs/pointmaze.py)."""
 
     key = name.split("/")[-1]
+    if key in POINTMAZE and layout is None:  # gymnasium-robotics' PointMaze, in this frame
+        return PointMazeEnv(key)
     if key not in SPECS:
-        raise choice_error("maze2d env", name, SPECS)
+        raise choice_error("maze2d env", name, [*SPECS, *POINTMAZE])
     spec = SPECS[key]
     if layout is not None:
         return Maze2dEnv(layout, max_episode_steps=spec.max_episode_steps)

@@ -22,9 +22,12 @@ from ..config import apply_overrides, check_eval_overrides, to_dict
 from ..core import ModularMeanFlow, ObjectiveConfig
 from ..data import Normalizer, load_episodes
 from ..data.generate import default_path, generate
+from ..data.pointmaze import DATASET_IDS, dataset_dir, generate_pointmaze
+from ..data.pointmaze import default_root as pointmaze_root
 from ..data.splits import prepare_windows
-from ..envs import SPECS
 from ..envs.layouts import load_layout
+from ..envs.maze2d import env_layout
+from ..envs.pointmaze import POINTMAZE
 from ..errors import UserError
 from ..evaluation.rollouts import RolloutConfig, evaluate_planner
 from ..models.transformer import TransformerConfig, build_transformer, check_task_sizes, count_parameters
@@ -40,7 +43,9 @@ REST_COLUMNS = (2, 3, 4, 5)  # velocities and actions: zero while a padded windo
 
 @dataclass
 class DataConfig:
-    env: Literal["maze2d-umaze-v1", "maze2d-medium-v1", "maze2d-large-v1"] = "maze2d-umaze-v1"
+    # d4rl's maze2d (generated here), or gymnasium-robotics' PointMaze (data.path: a Minari dataset)
+    env: Literal["maze2d-umaze-v1", "maze2d-medium-v1", "maze2d-large-v1", "PointMaze_UMaze-v3", "PointMaze_Medium-v3",
+                 "PointMaze_Large-v3"] = "maze2d-umaze-v1"
     path: str | None = None  # None: datasets/maze2d/<env>.hdf5, generated on first use
     horizon: int = 128
     normalizer: Literal["limits", "gaussian"] = "limits"
@@ -89,6 +94,8 @@ def default_config(preset: str | None = None) -> Config:
 
 
 def default_preset(cfg: Config) -> str:
+    if cfg.data.env in POINTMAZE:
+        return f"pointmaze-{POINTMAZE[cfg.data.env].maze}"
     return {v: k for k, v in MAZES.items()}[cfg.data.env]
 
 
@@ -105,14 +112,21 @@ def _check_manifest_layout(path: Path, env: str) -> None:
         walls = load_layout(layout).walls
     except (ValueError, KeyError, TypeError, UserError):
         return
-    ours = load_layout(SPECS[env].layout).walls
+    ours = load_layout(env_layout(env)).walls
     if walls.shape != ours.shape or not np.array_equal(walls, ours):  # eval mazes share walls, not goals
         raise UserError(f"dataset {path} was generated for the {layout} maze ({manifest.name}), but data.env is "
-                        f"{env} ({SPECS[env].layout}); pick the matching --maze or dataset")
+                        f"{env} ({env_layout(env)}); pick the matching --maze or dataset")
 
 
 def dataset_path(cfg: Config, generate_missing: bool = True, progress: bool = True) -> Path:
     """The dataset file; the default one is generated (with a message) when it is missing."""
+    if cfg.data.env in POINTMAZE and cfg.data.path is None:
+        path = dataset_dir(pointmaze_root(), DATASET_IDS[cfg.data.env])
+        if not path.exists() and generate_missing:
+            print(f"Minari dataset {path.resolve()} not found: generating it now (one-time, the recipe of Minari's "
+                  f"D4RL/pointmaze; same as `mmftraj data generate {cfg.data.env}`)", flush=True)
+            generate_pointmaze(cfg.data.env, progress=progress)
+        return path
     if cfg.data.path is not None:
         path = Path(cfg.data.path)
         if not path.exists():
@@ -131,12 +145,19 @@ def dataset_path(cfg: Config, generate_missing: bool = True, progress: bool = Tr
 
 def load_windows(cfg: Config, progress: bool = True):
     store = load_episodes(dataset_path(cfg, progress=progress))
+    source_env = store.meta.get("env_id")
+    if source_env in POINTMAZE and source_env != cfg.data.env:
+        raise UserError(f"the Minari dataset {cfg.data.path} was collected in {source_env}, but data.env is "
+                        f"{cfg.data.env}; set data.env={source_env} (and the matching --maze)")
+    if cfg.data.env in POINTMAZE and source_env not in POINTMAZE:
+        raise UserError(f"data.env {cfg.data.env} trains on a PointMaze Minari dataset "
+                        f"(`mmftraj data generate {cfg.data.env}`); {cfg.data.path} is not one")
     if store.obs_dim != OBS_DIM:
         raise UserError(f"maze2d needs 4-D observations (x, y, vx, vy); the dataset has {store.obs_dim}")
 
     goal_from = max(1, cfg.data.horizon // 8) if cfg.model.goal_anywhere else None  # as make_batch_fn
     return prepare_windows(store, cfg.data.horizon, cfg.data.normalizer, cfg.data.split, cfg.data.fraction,
-                           cfg.data.subset_seed, layout=SPECS[cfg.data.env].layout, goal_from=goal_from,
+                           cfg.data.subset_seed, layout=env_layout(cfg.data.env), goal_from=goal_from,
                            pad=cfg.data.pad, rest_columns=REST_COLUMNS)
 
 
