@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import sys
 from dataclasses import dataclass
 
 import gymnasium as gym
@@ -214,6 +215,4 @@ def reference_returns(env_id: str) -> tuple[float, float]:
 
 
 if __name__ == "__main__":  # python -m mmftraj.envs.pointmaze [ENV_ID ...]: print the reference table
-    import sys
-
     print(json.dumps({e: compute_reference_returns(e) for e in (sys.argv[1:] or POINTMAZE)}, indent=1))
