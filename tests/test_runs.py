@@ -22,7 +22,7 @@ def _cifar(tmp_path, data_dir, **kw):
 
 def test_a_run_that_never_started_does_not_block_the_retry(tmp_path):
     run = tmp_path / "cifar" / "r"
-    with pytest.raises(UserError, match="missing or incomplete"):
+    with pytest.raises(UserError, match="nowhere does not exist"):
         _cifar(tmp_path, tmp_path / "nowhere")
     assert not run.exists()  # its config.yaml, written before the data check, is removed again
     run.mkdir(parents=True)  # a folder like the one a killed start leaves: marker and config.yaml only
@@ -101,7 +101,7 @@ def test_train_takes_data_dir_for_cifar_only(tmp_path):
     odd = tmp_path / "1e3: cifar"  # a name YAML would read as a number or a mapping stays a path
     cifar = runner.invoke(app, ["train", "--task", "cifar", "--device", "cpu", "--data-dir", str(odd),
                                 "--runs-dir", str(tmp_path)])
-    assert cifar.exit_code == 2 and "missing or incomplete" in cifar.output and "1e3: cifar" in cifar.output
+    assert cifar.exit_code == 2 and "does not exist" in cifar.output and "1e3: cifar" in cifar.output
 
 
 # -- run names are never paths; only folders mmftraj made are ever deleted ----------------------------

@@ -28,7 +28,7 @@ from rich.progress import track
 
 from ..errors import UserError
 from ..io import atomic_write_text, cache_dir
-from .cifar import load_cifar10, resolve_dir
+from .cifar import EXPECTED, load_cifar10, resolve_dir
 
 EXTENSIONS = (".png", ".jpg", ".jpeg")
 MODES = {"RGB": 3, "L": 1}
@@ -225,16 +225,18 @@ def load_images(data_dir: str | Path, split: str = "train", progress: bool = Fal
                 check_cifar10: bool = True) -> ImageSet:
     """A split of either CIFAR-10's python batches or class folders of images, whichever
     `data_dir` holds."""
-    try:
-        root = resolve_dir(data_dir)
-    except UserError:
-        root = None
-    if root is not None:
+    folder = Path(data_dir).expanduser()
+    if not folder.is_dir():
+        raise UserError(f"data folder {folder} does not exist (give CIFAR-10's python batches or class folders "
+                        f"of PNG/JPEG images)")
+    looks_like_batches = (folder / "cifar-10-batches-py").is_dir() or any((folder / f).exists() for f in EXPECTED)
+    if looks_like_batches:  # named batch files: the batches' own error says which are missing
+        root = resolve_dir(folder)
         images, labels = load_cifar10(root, split)
         return ImageSet(images, labels, f"CIFAR-10 python batches in {root} ({split})", f"cifar10-{split}",
                         CIFAR10_CLASSES)
-    if not is_image_folder(data_dir):
-        raise UserError(f"{data_dir} holds neither CIFAR-10's python batches (data_batch_1..5, test_batch, "
+    if not is_image_folder(folder):
+        raise UserError(f"{folder} holds neither CIFAR-10's python batches (data_batch_1..5, test_batch, "
                         f"batches.meta) nor class folders of PNG/JPEG images (DIR/train/<class>/*.png, or DIR/<class>/*)")
     found = load_image_folder(data_dir, split, progress, check_cifar10)
     m = found.manifest
