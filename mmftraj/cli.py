@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
 import typer
 
 from . import __version__
@@ -21,7 +22,7 @@ from .experiments.report import KINDS, load_report_config, parse_shard, run_repo
 from .runs import prepare_and_train, print_results, write_results
 from .tasks import TASKS, get_task
 from .tasks.image_common import default_device
-from .training import resolve_device
+from .training import auto_threads, resolve_device
 
 app = typer.Typer(
     help="One-step generative modeling of trajectories and images with Modular MeanFlow (MMF).",
@@ -51,11 +52,11 @@ SET_HELP = "Override any config field, e.g. --set train.lr=3e-4 (repeatable)."
 @user_errors
 def train(
     task: str = typer.Option("toy2d", help="Task to train (toy2d, maze2d, motion, digits, cifar)."),
-    preset: str = typer.Option(None, help="Task preset (e.g. a maze size or a distribution)."),
+    preset: str = typer.Option(None, help="Task preset: maze2d umaze|medium|large, toy2d a distribution, cifar small (a CPU-sized run)."),
     maze: str = typer.Option(None, help="maze2d only: umaze, medium or large (same as --preset)."),
     config: Path = typer.Option(None, help="YAML config file overlaid on the task's defaults."),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
-    objective: str = typer.Option(None, help="fm, meanflow, mmf or mmf-full."),
+    objective: str = typer.Option(None, help="fm, meanflow, mmf-paper, mmf or mmf-full (docs/objective.md)."),
     steps: int = typer.Option(None, help="Training steps."),
     seed: int = typer.Option(None, help="Random seed (same seed, same machine: same numbers on CPU)."),
     device: str = typer.Option(None, help="cpu, cuda, cuda:1, ..."),
@@ -105,8 +106,10 @@ def evaluate(
     set_: list[str] = typer.Option([], "--set", help="Override evaluation fields, e.g. --set eval.replan_every=16."),
     goals: str = typer.Option(None, help="maze2d: layout (the maze's goal, d4rl) or random (a random free-cell goal each episode: Diffuser's multi-task protocol); as --set eval.goals=..."),
     protocol: str = typer.Option(None, help="maze2d: default (the run's eval settings), diffuser (plan once, open loop, no smoothing, one candidate) or every-step (replan at every env step); --set still wins."),
+    threads: int = typer.Option(0, help="CPU threads (0: the cores the last minute's load leaves free, at least 1)."),
 ):
-    """Evaluate a trained checkpoint; writes results.json and plots, prints a table."""
+    """Evaluate a trained checkpoint; writes results.json and plots, prints a table. (cifar: the
+    Fréchet distance in the features of a classifier trained once on the run's data.dir.)"""
 
     for flag, value in (("--goals", goals), ("--protocol", protocol)):
         if value is not None and task != "maze2d":
@@ -118,6 +121,9 @@ def evaluate(
     module = get_task(task)
     if module.evaluate is None:
         raise UserError(f"task {task!r} has no evaluation")
+    if threads < 0:
+        raise UserError(f"--threads must be 0 (auto) or more, got {threads}")
+    torch.set_num_threads(threads or auto_threads())
     ckpt = resolve_checkpoint(checkpoint)
     run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt
     out = out or run_dir / "eval"

@@ -41,7 +41,10 @@ def resolve_config(task, preset=None, config_file=None, overrides=(), objective=
     cfg = preset_config(module, task, preset)
     if config_file is not None:
         cfg = merge_dict(cfg, load_yaml(config_file))
-    return module, apply_options(cfg, overrides, objective, steps, seed, device)
+    cfg = apply_options(cfg, overrides, objective, steps, seed, device)
+    if module.check is not None:
+        module.check(cfg, preset)
+    return module, cfg
 
 
 def apply_options(cfg, overrides=(), objective=None, steps=None, seed=None, device=None):

@@ -159,6 +159,7 @@ def test_cifar_trains_from_a_folder_and_samples_png_grids(tmp_path):
     runner = CliRunner()
     wrong = runner.invoke(app, ["train", *base, "--data-dir", str(root), "--steps", "2", "--name", "w", *small])
     assert wrong.exit_code == 2 and "--set model.image_size=8" in wrong.output, wrong.output
+    assert "in_channels" not in wrong.output.split(":")[-1]  # only the setting that is wrong
     ok = runner.invoke(app, ["train", *base, "--data-dir", str(root), "--steps", "2", "--name", "f", *small,
                              "--set", "model.image_size=8"])
     assert ok.exit_code == 0, ok.output
@@ -196,6 +197,10 @@ def test_classifier_frechet_distance_after_training_and_from_eval(tmp_path):
                                       "--steps", "1"])
     assert result.exit_code == 0, result.output
     assert len(list((tmp_path / "cache" / "image-classifiers").glob("*.safetensors"))) == 1  # reused
+    other = write_folder(tmp_path / "big", per_class=6, test=2, size=16)  # data the model does not take
+    result = CliRunner().invoke(app, ["eval", "--task", "cifar", "--checkpoint", str(tmp_path / "runs" / "cifar" / "f"),
+                                      "--set", f"data.dir={other}"])
+    assert result.exit_code == 2 and "the images are 16×16" in result.output
 
 
 def test_the_classifier_learns_separable_classes():
@@ -208,3 +213,27 @@ def test_the_classifier_learns_separable_classes():
     data = ImageSet(images, labels, "two brightness classes", "test", ("dark", "bright"))
     model, meta = train_classifier(data, None, ClassifierRecipe(width=4, epochs=8, batch=16, lr=1e-2))
     assert meta["accuracy_on"] == "a held-out tenth of train" and meta["accuracy"] == 1.0
+
+
+def test_a_test_split_of_another_shape_or_other_classes_is_refused(tmp_path):
+    from mmftraj.data.image_folder import check_test_split
+
+    root = write_folder(tmp_path / "a", test=1)
+    train = load_images(root, "train")
+    for name, change in (("size", dict(size=16)), ("classes", dict(classes=("cat", "dog", "yak")))):
+        other = write_folder(tmp_path / name, **change)
+        with pytest.raises(UserError, match="the test split's images are|the test split's classes"):
+            check_test_split(train, load_images(other, "test"))
+    check_test_split(train, load_images(root, "test"))  # its own test split is fine
+
+
+def test_a_damaged_cache_is_rebuilt_and_a_file_is_not_a_folder(tmp_path):
+    root = write_folder(tmp_path / "imgs")
+    expected = load_image_folder(root).images.clone()  # a copy: the loaded tensor maps the cache file itself
+    cache = next((tmp_path / "cache" / "image-folders").iterdir()) / "images.npy"
+    cache.write_bytes(cache.read_bytes()[:-100])  # cut short from outside
+    again = load_image_folder(root)
+    assert torch.equal(again.images, expected)
+    (tmp_path / "file.png").write_bytes(b"x")
+    with pytest.raises(UserError, match="is a file, not a folder"):
+        load_images(tmp_path / "file.png")

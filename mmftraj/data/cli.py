@@ -42,8 +42,9 @@ def generate(
         made = generate_pointmaze(env.split("/")[-1], steps=samples or DEFAULT_STEPS, seed=seed, root=out,
                                   overwrite=overwrite)
         Console().print(f"wrote Minari dataset {made.path} ({made.steps} steps, {made.episodes} episodes) in "
-                        f"{made.seconds:.1f} s; train on it with `mmftraj train --task maze2d --set "
-                        f"data.env={env.split('/')[-1]} --set data.path={made.path}`", soft_wrap=True, highlight=False)
+                        f"{made.seconds:.1f} s; train on it with `mmftraj train --task maze2d --maze "
+                        f"{POINTMAZE[env.split('/')[-1]].maze} --set data.env={env.split('/')[-1]} --set "
+                        f"data.path={made.path}`", soft_wrap=True, highlight=False)
         return
     target = Path(out) if out is not None else default_path(env.split("/")[-1])
     if target.suffix.lower() not in (".hdf5", ".h5"):

@@ -62,7 +62,7 @@ def split_dir(root: str | Path, split: str) -> Path:
         raise UserError(f"image folder split must be one of {', '.join(SPLITS)}, got {split!r}")
     root = Path(root).expanduser()
     if not root.is_dir():
-        raise UserError(f"image folder {root} does not exist or is not a folder")
+        raise UserError(f"image folder {root} {'is a file, not a folder' if root.exists() else 'does not exist'}")
     if (root / split).is_dir():
         return root / split
     if split == "train" and not (root / "test").is_dir() and _class_dirs(root):
@@ -160,11 +160,20 @@ def load_image_folder(root: str | Path, split: str = "train", progress: bool = F
         manifest = _build(folder, split, classes, files, stamp, cache, progress)
     if check_cifar10:
         check_cifar10_counts(manifest)
+    try:
+        images, labels = _read_cache(cache, manifest)
+    except (OSError, ValueError):  # damaged from outside (builds are atomic): rebuild it once
+        manifest = _build(folder, split, classes, files, stamp, cache, progress)
+        images, labels = _read_cache(cache, manifest)
+    return FolderImages(images, labels, manifest)
+
+
+def _read_cache(cache: Path, manifest: dict) -> tuple[torch.Tensor, torch.Tensor]:
     images = torch.from_numpy(np.load(cache / "images.npy", mmap_mode="c"))  # copy-on-write: pages load lazily
     labels = torch.from_numpy(np.load(cache / "labels.npy"))
     if images.shape[0] != manifest["count"] or labels.shape[0] != manifest["count"]:
-        raise UserError(f"image cache {cache} does not match its manifest; delete the folder to rebuild it")
-    return FolderImages(images, labels, manifest)
+        raise ValueError("the cache does not match its manifest")
+    return images, labels
 
 
 def _read_manifest(cache: Path) -> dict | None:
@@ -227,7 +236,8 @@ def load_images(data_dir: str | Path, split: str = "train", progress: bool = Fal
     `data_dir` holds."""
     folder = Path(data_dir).expanduser()
     if not folder.is_dir():
-        raise UserError(f"data folder {folder} does not exist (give CIFAR-10's python batches or class folders "
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise UserError(f"data folder {folder} {what} (give CIFAR-10's python batches or class folders "
                         f"of PNG/JPEG images)")
     looks_like_batches = (folder / "cifar-10-batches-py").is_dir() or any((folder / f).exists() for f in EXPECTED)
     if looks_like_batches:  # named batch files: the batches' own error says which are missing
@@ -240,9 +250,20 @@ def load_images(data_dir: str | Path, split: str = "train", progress: bool = Fal
                         f"batches.meta) nor class folders of PNG/JPEG images (DIR/train/<class>/*.png, or DIR/<class>/*)")
     found = load_image_folder(data_dir, split, progress, check_cifar10)
     m = found.manifest
-    return ImageSet(found.images, found.labels, f"{m['count']:,} images of {len(m['classes'])} classes in "
+    kinds = f"{len(m['classes'])} class{'es' if len(m['classes']) != 1 else ''}"
+    return ImageSet(found.images, found.labels, f"{m['count']:,} images of {kinds} in "
                     f"{m['source']} ({m['width']}×{m['height']} {m['mode']})", f"folder-{split}-{m['fingerprint']}",
                     tuple(m["classes"]))
+
+
+def check_test_split(train: ImageSet, test: ImageSet) -> None:
+    """A test split is scored against the training split's model: same image shape, same classes."""
+    if tuple(test.images.shape[1:]) != tuple(train.images.shape[1:]):
+        raise UserError(f"the test split's images are {tuple(test.images.shape[1:])} (C, H, W) but the training "
+                        f"split's are {tuple(train.images.shape[1:])}: {test.description}")
+    if test.classes != train.classes:
+        raise UserError(f"the test split's classes {list(test.classes)} are not the training split's "
+                        f"{list(train.classes)}: {test.description}")
 
 
 def has_split(data_dir: str | Path, split: str) -> bool:

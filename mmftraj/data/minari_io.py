@@ -104,6 +104,10 @@ def load_minari(path: str | Path) -> EpisodeStore:
     data_dir = path / "data" if (path / "data").is_dir() else path
     if not data_dir.is_dir():
         raise UserError(f"Minari dataset not found: {path} (expected a directory with data/ inside)")
+    inside = sorted(p.parent for p in path.glob("*/*/data") if p.is_dir()) + sorted(
+        p.parent for p in path.glob("*/data") if p.is_dir())
+    if not (path / "data").is_dir() and inside:  # a datasets root (e.g. `data generate --out DIR`), not one dataset
+        raise UserError(f"{path} holds Minari datasets, not one: give one of {', '.join(map(str, inside[:4]))}")
     try:
         dataset = minari.MinariDataset(data_dir)
     except Exception as exc:  # minari raises assorted errors for unreadable directories

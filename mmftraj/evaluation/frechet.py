@@ -36,7 +36,8 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     eig = np.linalg.eigvalsh((middle + middle.T) / 2)
     tr_cross = float(np.sqrt(np.clip(eig, 0, None)).sum())
     diff = mu1 - mu2
-    return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * tr_cross)
+    # a distance: round-off below 0 (identical or near-identical sets) is reported as 0
+    return max(0.0, float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * tr_cross))
 
 
 def frechet_from_features(a, b) -> float:

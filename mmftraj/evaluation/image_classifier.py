@@ -126,13 +126,23 @@ def train_classifier(train: ImageSet, test: ImageSet | None, recipe: ClassifierR
     return model.eval().requires_grad_(False), meta
 
 
-def load_classifier(train: ImageSet, test: ImageSet | None, recipe: ClassifierRecipe = ClassifierRecipe(),
-                    directory: Path | None = None, progress: bool = False) -> tuple[ImageClassifier, dict]:
-    """The cached classifier for this data and recipe, trained and written (atomically) on first use."""
+def _cache_paths(train: ImageSet, test: ImageSet | None, recipe: ClassifierRecipe,
+                 directory: Path | None = None) -> tuple[Path, Path]:
     tag = json.dumps([VERSION, train.key, test.key if test is not None else None, asdict(recipe)])
     name = f"classifier-{hashlib.sha1(tag.encode()).hexdigest()[:16]}"
     root = (Path(directory) if directory is not None else cache_dir()) / "image-classifiers"
-    weights, meta_path = root / f"{name}.safetensors", root / f"{name}.json"
+    return root / f"{name}.safetensors", root / f"{name}.json"
+
+
+def classifier_cached(train: ImageSet, test: ImageSet | None, recipe: ClassifierRecipe = ClassifierRecipe(),
+                      directory: Path | None = None) -> bool:
+    return all(p.is_file() for p in _cache_paths(train, test, recipe, directory))
+
+
+def load_classifier(train: ImageSet, test: ImageSet | None, recipe: ClassifierRecipe = ClassifierRecipe(),
+                    directory: Path | None = None, progress: bool = False) -> tuple[ImageClassifier, dict]:
+    """The cached classifier for this data and recipe, trained and written (atomically) on first use."""
+    weights, meta_path = _cache_paths(train, test, recipe, directory)
     if weights.is_file() and meta_path.is_file():
         meta = json.loads(meta_path.read_text())
         model = ImageClassifier(train.images.shape[1], len(meta["classes"]), meta["recipe"]["width"])

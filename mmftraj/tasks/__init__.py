@@ -34,6 +34,8 @@ class Task:
     default_preset: Callable[[Any], str | None] = _no_preset  # names a run whose preset was not given
     evaluate: Callable[..., dict] | None = None
     sample: Callable[..., list] | None = None
+    # check(cfg, preset): refuse a resolved config that contradicts its preset (None: no check)
+    check: Callable[[Any, str | None], None] | None = None
 
 
 MODULES = {

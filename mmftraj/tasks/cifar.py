@@ -20,10 +20,15 @@ from rich.console import Console
 from ..config import apply_overrides
 from ..core import ModularMeanFlow, ObjectiveConfig
 from ..data.cifar import AUG_DIM, edm_augment, hflip, to_float
-from ..data.image_folder import has_split, load_images
+from ..data.image_folder import check_test_split, has_split, load_images
 from ..errors import UserError
 from ..evaluation.frechet import frechet_from_features
-from ..evaluation.image_classifier import ClassifierRecipe, classifier_features, load_classifier
+from ..evaluation.image_classifier import (
+    ClassifierRecipe,
+    classifier_cached,
+    classifier_features,
+    load_classifier,
+)
 from ..evaluation.images import save_grid
 from ..models.unet import UNetConfig, unet_config
 from ..training import TrainConfig
@@ -85,9 +90,10 @@ def check_model_fits(model: UNetConfig, shape: tuple[int, ...]) -> None:
     if h != w:
         raise UserError(f"the images are {w}×{h}; the U-Net takes square images (crop or resize them first)")
     if (model.image_size, model.in_channels) != (h, c):
+        fixes = ([f"--set model.image_size={h}"] if model.image_size != h else []) + (
+            [f"--set model.in_channels={c}"] if model.in_channels != c else [])
         raise UserError(f"the images are {h}×{w} with {c} channel(s) but the model takes {model.image_size}×"
-                        f"{model.image_size} with {model.in_channels}: --set model.image_size={h} "
-                        f"--set model.in_channels={c}")
+                        f"{model.image_size} with {model.in_channels}: {' '.join(fixes)}")
 
 
 def make_draw(images: torch.Tensor, data: CifarData, aug_dim: int):
@@ -139,16 +145,22 @@ def evaluate_model(model, cfg: Config, mode: str, out: Path | None = None, progr
     """Fréchet distance of k-step samples in the project's classifier features, for each k in
     eval.steps, against the test split (else the training split), beside the floor of as many
     real training images; sample grids (the first 100) under `out`."""
+    if cfg.eval.n_samples < 2:
+        raise UserError(f"eval.n_samples must be at least 2 for a Fréchet distance, got {cfg.eval.n_samples}")
     check = cfg.data.check_cifar10
     train_set = load_images(cfg.data.dir, "train", progress, check)
+    check_model_fits(cfg.model, train_set.images.shape[1:])
     test_set = load_images(cfg.data.dir, "test", progress, check) if has_split(cfg.data.dir, "test") else None
+    if test_set is not None:
+        check_test_split(train_set, test_set)
     recipe = ClassifierRecipe(width=cfg.eval.classifier_width, epochs=cfg.eval.classifier_epochs)
+    if progress and not classifier_cached(train_set, test_set, recipe):
+        Console().print(f"training the feature classifier once ({recipe.epochs} epochs on {train_set.description}; "
+                        "cached for later runs)")
     clf, meta = load_classifier(train_set, test_set, recipe, progress=progress)
     reference = test_set or train_set
     ref = classifier_features(clf, reference.images)
     n = min(cfg.eval.n_samples, len(train_set.images))
-    if n < 2:
-        raise UserError(f"eval.n_samples must be at least 2 for a Fréchet distance, got {cfg.eval.n_samples}")
     pick = torch.randperm(len(train_set.images), generator=torch.Generator().manual_seed(cfg.eval.seed))[:n]
     floor = frechet_from_features(classifier_features(clf, train_set.images[pick]), ref)
     fd = {}

@@ -129,6 +129,9 @@ def dataset_path(cfg: Config, generate_missing: bool = True, progress: bool = Tr
         return path
     if cfg.data.path is not None:
         path = Path(cfg.data.path)
+        if not path.exists() and cfg.data.env in POINTMAZE:
+            raise UserError(f"dataset not found: {path} (data.path); `mmftraj data generate {cfg.data.env} --out DIR` "
+                            f"writes DIR/{DATASET_IDS[cfg.data.env]}, or drop data.path for the default one")
         if not path.exists():
             raise UserError(f"dataset not found: {path} (data.path); generate one with "
                             f"`mmftraj data generate {cfg.data.env} --out {path}` or drop data.path")
@@ -252,4 +255,13 @@ def evaluate(checkpoint: str | Path, steps: list[int] | None = None, episodes: i
     return results
 
 
-TASK = Task("maze2d", Config, default_config, train, PRESETS, default_preset, evaluate)
+def check_preset(cfg: Config, preset: str | None) -> None:
+    """The maze preset (horizon, steps, replanning, c) must be the data's maze: a Large PointMaze
+    dataset under the U-Maze defaults would train and score without a word otherwise."""
+    maze = preset or "umaze"  # no preset is the U-Maze preset
+    if env_layout(cfg.data.env) != env_layout(MAZES[maze]):
+        raise UserError(f"data.env {cfg.data.env} is the {env_layout(cfg.data.env)} maze but the preset is {maze}"
+                        f"{'' if preset else ' (the default)'}; add --maze {env_layout(cfg.data.env)}")
+
+
+TASK = Task("maze2d", Config, default_config, train, PRESETS, default_preset, evaluate, check=check_preset)
