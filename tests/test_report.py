@@ -292,3 +292,23 @@ def test_a_stored_grid_accumulates_in_shards_and_rebuilds_without_runs(tiny_data
     changed.overrides.append("model.width=16")
     with pytest.raises(UserError, match="trained with a different config"):
         run_report("lowdata", changed, tmp_path / "runs", tmp_path / "out", progress=False, train=False)
+
+
+def test_an_eval_field_added_later_keeps_stored_scores_valid_at_its_neutral_value():
+    """Scores stored before `eval.goals` existed were taken with the layout's goal: at that value
+    the field stays out of a score's id (the committed grid stays valid); at another it re-scores."""
+    import copy
+    import hashlib
+
+    from mmftraj.config import to_dict
+    from mmftraj.evaluation.conditions import STANDARD
+    from mmftraj.experiments.report import EVAL_FIELDS_ADDED, TrainKey, eval_id, resolved_task_config
+
+    cfg = load_report_config("standard")
+    _, task_cfg = resolved_task_config(cfg, TrainKey("mmf", 0))
+    before = {k: v for k, v in to_dict(task_cfg)["eval"].items() if k not in EVAL_FIELDS_ADDED}  # as stored then
+    old = hashlib.sha1(json.dumps(before, sort_keys=True).encode()).hexdigest()[:8]
+    assert eval_id(cfg, task_cfg, STANDARD, None).split("-")[1] == old
+    random_goals = copy.deepcopy(task_cfg)
+    random_goals.eval.goals = "random"
+    assert eval_id(cfg, random_goals, STANDARD, None) != eval_id(cfg, task_cfg, STANDARD, None)

@@ -216,10 +216,17 @@ def ensure_trained(cfg: ReportConfig, key: TrainKey, runs_dir: Path, progress: b
     return run_dir, status, task_cfg
 
 
+# Eval fields added after scores were stored, at the value that behaves as before they existed:
+# left out of a score's id at that value, so stored scores stay valid (and any other value re-scores).
+EVAL_FIELDS_ADDED = {"goals": "layout"}
+
+
 def eval_id(cfg: ReportConfig, task_cfg, condition, steps: int | None) -> str:
     """What one score depends on: the condition, the task's eval settings, episodes, seed, steps."""
 
-    settings = hashlib.sha1(json.dumps(to_dict(task_cfg).get("eval", {}), sort_keys=True).encode()).hexdigest()[:8]
+    settings = {k: v for k, v in to_dict(task_cfg).get("eval", {}).items()
+                if not (k in EVAL_FIELDS_ADDED and v == EVAL_FIELDS_ADDED[k])}
+    settings = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
     return f"{condition.key()}-{settings}-e{cfg.episodes}-s{cfg.eval_seed}-k{'task' if steps is None else steps}"
 
 
