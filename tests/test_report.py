@@ -99,7 +99,7 @@ def test_ood_grid_shares_full_data_runs_between_eval_only_splits():
     assert {k.split for k in keys} == {"umaze-goal", "umaze-start", None}
     assert list(dict.fromkeys(k.split for k in (i.key for i in grid)))[0] is None  # full-data runs first
     low = {item.key for item in build_grid("lowdata", cfg)}
-    assert len(low) == 5 * 5 * 3 and len(keys & low) == 5 * 3  # the 100% runs are the full-data runs
+    assert len(low) == 6 * 5 * 3 and len(keys & low) == 5 * 3  # fractions x variants x seeds; 100% = full data
     assert TrainKey("mmf", 1, None, 0.05).run_name == "mmf-all-f0.05-s1"
     assert TrainKey("mmf", 1, None, 0.05).overrides(7) == ["data.fraction=0.05", "data.subset_seed=7"]
     assert TrainKey("fm", 0).overrides(7) == []
