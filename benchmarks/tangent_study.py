@@ -111,6 +111,36 @@ def table() -> str:
     return "\n".join(lines)
 
 
+def maze2d_table() -> str:
+    """maze2d (U-Maze, the standard report's runs; higher is better): the in-distribution
+    normalized score of each label from the stored report records, paired model − conditional."""
+    from mmftraj.evaluation.conditions import STANDARD
+    from mmftraj.experiments.report import TrainKey, eval_id, load_record, load_report_config, resolved_task_config
+
+    cfg = load_report_config("standard")
+    by = {}
+    for label in [label for pair in LEVELS.values() for label in pair]:
+        for seed in cfg.seeds:
+            key = TrainKey(label, seed)
+            record = load_record(cfg, key)
+            wanted = eval_id(cfg, resolved_task_config(cfg, key)[1], STANDARD, None)
+            if record is not None and wanted in record["scores"]:
+                by[label, seed] = record["scores"][wanted]["score_mean"]
+    lines = ["| task | λ | conditional tangent | model tangent | model − conditional (95% CI) | verdict |",
+             "|---|---|---:|---:|---:|---|"]
+    for level, (cond, model) in LEVELS.items():
+        seeds = sorted(s for (v, s) in by if v == cond and (model, s) in by)
+        if len(seeds) < 2:
+            continue
+        c, m = np.array([by[cond, s] for s in seeds]), np.array([by[model, s] for s in seeds])
+        mean, lo, hi = mean_interval(m - c)
+        verdict = "model better" if lo > 0 else "conditional better" if hi < 0 else "not separable"
+        lines.append(f"| maze2d U-Maze | {level} | {c.mean():.1f} ± {c.std(ddof=1) / math.sqrt(len(c)):.1f} | "
+                     f"{m.mean():.1f} ± {m.std(ddof=1) / math.sqrt(len(m)):.1f} | {mean:+.1f} [{lo:+.1f}, {hi:+.1f}] | "
+                     f"{verdict} (n = {len(seeds)}) |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -123,7 +153,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.cmd == "run":
         run(args.task, args.seeds, args.keep, args.only)
-    print(one_step_table() + "\n\n" + table())
+    print(one_step_table() + "\n\n" + table() + "\n\nmaze2d (normalized score, higher is better):\n\n" + maze2d_table())
 
 
 if __name__ == "__main__":
