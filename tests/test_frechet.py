@@ -59,3 +59,16 @@ def test_from_samples_converges_to_the_population_value():
     assert frechet_from_features(a, b) == pytest.approx(8.0 + 4.0 + 1.0, rel=0.01)
     with pytest.raises(ValueError):
         frechet_distance(m1, s1, m2[:1], s2[:1, :1])
+
+
+def test_round_off_below_zero_is_reported_as_zero():
+    """Identical feature sets can give -1e-7 in float arithmetic; a distance is never negative."""
+    import numpy as np
+
+    from mmftraj.evaluation.frechet import frechet_distance
+
+    rng = np.random.default_rng(0)
+    f = rng.normal(size=(50, 8)) * 1e-3
+    mu, sigma = f.mean(0), np.cov(f, rowvar=False)
+    assert frechet_distance(mu, sigma, mu, sigma) >= 0.0
+    assert frechet_distance(mu, sigma, mu + 1.0, sigma) > 0.0
