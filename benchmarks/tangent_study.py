@@ -115,7 +115,13 @@ def maze2d_table() -> str:
     """maze2d (U-Maze, the standard report's runs; higher is better): the in-distribution
     normalized score of each label from the stored report records, paired model − conditional."""
     from mmftraj.evaluation.conditions import STANDARD
-    from mmftraj.experiments.report import TrainKey, eval_id, load_record, load_report_config, resolved_task_config
+    from mmftraj.experiments.report import (
+        TrainKey,
+        eval_id,
+        load_record,
+        load_report_config,
+        resolved_task_config,
+    )
 
     cfg = load_report_config("standard")
     by = {}
