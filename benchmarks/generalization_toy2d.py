@@ -46,7 +46,7 @@ OVERRIDES = ["train.threads=1", "eval.steps=[1,4]"]
 
 
 def run(seeds: list[int], conditions: list[str], variants: list[str]) -> None:
-    from mmftraj.core.objective import parse_label
+    from mmftraj.core.objective import label_options
     from mmftraj.runs import prepare_and_train
 
     ROOT.mkdir(parents=True, exist_ok=True)
@@ -56,8 +56,7 @@ def run(seeds: list[int], conditions: list[str], variants: list[str]) -> None:
                 path = ROOT / f"{label}-{slug(condition)}-s{seed}.json"
                 if path.is_file():
                     continue
-                variant, tangent = parse_label(label)
-                extra = [] if tangent == "auto" else [f"objective.tangent={tangent}"]
+                variant, extra = label_options(label)
                 runs = Path(tempfile.mkdtemp(prefix="toy2d-generalization-"))
                 t0 = time.perf_counter()
                 try:

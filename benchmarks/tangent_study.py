@@ -38,7 +38,7 @@ TASKS = {
 
 
 def run(task: str, seeds: list[int], keep: Path | None, only: list[str] | None = None) -> None:
-    from mmftraj.core.objective import parse_label
+    from mmftraj.core.objective import label_options
     from mmftraj.runs import prepare_and_train
 
     preset, overrides, metric, _ = TASKS[task]
@@ -51,8 +51,7 @@ def run(task: str, seeds: list[int], keep: Path | None, only: list[str] | None =
             path = out / f"{label}-s{seed}.json"
             if path.is_file():
                 continue
-            variant, tangent = parse_label(label)
-            extra = [] if tangent == "auto" else [f"objective.tangent={tangent}"]
+            variant, extra = label_options(label)
             runs = keep or Path(tempfile.mkdtemp(prefix="tangent-study-"))
             t0 = time.perf_counter()
             results = prepare_and_train(task=task, preset=preset, overrides=overrides + extra, objective=variant,

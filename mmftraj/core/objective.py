@@ -81,6 +81,13 @@ def parse_label(label: str) -> tuple[str, str]:
     return label, "auto"
 
 
+def label_options(label: str) -> tuple[str, list[str]]:
+    """(objective variant, `--set` overrides) that train the run a label names: `meanflow-tmodel`
+    is `--objective meanflow --set objective.tangent=model`."""
+    variant, tangent = parse_label(label)
+    return variant, ([] if tangent == "auto" else [f"objective.tangent={tangent}"])
+
+
 def variant_label(cfg: ObjectiveConfig) -> str:
     """The variant's name, with `-tmodel`/`-tcond` when its tangent is not the variant's own."""
     tangent = resolve_tangent(cfg)

@@ -36,17 +36,17 @@ def generate(
 ):
     """Generate a maze2d dataset the way D4RL did (one continuous waypoint-controller run), or a
     PointMaze dataset in Minari's format the way Minari's D4RL/pointmaze datasets were made."""
-    if env.split("/")[-1] not in SPECS and env.split("/")[-1] not in POINTMAZE:
+    key = env.split("/")[-1]
+    if key not in SPECS and key not in POINTMAZE:
         raise choice_error("env to generate", env, [*SPECS, *POINTMAZE])
-    if env.split("/")[-1] in POINTMAZE:
-        made = generate_pointmaze(env.split("/")[-1], steps=samples or DEFAULT_STEPS, seed=seed, root=out,
-                                  overwrite=overwrite)
+    if key in POINTMAZE:
+        made = generate_pointmaze(key, steps=samples or DEFAULT_STEPS, seed=seed, root=out, overwrite=overwrite)
         Console().print(f"wrote Minari dataset {made.path} ({made.steps} steps, {made.episodes} episodes) in "
                         f"{made.seconds:.1f} s; train on it with `mmftraj train --task maze2d --maze "
-                        f"{POINTMAZE[env.split('/')[-1]].maze} --set data.env={env.split('/')[-1]} --set "
+                        f"{POINTMAZE[key].maze} --set data.env={key} --set "
                         f"data.path={made.path}`", soft_wrap=True, highlight=False)
         return
-    target = Path(out) if out is not None else default_path(env.split("/")[-1])
+    target = Path(out) if out is not None else default_path(key)
     if target.suffix.lower() not in (".hdf5", ".h5"):
         raise UserError(f"--out {target} must end in .hdf5 or .h5 (its manifest is written beside it as "
                         f"{target.with_suffix('.json').name})")

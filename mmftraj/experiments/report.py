@@ -33,7 +33,7 @@ from rich.table import Table
 from ..checkpoint import latest_checkpoint
 from ..config import apply_overrides, from_dict, load_yaml, merge_dict, to_dict
 from ..core import ModularMeanFlow
-from ..core.objective import parse_label
+from ..core.objective import label_options, parse_label
 from ..data.splits import check_fraction, load_split
 from ..errors import UserError, choice_error
 from ..evaluation.conditions import evaluate_condition, split_conditions
@@ -133,8 +133,7 @@ class TrainKey:
         """Data overrides (none for the full data, so plain runs need no split support), and the
         tangent when the variant label names one."""
 
-        _, tangent = parse_label(self.variant)
-        out = [] if tangent == "auto" else [f"objective.tangent={tangent}"]
+        _, out = label_options(self.variant)
         if self.split is not None:
             out.append(f"data.split={self.split}")
         if self.fraction != 1.0:

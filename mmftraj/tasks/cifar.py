@@ -20,7 +20,7 @@ from rich.console import Console
 from ..config import apply_overrides
 from ..core import ModularMeanFlow, ObjectiveConfig
 from ..data.cifar import AUG_DIM, edm_augment, hflip, to_float
-from ..data.image_folder import check_test_split, has_split, load_images
+from ..data.image_folder import ImageSet, check_test_split, has_split, load_images
 from ..errors import UserError
 from ..evaluation.frechet import frechet_from_features
 from ..evaluation.image_classifier import (
@@ -133,7 +133,7 @@ def train(cfg: Config, run_dir: Path, resume: bool = False, progress: bool = Tru
         return out
     ema, device = trainer.ema, trainer.device
     if cfg.eval.fd:
-        return {**out, **evaluate_model(ema, cfg, objective.sampling_mode, Path(run_dir), progress, device)}
+        return {**out, **evaluate_model(ema, cfg, objective.sampling_mode, Path(run_dir), progress, device, data)}
     for k in cfg.eval.steps:
         grid = generate(ema, cfg.eval.n_samples, k, objective.sampling_mode, cfg.eval.seed, device=device)
         save_grid(grid, Path(run_dir) / f"samples-{k}step.png", scale=2)
@@ -141,14 +141,14 @@ def train(cfg: Config, run_dir: Path, resume: bool = False, progress: bool = Tru
 
 
 def evaluate_model(model, cfg: Config, mode: str, out: Path | None = None, progress: bool = False,
-                   device: str | torch.device = "cpu") -> dict:
+                   device: str | torch.device = "cpu", train_set: ImageSet | None = None) -> dict:
     """Fréchet distance of k-step samples in the project's classifier features, for each k in
     eval.steps, against the test split (else the training split), beside the floor of as many
     real training images; sample grids (the first 100) under `out`."""
     if cfg.eval.n_samples < 2:
         raise UserError(f"eval.n_samples must be at least 2 for a Fréchet distance, got {cfg.eval.n_samples}")
     check = cfg.data.check_cifar10
-    train_set = load_images(cfg.data.dir, "train", progress, check)
+    train_set = train_set or load_images(cfg.data.dir, "train", progress, check)  # training passes its own
     check_model_fits(cfg.model, train_set.images.shape[1:])
     test_set = load_images(cfg.data.dir, "test", progress, check) if has_split(cfg.data.dir, "test") else None
     if test_set is not None:
