@@ -154,3 +154,49 @@ def test_episodes_shorter_than_the_horizon_are_counted_and_named(tmp_path, capsy
     cfg.data.horizon = 32
     with pytest.raises(UserError, match=r"no training episode is as long as data.horizon 32 \(the longest has 24"):
         motion.train(cfg, tmp_path / "run2", progress=False)
+
+
+def test_planar_speed_is_distance_per_time_in_the_first_two_state_columns():
+    t = np.arange(11) * 0.1
+    window = np.stack([3 * t, 4 * t, np.full_like(t, 9.0)], axis=-1)[None]  # 5 m/s; the third column ignored
+    assert motion.planar_speed(window, 0.1) == pytest.approx([5.0])
+
+
+def test_low_data_shares_are_nested_and_a_speed_band_never_reaches_training():
+    cfg = motion.default_config()
+    cfg.data.gait_episodes = 200
+    store = motion.load_store(cfg)
+    train_idx, test_idx = motion.split_episodes(store.num_episodes, 0.1, 0)
+    dt = motion.time_step(store)
+    speed = {k: motion.planar_speed(store.episode(k)["observations"][None], dt)[0] for k in range(store.num_episodes)}
+    cfg.data.hold_out_speed = [1.2, 1.4]
+    kept = motion.training_episodes(store, train_idx, cfg.data)
+    dropped = set(train_idx) - set(kept)
+    assert dropped and all(1.2 <= speed[k] <= 1.4 for k in dropped)
+    assert not any(1.2 <= speed[k] <= 1.4 for k in kept)
+    assert any(1.2 <= speed[k] <= 1.4 for k in test_idx)  # the evaluation still sees the band
+    shares = []
+    for fraction in (0.1, 0.5, 1.0):
+        cfg.data.fraction = fraction
+        shares.append(set(motion.training_episodes(store, train_idx, cfg.data)))
+    assert shares[0] < shares[1] < shares[2] == set(kept)
+    assert len(shares[0]) == int(np.ceil(0.1 * len(kept)))
+
+
+@pytest.mark.parametrize("band, message", [([1.4, 1.2], r"\[lo, hi\] with lo < hi"), ([1.0], r"\[lo, hi\]"),
+                                           ([0.0, 99.0], "holds out every training episode")])
+def test_a_bad_speed_band_is_refused(band, message):
+    cfg = motion.default_config()
+    cfg.data.gait_episodes, cfg.data.hold_out_speed = 20, band
+    with pytest.raises(UserError, match=message):
+        motion.load_windows(cfg)
+
+
+def test_a_run_with_a_held_out_speed_band_reports_the_band_share_of_data_and_samples(tmp_path):
+    cfg = _tiny(motion.default_config(), steps=2)
+    cfg.data.gait_episodes, cfg.data.hold_out_speed, cfg.data.fraction = 64, [1.2, 1.4], 0.5
+    results = motion.train(cfg, tmp_path / "run", progress=False)
+    band = results["hold_out_speed"]
+    assert band["band"] == [1.2, 1.4] and set(band["share"]) == {"held-out data", "training data", "1-step", "2-step"}
+    assert band["share"]["training data"] == 0.0 and 0 < band["share"]["held-out data"] < 1
+    assert motion.evaluate(tmp_path / "run")["hold_out_speed"] == band  # the checkpoint's config holds the band out

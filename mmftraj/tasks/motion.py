@@ -25,6 +25,7 @@ from ..config import apply_overrides, check_eval_overrides, save_yaml, to_dict
 from ..core import ModularMeanFlow, ObjectiveConfig, sample
 from ..data import Normalizer, WindowDataset
 from ..data.gait import gait_table
+from ..data.splits import check_fraction, subset_indices
 from ..data.tables import load_table, store_from_frame
 from ..errors import UserError
 from ..evaluation.distances import sliced_wasserstein
@@ -49,6 +50,13 @@ class DataConfig:
     test_fraction: float = 0.1  # share of episodes held out for the evaluation
     split_seed: int = 0
     gait_episodes: int = 4096  # size of the synthetic gait table (data.path unset)
+    # Low data: keep this share of the training episodes (nested across fractions for one subset_seed)
+    fraction: float = 1.0
+    subset_seed: int = 0
+    # OOD: [lo, hi] planar speed band (units of the first two state columns per unit of time, m/s on
+    # the gait table) whose episodes never reach training; the evaluation reports the share of
+    # samples in the band beside the held-out data's. Empty: nothing held out.
+    hold_out_speed: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -125,6 +133,7 @@ def load_windows(cfg: Config, normalizer=None):
     h = cfg.data.horizon
     store = load_store(cfg)
     train_idx, test_idx = split_episodes(store.num_episodes, cfg.data.test_fraction, cfg.data.split_seed)
+    train_idx = training_episodes(store, train_idx, cfg.data)
     parts = []
     for name, index in (("training", train_idx), ("held-out", test_idx)):
         part = store.take(index)
@@ -136,6 +145,48 @@ def load_windows(cfg: Config, normalizer=None):
     train = WindowDataset(parts[0], h, normalizer or cfg.data.normalizer)
     test = WindowDataset(parts[1], h, train.normalizer)
     return train, test
+
+
+def planar_speed(states: np.ndarray, dt: float) -> np.ndarray:
+    """Mean speed (N,) of N windows (N, T, D ≥ 2) in the plane of their first two state columns."""
+    return np.linalg.norm(np.diff(states[..., :2], axis=-2), axis=-1).mean(-1) / dt
+
+
+def check_speed_band(band: list[float], state_columns: int) -> None:
+    if len(band) != 2 or not band[0] < band[1]:
+        raise UserError(f"data.hold_out_speed must be [lo, hi] with lo < hi, got {list(band)}")
+    if state_columns < 2:
+        raise UserError("data.hold_out_speed needs two state columns (a planar position); this table has "
+                        f"{state_columns}")
+
+
+def training_episodes(store, train_idx: np.ndarray, d: DataConfig) -> np.ndarray:
+    """The training episodes left after the speed band is held out and the low-data share is kept:
+    a prefix of one seeded permutation, so smaller shares are subsets of larger ones."""
+
+    check_fraction(d.fraction)
+    if d.hold_out_speed:
+        check_speed_band(d.hold_out_speed, store.obs_dim)
+        lo, hi = d.hold_out_speed
+        dt = time_step(store)
+        speeds = np.array([planar_speed(store.episode(k)["observations"][None], dt)[0] for k in train_idx])
+        train_idx = train_idx[(speeds < lo) | (speeds > hi)]
+        if len(train_idx) == 0:
+            raise UserError(f"data.hold_out_speed {list(d.hold_out_speed)} holds out every training episode")
+    if d.fraction < 1:
+        train_idx = train_idx[subset_indices(len(train_idx), d.fraction, d.subset_seed)]
+    return train_idx
+
+
+def band_shares(cfg: Config, windows, panels: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Share of each panel's windows (normalized, (N, H, D)) whose planar speed lies in the held-out band."""
+    lo, hi = cfg.data.hold_out_speed
+    dt = time_step(windows.store)
+    out = {}
+    for label, x in panels.items():
+        speed = planar_speed(windows.unnormalize(x.numpy()), dt)
+        out[label] = float(((speed >= lo) & (speed <= hi)).mean())
+    return out
 
 
 def short_episodes(cfg: Config, windows) -> int:
@@ -214,7 +265,12 @@ def evaluate_model(model, cfg: Config, mode: str, train_windows, test_windows, p
         plot_windows([(label, test_windows.unnormalize(x.numpy())) for label, x in panels],
                      test_windows.store.meta["state"], plot_path, cfg.eval.plots,
                      f"{cfg.objective.variant} on {default_preset(cfg)} ({mode} sampling)")
-    return {"sampling": mode, "compared_windows": n, "swd": swd, "swd_data_floor": distance(seen), "roughness": rough}
+    out = {"sampling": mode, "compared_windows": n, "swd": swd, "swd_data_floor": distance(seen), "roughness": rough}
+    if cfg.data.hold_out_speed:
+        shares = band_shares(cfg, test_windows, {"held-out data": held, "training data": seen}
+                             | {f"{k}-step": x for k, x in samples.items()})
+        out["hold_out_speed"] = {"band": list(cfg.data.hold_out_speed), "share": shares}
+    return out
 
 
 def roughness(windows: torch.Tensor) -> float:

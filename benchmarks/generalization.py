@@ -1,0 +1,237 @@
+"""Low data and held-out structure where one-step quality differs between the objectives.
+
+    python benchmarks/generalization.py run --task toy2d --seeds 0 1 2     # trains what is missing
+    python benchmarks/generalization.py run --task motion --seeds 0 1 2
+    python benchmarks/generalization.py table --task motion                # rebuilds the tables
+
+The maze2d report cannot separate the variants (every one plans at ~140). toy2d's checkerboard
+and the motion gait table can: one-step quality differs there (benchmarks/tangent_study/). This
+study asks the paper's generalization questions on them:
+- low data: toy2d, a fixed training set of N points (`data.size`; nested across N) instead of
+  fresh points every step; motion, a nested share of the training episodes (`data.fraction`).
+  Metric: one-step sliced Wasserstein distance to data never trained on (lower is better), beside
+  the distance of the training set itself (what memorizing scores);
+- held-out structure: toy2d, one checkerboard square never seen (`data.hold_out`); motion, a band
+  of walking speeds never seen (`data.hold_out_speed`, an interpolation inside the walking gait).
+  Metrics: the distance, and the share of samples landing in the held-out region.
+
+Each finished run leaves one JSON under benchmarks/generalization_<task>/ (one thread per run;
+toy2d ~40-60 s, motion ~5-8 min here), so the study accumulates across sessions and machines.
+Paired differences are `mmf` minus each other variant on the same seed and condition, with 95 %
+t-intervals.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mmftraj.experiments.report import mean_interval
+
+VARIANTS = ["fm", "meanflow", "mmf-paper", "mmf", "mmf-full"]
+REFERENCE = "mmf"
+HELD_OUT_MODE = 5  # toy2d: the upper square of the third column (mmftraj.data.toy2d.mode_of)
+SPEED_BAND = (1.2, 1.4)  # motion: walking speeds (m/s) held out; walks span 1.0-1.6, runs 2.6-3.4
+
+
+@dataclass(frozen=True)
+class Study:
+    preset: str | None
+    overrides: list[str]
+    conditions: dict[str, list[str]]  # condition -> data overrides
+    fm_steps: tuple[int, int]  # fm is scored at one Euler step and at the k it needs
+    floors: dict[str, str]  # column of the data-floor table -> record key
+    share_title: str  # what the held-out share is a share of
+
+    @property
+    def labels(self) -> list[str]:
+        return [f"fm@{k}" for k in self.fm_steps] + VARIANTS[1:]
+
+
+STUDIES = {
+    "toy2d": Study(
+        "checkerboard", ["train.threads=1", "eval.steps=[1,4]"],
+        {"N=256": ["data.size=256"], "N=4096": ["data.size=4096"], "fresh": [],
+         "held-out square": [f"data.hold_out=[{HELD_OUT_MODE}]"]},
+        (1, 4), {"fresh vs fresh": "swd_data_floor", "training set vs fresh": "swd_training_set"},
+        "Share of samples in the held-out square (data: 1/8 = 0.125 of the whole checkerboard; 0 of the "
+        "training distribution)"),
+    "motion": Study(
+        None, ["train.threads=1", "eval.steps=[1,16]"],
+        {"1/64 of episodes": ["data.fraction=0.015625"],
+         "held-out speed": [f"data.hold_out_speed=[{SPEED_BAND[0]},{SPEED_BAND[1]}]"]},
+        (1, 16), {"training set vs held-out": "swd_data_floor"},
+        f"Share of samples with planar speed in the held-out band {SPEED_BAND[0]}-{SPEED_BAND[1]} m/s "
+        "(held-out data: see held_out_share_whole; training data: 0)"),
+}
+
+
+def root(task: str) -> Path:
+    return Path(__file__).parent / f"generalization_{task}"
+
+
+def run(task: str, seeds: list[int], conditions: list[str], variants: list[str]) -> None:
+    from mmftraj.core.objective import label_options
+    from mmftraj.runs import prepare_and_train
+
+    study = STUDIES[task]
+    out = root(task)
+    out.mkdir(parents=True, exist_ok=True)
+    for seed in seeds:
+        for condition in conditions:
+            for label in variants:
+                path = out / f"{label}-{slug(condition)}-s{seed}.json"
+                if path.is_file():
+                    continue
+                variant, extra = label_options(label)
+                runs = Path(tempfile.mkdtemp(prefix=f"{task}-generalization-"))
+                t0 = time.perf_counter()
+                try:
+                    results = prepare_and_train(task=task, preset=study.preset,
+                                                overrides=study.overrides + study.conditions[condition] + extra,
+                                                objective=variant, seed=seed, name="run", runs_dir=runs,
+                                                progress=False)
+                finally:
+                    shutil.rmtree(runs, ignore_errors=True)
+                keep = ("swd", "swd_data_floor", "swd_training_set", "held_out_share", "held_out_share_whole",
+                        "swd_whole", "roughness", "windows", "final_loss", "steps", "tangent")
+                record = {"task": task, "variant": label, "condition": condition, "seed": seed,
+                          "wall_s": round(time.perf_counter() - t0, 1), **{k: results[k] for k in keep if k in results}}
+                if "hold_out_speed" in results:  # motion: the band's shares, in toy2d's layout
+                    shares = results["hold_out_speed"]["share"]
+                    record["held_out_share"] = {k: v for k, v in shares.items() if k.endswith("-step")}
+                    record["held_out_share_whole"] = shares["held-out data"]
+                path.write_text(json.dumps(record, indent=1) + "\n")
+                print(f"{task} {condition} {label} s{seed}: one-step {results['swd']['1-step']:.4f} "
+                      f"({record['wall_s']:.0f} s)", flush=True)
+
+
+def slug(condition: str) -> str:
+    return condition.replace("=", "").replace("/", "of").replace(" ", "-")
+
+
+def records(task: str) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(root(task).glob("*.json"))]
+
+
+def metric(r: dict, name: str, steps: int = 1) -> float:
+    value = r[name]
+    return float(value[f"{steps}-step"] if isinstance(value, dict) else value)
+
+
+def rows(task: str, name: str) -> dict:
+    """(condition, row label) -> {seed: value}; fm is scored at one Euler step and at the k it needs."""
+    out: dict = {}
+    for r in records(task):
+        if name not in r:
+            continue
+        for steps in (STUDIES[task].fm_steps if r["variant"] == "fm" else [1]):
+            label = f"fm@{steps}" if r["variant"] == "fm" else r["variant"]
+            out.setdefault((r["condition"], label), {})[r["seed"]] = metric(r, name, steps)
+    return out
+
+
+def _pm(values: list[float], digits: int) -> str:
+    v = np.array(values)
+    se = v.std(ddof=1) / math.sqrt(len(v)) if len(v) > 1 else math.nan
+    return f"{v.mean():.{digits}f} ± {se:.{digits}f}" if len(v) > 1 else f"{v.mean():.{digits}f}"
+
+
+def score_table(task: str, name: str, title: str, digits: int = 4) -> str:
+    data, study = rows(task, name), STUDIES[task]
+    lines = [f"{title} (mean ± s.e. over seeds; n = seeds)", "",
+             "| condition | " + " | ".join(study.labels) + " |", "|---|" + "---:|" * len(study.labels)]
+    for condition in study.conditions:
+        cells = [_pm(list(data[condition, label].values()), digits) + f" (n={len(data[condition, label])})"
+                 if (condition, label) in data else "–" for label in study.labels]
+        if any(c != "–" for c in cells):
+            lines.append(f"| {condition} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def paired_table(task: str, name: str, title: str, lower_is_better: bool = True, digits: int = 4,
+                 words: tuple[str, str] = ("better", "worse")) -> str:
+    data, study = rows(task, name), STUDIES[task]
+    lines = [f"{title}: {REFERENCE} minus each variant, paired on seed (95 % t-interval)", "",
+             "| condition | comparison | n | difference [95 % CI] | verdict |", "|---|---|---:|---:|---|"]
+    for condition in study.conditions:
+        ref = data.get((condition, REFERENCE), {})
+        for label in [v for v in study.labels if v != REFERENCE]:
+            other = data.get((condition, label), {})
+            seeds = sorted(set(ref) & set(other))
+            if not seeds:
+                continue
+            mean, lo, hi = mean_interval(np.array([ref[s] - other[s] for s in seeds]))
+            if len(seeds) < 2:
+                verdict = "n/a"
+            elif (hi < 0) if lower_is_better else (lo > 0):
+                verdict = f"{REFERENCE} {words[0]}"
+            elif (lo > 0) if lower_is_better else (hi < 0):
+                verdict = f"{REFERENCE} {words[1]}"
+            else:
+                verdict = "not separable"
+            ci = f"{mean:+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}]" if len(seeds) > 1 else f"{mean:+.{digits}f}"
+            lines.append(f"| {condition} | {REFERENCE} − {label} | {len(seeds)} | {ci} | {verdict} |")
+    return "\n".join(lines)
+
+
+def floors(task: str) -> str:
+    """The data's own distances under the same evaluation (what a perfect generator, or memorizing
+    the training set, scores)."""
+    study = STUDIES[task]
+    by: dict = {}
+    for r in records(task):
+        for column, key in study.floors.items():
+            if key in r:
+                by.setdefault(r["condition"], {}).setdefault(column, []).append(r[key])
+    lines = ["Data floors (sliced Wasserstein, same evaluation)", "",
+             "| condition | " + " | ".join(study.floors) + " |", "|---|" + "---:|" * len(study.floors)]
+    for condition in study.conditions:
+        if condition in by:
+            cells = [f"{np.mean(by[condition][c]):.4f}" if c in by[condition] else "–" for c in study.floors]
+            lines.append(f"| {condition} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def tables(task: str) -> str:
+    data_name = "fresh data of the training distribution" if task == "toy2d" else "held-out episodes"
+    return "\n\n".join([
+        score_table(task, "swd", f"One-step sliced Wasserstein distance to {data_name} "
+                                 f"(fm: {' and '.join(map(str, STUDIES[task].fm_steps))} Euler steps)"),
+        paired_table(task, "swd", "Sliced Wasserstein distance"),
+        floors(task),
+        score_table(task, "held_out_share", STUDIES[task].share_title, digits=4),
+        paired_table(task, "held_out_share", "Share in the held-out region", words=("lower", "higher")),
+    ])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="train the missing cells")
+    r.add_argument("--task", choices=sorted(STUDIES), required=True)
+    r.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    r.add_argument("--conditions", nargs="+", default=None, help="default: every condition of the task")
+    r.add_argument("--variants", nargs="+", default=VARIANTS, choices=VARIANTS)
+    t = sub.add_parser("table", help="print the tables from the stored results")
+    t.add_argument("--task", choices=sorted(STUDIES), required=True)
+    args = parser.parse_args()
+    if args.cmd == "run":
+        conditions = args.conditions or list(STUDIES[args.task].conditions)
+        unknown = [c for c in conditions if c not in STUDIES[args.task].conditions]
+        if unknown:
+            parser.error(f"unknown condition(s) {unknown}; {args.task} has {list(STUDIES[args.task].conditions)}")
+        run(args.task, args.seeds, conditions, args.variants)
+    print(tables(args.task))
+
+
+if __name__ == "__main__":
+    main()
