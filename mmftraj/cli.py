@@ -145,6 +145,7 @@ def sample_cmd(
     out: Path = typer.Option(Path("samples"), help="Output folder; files are named <task>-<run>-<objective>-<k>step-s<seed> (images: PNG grid + .npz; motion: CSV table + PNG)."),
     seed: int = typer.Option(0, help="Sampling seed."),
     device: str = typer.Option(None, help="cpu, cuda, cuda:1, ... (default: cuda when available, else cpu)."),
+    overrides: list[str] = typer.Option(None, "--set", help="motion: eval.* settings, e.g. --set eval.smooth=9 (a Savitzky-Golay post-filter)."),
 ):
     """Draw samples from a checkpoint with a given number of steps."""
 
@@ -157,7 +158,7 @@ def sample_cmd(
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a folder")
     dev = resolve_device(device or default_device(), source="--device")
-    paths = module.sample(checkpoint, steps=steps, n=n, out=out, seed=seed, device=dev)
+    paths = module.sample(checkpoint, steps=steps, n=n, out=out, seed=seed, device=dev, overrides=overrides or ())
     for path in paths:
         typer.echo(f"wrote {path}")
 

@@ -200,3 +200,22 @@ def test_a_run_with_a_held_out_speed_band_reports_the_band_share_of_data_and_sam
     assert band["band"] == [1.2, 1.4] and set(band["share"]) == {"held-out data", "training data", "1-step", "2-step"}
     assert band["share"]["training data"] == 0.0 and 0 < band["share"]["held-out data"] < 1
     assert motion.evaluate(tmp_path / "run")["hold_out_speed"] == band  # the checkpoint's config holds the band out
+
+
+def test_eval_smooth_reports_smoothed_samples_beside_raw_ones_and_sample_writes_them(tmp_path):
+    cfg = _tiny(motion.default_config(), steps=2)
+    cfg.data.gait_episodes = 32
+    raw = motion.train(cfg, tmp_path / "run", progress=False)
+    assert "smoothed" not in raw
+    smooth = motion.evaluate(tmp_path / "run", overrides=["eval.smooth=5"])
+    assert smooth["swd"] == pytest.approx(raw["swd"])  # the raw samples are still reported as they were
+    assert smooth["smoothed"]["window"] == 5
+    for k in ("1-step", "2-step"):  # a 2-step model is nearly noise: smoothing must cut its jitter
+        assert smooth["smoothed"]["roughness"][k] < 0.2 * smooth["roughness"][k]
+    csv, _ = motion.sample_files(tmp_path / "run", n=4, out=tmp_path / "s", overrides=["eval.smooth=5"])
+    assert csv.name == "motion-run-mmf-1step-smooth5-s0.csv"
+    for bad in ("eval.smooth=4", "eval.smooth=17", "eval.smooth=-1"):
+        with pytest.raises(UserError, match="eval.smooth must be 0"):
+            motion.evaluate(tmp_path / "run", overrides=[bad])
+    with pytest.raises(UserError, match="only eval"):
+        motion.sample_files(tmp_path / "run", n=4, out=tmp_path / "s", overrides=["data.horizon=8"])

@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedCo
 from ..checkpoint import load_task_model, run_name
 from ..config import to_dict
 from ..core import ModularMeanFlow, sample
+from ..errors import UserError
 from ..evaluation.images import save_grid, save_npz
 from ..models.unet import UNet, UNetConfig, build_unet
 from ..training import Trainer
@@ -119,8 +120,11 @@ def write_samples(model: UNet, cfg, task: str, steps: int, n: int, out: Path, se
 
 
 def checkpoint_samples(task: str, config_cls, scale: int, checkpoint, steps: int = 1, n: int = 64,
-                       out: Path = Path("samples"), seed: int = 0, device: str | torch.device | None = None) -> list[Path]:
+                       out: Path = Path("samples"), seed: int = 0, device: str | torch.device | None = None,
+                       overrides=()) -> list[Path]:
     """An image task's `sample`: load the checkpoint, draw n samples with k steps, write grid + .npz."""
+    if overrides:
+        raise UserError(f"{task} samples take no --set (got {overrides[0]!r})")
     model, cfg = load_image_model(checkpoint, task, config_cls)
     return write_samples(model, cfg, task, steps, n, out, seed, scale=scale, run=run_name(checkpoint), device=device)
 

@@ -32,6 +32,7 @@ from ..evaluation.distances import sliced_wasserstein
 from ..evaluation.figures import pyplot, save_png
 from ..io import atomic_path
 from ..models.transformer import TransformerConfig, build_transformer, check_task_sizes, count_parameters
+from ..signal import savgol
 from ..training import TrainConfig, Trainer
 from . import Task
 
@@ -76,6 +77,9 @@ class EvalConfig:
     projections: int = 256
     plots: int = 12  # windows drawn per panel in samples.png
     seed: int = 1234
+    # Savitzky-Golay post-filter (cubic) of this many steps applied to every sample along time; 0:
+    # none. Evaluation reports the raw samples and, when set, the smoothed ones beside them.
+    smooth: int = 0
 
 
 @dataclass
@@ -200,6 +204,9 @@ def check_eval(cfg: Config) -> None:
         raise UserError(f"eval.n_samples and eval.projections must be at least 1, got {e.n_samples} and {e.projections}")
     if not e.steps or min(e.steps) < 1:
         raise UserError(f"eval.steps must list sampling step counts of at least 1, got {e.steps}")
+    if e.smooth < 0 or (e.smooth and (e.smooth % 2 == 0 or e.smooth > cfg.data.horizon)):
+        raise UserError(f"eval.smooth must be 0 (off) or an odd number of steps up to data.horizon "
+                        f"{cfg.data.horizon}, got {e.smooth}")
 
 
 # -- model, training, evaluation ------------------------------------------------------------------
@@ -266,6 +273,11 @@ def evaluate_model(model, cfg: Config, mode: str, train_windows, test_windows, p
                      test_windows.store.meta["state"], plot_path, cfg.eval.plots,
                      f"{cfg.objective.variant} on {default_preset(cfg)} ({mode} sampling)")
     out = {"sampling": mode, "compared_windows": n, "swd": swd, "swd_data_floor": distance(seen), "roughness": rough}
+    if cfg.eval.smooth:
+        smoothed = {k: savgol(x, cfg.eval.smooth) for k, x in samples.items()}
+        out["smoothed"] = {"window": cfg.eval.smooth,
+                           "swd": {f"{k}-step": distance(x) for k, x in smoothed.items()},
+                           "roughness": {f"{k}-step": roughness(x) for k, x in smoothed.items()}}
     if cfg.data.hold_out_speed:
         shares = band_shares(cfg, test_windows, {"held-out data": held, "training data": seen}
                              | {f"{k}-step": x for k, x in samples.items()})
@@ -318,16 +330,21 @@ def time_step(store) -> float:
 
 
 def sample_files(checkpoint, steps: int = 1, n: int = 64, out: Path = Path("samples"), seed: int = 0,
-           device: str | torch.device | None = None) -> list[Path]:
+           device: str | torch.device | None = None, overrides=()) -> list[Path]:
     """n generated windows written as a trajectory table (CSV with the training table's column
-    names, one episode per window, so mmftraj.data.tables reads it back) and a plot of the first few."""
+    names, one episode per window, so mmftraj.data.tables reads it back) and a plot of the first few;
+    smoothed along time when eval.smooth is set (the run's, or --set eval.smooth=W)."""
 
+    check_eval_overrides(overrides, ("eval.",), "only eval.* overrides")
     model, cfg, normalizer, meta = load_model(checkpoint)
+    cfg = apply_overrides(cfg, list(overrides))
+    check_eval(cfg)
     device = torch.device(device or "cpu")
     mode = ModularMeanFlow(cfg.objective).sampling_mode
     shape = (n, cfg.data.horizon, cfg.model.dim_in)
     noise = torch.randn(shape, generator=torch.Generator().manual_seed(seed)).to(device)
-    raw = normalizer.unnormalize(sample(model.to(device), noise, steps=steps, mode=mode).cpu()).numpy()
+    x = sample(model.to(device), noise, steps=steps, mode=mode).cpu()
+    raw = normalizer.unnormalize(savgol(x, cfg.eval.smooth) if cfg.eval.smooth else x).numpy()
     columns = meta["columns"]["state"] + meta["columns"]["action"]
     h = cfg.data.horizon
     table = pd.DataFrame(raw.reshape(n * h, -1), columns=columns)
@@ -338,7 +355,7 @@ def sample_files(checkpoint, steps: int = 1, n: int = 64, out: Path = Path("samp
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     run = run_name(checkpoint)
-    stem = f"motion-{run}-{cfg.objective.variant}-{steps}step-s{seed}"
+    stem = f"motion-{run}-{cfg.objective.variant}-{steps}step{f'-smooth{cfg.eval.smooth}' if cfg.eval.smooth else ''}-s{seed}"
     with atomic_path(out / f"{stem}.csv", suffix=".csv") as tmp:
         table.to_csv(tmp, index=False)
     plot_windows([(f"{steps}-step samples", raw)], meta["columns"]["state"], out / f"{stem}.png", cfg.eval.plots,

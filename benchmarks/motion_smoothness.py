@@ -1,0 +1,122 @@
+"""Why one-step motion samples jitter, and what removes it at what cost.
+
+    python benchmarks/motion_smoothness.py runs/motion/<run> [more runs ...] [--out FILE.json]
+
+For each trained motion run (its latest checkpoint, the EMA weights) this draws as many samples
+as the run's own evaluation compares (same noise seed), then measures, in normalized units:
+- the sliced Wasserstein distance to held-out windows and the roughness (mean squared second
+  difference in time) of k-step samples, beside the data's;
+- where the roughness lives: the power spectrum along time of samples and data (so white noise
+  shows as a flat floor at high frequencies the data does not have);
+- whether that floor is the input noise left over: a one-step sample is x = ε − u(ε, 0, 1), so a
+  network that cancels ε imperfectly leaves β·ε in x. β is the regression coefficient of the
+  samples' high-pass part on the noise's high-pass part (0: no leak), with the share of the
+  samples' high-pass power it explains;
+- post-filters (Savitzky-Golay along time, the filter mmftraj's `eval.smooth` uses) at several
+  windows: the filtered samples' distance and roughness, and what the same filter does to held-out
+  data (its own bias).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mmftraj.checkpoint import latest_checkpoint
+from mmftraj.core import ModularMeanFlow, sample
+from mmftraj.evaluation.distances import sliced_wasserstein
+from mmftraj.signal import savgol
+from mmftraj.tasks import motion
+
+WINDOWS = (5, 7, 9, 11, 15)
+
+
+def high_pass(x: torch.Tensor) -> torch.Tensor:
+    """What a cubic 7-step Savitzky-Golay fit along time does not explain; (N, H, D)."""
+    return x - savgol(x, 7)
+
+
+def spectrum(x: torch.Tensor) -> np.ndarray:
+    """Mean power per temporal frequency bin (rfft along time, averaged over windows and columns)."""
+    return (torch.fft.rfft(x - x.mean(1, keepdim=True), dim=1).abs() ** 2).mean((0, 2)).numpy()
+
+
+def analyse(run: Path) -> dict:
+    model, cfg, normalizer, _ = motion.load_model(latest_checkpoint(run))
+    model.eval()
+    train, test = motion.load_windows(cfg, normalizer)
+    mode = ModularMeanFlow(cfg.objective).sampling_mode
+    g = torch.Generator().manual_seed(cfg.eval.seed)  # as motion.evaluate_model draws them
+    n = min(cfg.eval.n_samples, len(test))
+    held = test.batch(torch.randperm(len(test), generator=g)[:n]).trajectories
+    seen = train.batch(torch.randint(len(train), (n,), generator=g)).trajectories
+    noise = torch.randn(held.shape, generator=g)
+
+    def distance(a: torch.Tensor) -> float:
+        return sliced_wasserstein(a.flatten(1), held.flatten(1), cfg.eval.projections, torch.Generator().manual_seed(0))
+
+    with torch.no_grad():
+        samples = {k: sample(model, noise, steps=k, mode=mode) for k in (1, 2, 4)}
+    one = samples[1]
+    hp_x, hp_e = high_pass(one), high_pass(noise)
+    beta = float((hp_x * hp_e).sum() / (hp_e * hp_e).sum())
+    explained = float(1 - ((hp_x - beta * hp_e) ** 2).sum() / (hp_x ** 2).sum())
+    freqs = np.fft.rfftfreq(cfg.data.horizon, d=motion.time_step(train.store))
+    spec_data, spec_one = spectrum(held), spectrum(one)
+    top = freqs >= freqs[-1] / 2  # the upper half of the band, up to Nyquist
+    out = {
+        "run": str(run), "variant": cfg.objective.variant, "tangent": cfg.objective.tangent, "compared_windows": n,
+        "floor_train_vs_held_out": distance(seen),
+        "held_out": {"roughness": motion.roughness(held)},
+        "samples": {f"{k}-step": {"swd": distance(x), "roughness": motion.roughness(x)} for k, x in samples.items()},
+        "leak": {"beta": beta, "high_pass_power_explained": explained},
+        "spectrum": {"freq_hz": freqs.round(3).tolist(), "held_out": spec_data.tolist(), "1-step": spec_one.tolist(),
+                     "upper_half_power_ratio": float(spec_one[top].sum() / spec_data[top].sum())},
+        "savgol": {},
+    }
+    for w in WINDOWS:
+        smooth, data_smooth = savgol(one, w), savgol(held, w)
+        out["savgol"][str(w)] = {"swd": distance(smooth), "roughness": motion.roughness(smooth),
+                                 "held_out_filtered_swd": distance(data_smooth),
+                                 "held_out_filtered_roughness": motion.roughness(data_smooth)}
+    # The leak removed exactly (an oracle: the noise is known at sampling time): x + β·ε undoes a
+    # network that cancels ε by a factor 1 − β everywhere.
+    oracle = one - beta * noise
+    out["leak"]["oracle"] = {"swd": distance(oracle), "roughness": motion.roughness(oracle)}
+    return out
+
+
+def table(results: list[dict]) -> str:
+    lines = ["| run | k=1 SWD | k=1 rough | k=2 SWD | k=2 rough | β | HP explained | upper-band power × data | "
+             + " | ".join(f"SG{w} SWD / rough" for w in WINDOWS) + " | data rough | floor |",
+             "|---|" + "---:|" * (9 + len(WINDOWS))]
+    for r in results:
+        s = r["samples"]
+        cells = [f"{s['1-step']['swd']:.3f}", f"{s['1-step']['roughness']:.4f}", f"{s['2-step']['swd']:.3f}",
+                 f"{s['2-step']['roughness']:.4f}", f"{r['leak']['beta']:.3f}",
+                 f"{r['leak']['high_pass_power_explained']:.2f}", f"{r['spectrum']['upper_half_power_ratio']:.1f}"]
+        cells += [f"{r['savgol'][str(w)]['swd']:.3f} / {r['savgol'][str(w)]['roughness']:.4f}" for w in WINDOWS]
+        cells += [f"{r['held_out']['roughness']:.4f}", f"{r['floor_train_vs_held_out']:.3f}"]
+        lines.append(f"| {Path(r['run']).name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", type=Path, nargs="+")
+    parser.add_argument("--out", type=Path, default=None, help="write every measurement as JSON here")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    results = [analyse(run) for run in args.runs]
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=1) + "\n")
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()
