@@ -26,13 +26,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import shutil
-import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from study_runs import train_cell
 
 from mmftraj.experiments.report import mean_interval
 
@@ -79,9 +77,6 @@ def root(task: str) -> Path:
 
 
 def run(task: str, seeds: list[int], conditions: list[str], variants: list[str]) -> None:
-    from mmftraj.core.objective import label_options
-    from mmftraj.runs import prepare_and_train
-
     study = STUDIES[task]
     out = root(task)
     out.mkdir(parents=True, exist_ok=True)
@@ -91,20 +86,12 @@ def run(task: str, seeds: list[int], conditions: list[str], variants: list[str])
                 path = out / f"{label}-{slug(condition)}-s{seed}.json"
                 if path.is_file():
                     continue
-                variant, extra = label_options(label)
-                runs = Path(tempfile.mkdtemp(prefix=f"{task}-generalization-"))
-                t0 = time.perf_counter()
-                try:
-                    results = prepare_and_train(task=task, preset=study.preset,
-                                                overrides=study.overrides + study.conditions[condition] + extra,
-                                                objective=variant, seed=seed, name="run", runs_dir=runs,
-                                                progress=False)
-                finally:
-                    shutil.rmtree(runs, ignore_errors=True)
+                results, wall = train_cell(task, study.preset, study.overrides + study.conditions[condition],
+                                           label, seed)
                 keep = ("swd", "swd_data_floor", "swd_training_set", "held_out_share", "held_out_share_whole",
                         "swd_whole", "roughness", "windows", "final_loss", "steps", "tangent")
                 record = {"task": task, "variant": label, "condition": condition, "seed": seed,
-                          "wall_s": round(time.perf_counter() - t0, 1), **{k: results[k] for k in keep if k in results}}
+                          "wall_s": wall, **{k: results[k] for k in keep if k in results}}
                 if "hold_out_speed" in results:  # motion: the band's shares, in toy2d's layout
                     shares = results["hold_out_speed"]["share"]
                     record["held_out_share"] = {k: v for k, v in shares.items() if k.endswith("-step")}

@@ -28,7 +28,6 @@ import torch
 
 from mmftraj.checkpoint import latest_checkpoint
 from mmftraj.core import ModularMeanFlow, sample
-from mmftraj.evaluation.distances import sliced_wasserstein
 from mmftraj.signal import savgol
 from mmftraj.tasks import motion
 
@@ -61,14 +60,11 @@ def analyse(run: Path) -> dict:
     model.eval()
     train, test = motion.load_windows(cfg, normalizer)
     mode = ModularMeanFlow(cfg.objective).sampling_mode
-    g = torch.Generator().manual_seed(cfg.eval.seed)  # as motion.evaluate_model draws them
-    n = min(cfg.eval.n_samples, len(test))
-    held = test.batch(torch.randperm(len(test), generator=g)[:n]).trajectories
-    seen = train.batch(torch.randint(len(train), (n,), generator=g)).trajectories
-    noise = torch.randn(held.shape, generator=g)
+    held, seen, noise = motion.evaluation_draw(cfg, train, test)  # the run's own evaluation draw
+    n = len(held)
 
     def distance(a: torch.Tensor) -> float:
-        return sliced_wasserstein(a.flatten(1), held.flatten(1), cfg.eval.projections, torch.Generator().manual_seed(0))
+        return motion.window_distance(cfg, a, held)
 
     with torch.no_grad():
         samples = {k: sample(model, noise, steps=k, mode=mode) for k in (1, 2, 4)}

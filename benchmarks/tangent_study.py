@@ -16,12 +16,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import shutil
-import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+from study_runs import train_cell
 
 from mmftraj.experiments.report import mean_interval
 
@@ -38,9 +36,6 @@ TASKS = {
 
 
 def run(task: str, seeds: list[int], keep: Path | None, only: list[str] | None = None) -> None:
-    from mmftraj.core.objective import label_options
-    from mmftraj.runs import prepare_and_train
-
     preset, overrides, metric, _ = TASKS[task]
     out = ROOT / task
     out.mkdir(parents=True, exist_ok=True)
@@ -51,21 +46,15 @@ def run(task: str, seeds: list[int], keep: Path | None, only: list[str] | None =
             path = out / f"{label}-s{seed}.json"
             if path.is_file():
                 continue
-            variant, extra = label_options(label)
-            runs = keep or Path(tempfile.mkdtemp(prefix="tangent-study-"))
-            t0 = time.perf_counter()
-            results = prepare_and_train(task=task, preset=preset, overrides=overrides + extra, objective=variant,
-                                        seed=seed, name=f"{label}-s{seed}", runs_dir=runs, progress=False)
+            results, wall = train_cell(task, preset, overrides, label, seed, keep)
             value = results
             for k in metric:
                 value = value[k]
             record = {"task": task, "variant": label, "tangent": results["tangent"], "seed": seed,
                       "metric": float(value), "final_loss": results.get("final_loss"),
-                      "wall_s": round(time.perf_counter() - t0, 1), "steps": results.get("steps")}
+                      "wall_s": wall, "steps": results.get("steps")}
             path.write_text(json.dumps(record, indent=1) + "\n")
             print(f"{task} {label} s{seed}: {value:.4f} ({record['wall_s']:.0f} s)", flush=True)
-            if keep is None:
-                shutil.rmtree(runs, ignore_errors=True)
 
 
 def one_step_table() -> str:

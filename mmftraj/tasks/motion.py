@@ -250,17 +250,30 @@ def train(cfg: Config, run_dir: Path, resume: bool = False, progress: bool = Tru
             "episodes_shorter_than_horizon": dropped, **fit, **metrics}
 
 
-def evaluate_model(model, cfg: Config, mode: str, train_windows, test_windows, plot_path: Path | None = None) -> dict:
-    """Sliced Wasserstein distance of k-step samples to held-out windows, for k in cfg.eval.steps."""
-    model.eval()
+def evaluation_draw(cfg: Config, train_windows, test_windows) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(held-out windows, as many training windows, the noise samples start from), each (n, H, D)
+    with n = min(eval.n_samples, held-out windows); fixed by eval.seed, so every evaluation of a
+    run compares the same windows from the same noise."""
     g = torch.Generator().manual_seed(cfg.eval.seed)
     n = min(cfg.eval.n_samples, len(test_windows))
     held = test_windows.batch(torch.randperm(len(test_windows), generator=g)[:n]).trajectories
     seen = train_windows.batch(torch.randint(len(train_windows), (n,), generator=g)).trajectories
-    noise = torch.randn(held.shape, generator=g)
+    return held, seen, torch.randn(held.shape, generator=g)
+
+
+def window_distance(cfg: Config, a: torch.Tensor, held: torch.Tensor) -> float:
+    """Sliced Wasserstein distance between flattened windows, with fixed projections."""
+    return sliced_wasserstein(a.flatten(1), held.flatten(1), cfg.eval.projections, torch.Generator().manual_seed(0))
+
+
+def evaluate_model(model, cfg: Config, mode: str, train_windows, test_windows, plot_path: Path | None = None) -> dict:
+    """Sliced Wasserstein distance of k-step samples to held-out windows, for k in cfg.eval.steps."""
+    model.eval()
+    held, seen, noise = evaluation_draw(cfg, train_windows, test_windows)
+    n = len(held)
 
     def distance(a: torch.Tensor) -> float:
-        return sliced_wasserstein(a.flatten(1), held.flatten(1), cfg.eval.projections, torch.Generator().manual_seed(0))
+        return window_distance(cfg, a, held)
 
     samples, swd, rough = {}, {}, {"held-out data": roughness(held)}
     for k in cfg.eval.steps:
