@@ -160,6 +160,10 @@ def test_planar_speed_is_distance_per_time_in_the_first_two_state_columns():
     t = np.arange(11) * 0.1
     window = np.stack([3 * t, 4 * t, np.full_like(t, 9.0)], axis=-1)[None]  # 5 m/s; the third column ignored
     assert motion.planar_speed(window, 0.1) == pytest.approx([5.0])
+    # Step-to-step jitter barely moves it (a step-by-step path length would read ~3× the speed).
+    jitter = np.random.default_rng(0).normal(0, 0.2, size=(200, 65, 2))
+    line = np.stack([3 * np.arange(65) * 0.1, 4 * np.arange(65) * 0.1], axis=-1)[None] + jitter
+    assert np.median(motion.planar_speed(line, 0.1)) == pytest.approx(5.0, rel=0.03)
 
 
 def test_low_data_shares_are_nested_and_a_speed_band_never_reaches_training():

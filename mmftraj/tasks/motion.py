@@ -152,8 +152,13 @@ def load_windows(cfg: Config, normalizer=None):
 
 
 def planar_speed(states: np.ndarray, dt: float) -> np.ndarray:
-    """Mean speed (N,) of N windows (N, T, D ≥ 2) in the plane of their first two state columns."""
-    return np.linalg.norm(np.diff(states[..., :2], axis=-2), axis=-1).mean(-1) / dt
+    """Mean speed (N,) of N windows (N, T, D ≥ 2) in the plane of their first two state columns,
+    over chords of a quarter of the window: step-to-step jitter in generated positions would add
+    its own speed to a step-by-step path length (measured: 5.7 m/s median for one-step samples of
+    1.6 m/s walkers), while a quarter-window chord still follows the walkers' slow turns."""
+    k = max(1, (states.shape[-2] - 1) // 4)
+    xy = states[..., :2]
+    return np.linalg.norm(xy[..., k:, :] - xy[..., :-k, :], axis=-1).mean(-1) / (k * dt)
 
 
 def check_speed_band(band: list[float], state_columns: int) -> None:
