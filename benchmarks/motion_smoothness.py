@@ -12,6 +12,9 @@ as the run's own evaluation compares (same noise seed), then measures, in normal
   network that cancels ε imperfectly leaves β·ε in x. β is the regression coefficient of the
   samples' high-pass part on the noise's high-pass part (0: no leak), with the share of the
   samples' high-pass power it explains;
+- what a window distance misses: the planar speed of each window (mmftraj.tasks.motion.planar_speed),
+  its 1-D Wasserstein distance to the held-out windows' speeds, and the share of windows moving
+  between the gait table's two gaits (1.8-2.4 m/s; walks span 1.0-1.6, runs 2.6-3.4, data: none);
 - post-filters (Savitzky-Golay along time, the filter mmftraj's `eval.smooth` uses) at several
   windows: the filtered samples' distance and roughness, and what the same filter does to held-out
   data (its own bias).
@@ -32,6 +35,18 @@ from mmftraj.signal import savgol
 from mmftraj.tasks import motion
 
 WINDOWS = (5, 7, 9, 11, 15)
+GAP = (1.8, 2.4)  # m/s: between the gait table's walking and running speeds
+
+
+def speeds(windows, x: torch.Tensor) -> np.ndarray:
+    return motion.planar_speed(windows.unnormalize(x.numpy()), motion.time_step(windows.store))
+
+
+def speed_report(windows, x: torch.Tensor, reference: np.ndarray) -> dict:
+    """Planar speeds of (N, H, D) normalized windows against the held-out windows' (same N)."""
+    v = speeds(windows, x)
+    return {"mean": float(v.mean()), "w1_to_held_out": float(np.abs(np.sort(v) - np.sort(reference)).mean()),
+            "gap_share": float(((v > GAP[0]) & (v < GAP[1])).mean())}
 
 
 def high_pass(x: torch.Tensor) -> torch.Tensor:
@@ -103,13 +118,21 @@ def analyse(run: Path) -> dict:
     # network that cancels ε by a factor 1 − β everywhere.
     oracle = one - beta * noise
     out["leak"]["oracle"] = {"swd": distance(oracle), "roughness": motion.roughness(oracle)}
+    reference = speeds(test, held)
+    out["speed"] = {"held_out": speed_report(test, held, reference), "training": speed_report(test, seen, reference)}
+    out["speed"] |= {f"{k}-step": speed_report(test, x, reference) for k, x in samples.items()}
+    out["speed"]["1-step SG7"] = speed_report(test, savgol(one, 7), reference)
     return out
+
+
+SPEED_COLUMNS = ("held_out", "training", "1-step", "2-step", "4-step", "1-step SG7")
 
 
 def table(results: list[dict]) -> str:
     lines = ["| run | k=1 SWD | k=1 rough | k=2 SWD | k=2 rough | β | HP explained | power above the data's band | "
              + " | ".join(f"SG{w} SWD / rough" for w in WINDOWS) + " | data rough | floor |",
              "|---|" + "---:|" * (9 + len(WINDOWS))]
+    speed_rows = ["| run | " + " | ".join(SPEED_COLUMNS) + " |", "|---|" + "---:|" * len(SPEED_COLUMNS)]
     for r in results:
         s = r["samples"]
         cells = [f"{s['1-step']['swd']:.3f}", f"{s['1-step']['roughness']:.4f}", f"{s['2-step']['swd']:.3f}",
@@ -119,7 +142,11 @@ def table(results: list[dict]) -> str:
         cells += [f"{r['savgol'][str(w)]['swd']:.3f} / {r['savgol'][str(w)]['roughness']:.4f}" for w in WINDOWS]
         cells += [f"{r['held_out']['roughness']:.4f}", f"{r['floor_train_vs_held_out']:.3f}"]
         lines.append(f"| {Path(r['run']).name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        speed_rows.append(f"| {Path(r['run']).name} | " + " | ".join(
+            f"{r['speed'][c]['mean']:.2f} / {r['speed'][c]['w1_to_held_out']:.2f} / {r['speed'][c]['gap_share']:.0%}"
+            for c in SPEED_COLUMNS) + " |")
+    return "\n".join(lines) + "\n\nPlanar speed: mean m/s / 1-D Wasserstein to held-out speeds / share between the gaits " \
+        f"({GAP[0]}-{GAP[1]} m/s)\n\n" + "\n".join(speed_rows)
 
 
 def main() -> None:
