@@ -142,10 +142,10 @@ def sample_cmd(
     checkpoint: Path = typer.Option(..., help="A run directory or one of its checkpoints."),
     steps: int = typer.Option(1, help="Network evaluations per sample."),
     n: int = typer.Option(64, help="Number of samples."),
-    out: Path = typer.Option(Path("samples"), help="Output folder; files are named <task>-<run>-<objective>-<k>step-s<seed> (images: PNG grid + .npz; motion: CSV table + PNG)."),
+    out: Path = typer.Option(Path("samples"), help="Output folder; files are named <task>-<run>-<objective>-<k>step[-smooth<W>]-s<seed> (images: PNG grid + .npz; motion: CSV table + PNG)."),
     seed: int = typer.Option(0, help="Sampling seed."),
     device: str = typer.Option(None, help="cpu, cuda, cuda:1, ... (default: cuda when available, else cpu)."),
-    overrides: list[str] = typer.Option(None, "--set", help="motion: eval.* settings, e.g. --set eval.smooth=9 (a Savitzky-Golay post-filter)."),
+    overrides: list[str] = typer.Option(None, "--set", help="motion only: eval.smooth=W, a Savitzky-Golay post-filter of W steps (odd, ≥ 5; default: the run's own eval.smooth; 0 for raw samples)."),
 ):
     """Draw samples from a checkpoint with a given number of steps."""
 

@@ -102,11 +102,12 @@ def to_dict(cfg) -> dict:
     return dataclasses.asdict(cfg)
 
 
-def check_eval_overrides(overrides, allowed: tuple[str, ...] = ("eval.",), what: str = "only eval.* overrides") -> None:
+def check_eval_overrides(overrides, allowed: tuple[str, ...] = ("eval.",), what: str = "only eval.* overrides",
+                         command: str = "eval") -> None:
     """`eval` re-scores a trained model: settings that would change the model or its data are refused."""
     bad = [o for o in overrides if not o.strip().startswith(allowed)]
     if bad:
-        raise UserError(f"eval accepts {what}, got {bad[0]!r}")
+        raise UserError(f"{command} accepts {what}, got {bad[0]!r}")
 
 
 def apply_overrides(cfg, overrides: list[str]):

@@ -23,13 +23,15 @@ def savgol_matrix(window: int, order: int) -> torch.Tensor:
 
 
 def savgol(x: torch.Tensor, window: int, order: int = 3) -> torch.Tensor:
-    """Smooth (N, H, D) along H with a Savitzky-Golay filter of odd `window` and polynomial `order`;
-    same shape. `window` ≤ order leaves x as it is."""
+    """Smooth (N, H, D) along H with a Savitzky-Golay filter of odd `window` > order + 1 and
+    polynomial `order`; same shape. (A window of order + 1 steps or fewer would fit every point
+    exactly and change nothing, so it is refused rather than silently ignored.)"""
 
     if window < 1 or window % 2 == 0:
         raise UserError(f"the smoothing window must be an odd number of steps, got {window}")
     if window <= order + 1:
-        return x
+        raise UserError(f"a smoothing window of {window} steps is a no-op for a degree-{order} fit; use "
+                        f"{order + 2 + (order + 1) % 2} steps or more")
     if x.shape[1] < window:
         raise UserError(f"the smoothing window ({window} steps) is longer than the windows ({x.shape[1]} steps)")
     p = savgol_matrix(window, order).to(x.dtype)

@@ -174,7 +174,8 @@ def test_low_data_shares_are_nested_and_a_speed_band_never_reaches_training():
     dt = motion.time_step(store)
     speed = {k: motion.planar_speed(store.episode(k)["observations"][None], dt)[0] for k in range(store.num_episodes)}
     cfg.data.hold_out_speed = [1.2, 1.4]
-    kept = motion.training_episodes(store, train_idx, cfg.data)
+    kept, left_out = motion.training_episodes(store, train_idx, cfg.data)
+    assert left_out == {"removed_by_speed_band": len(train_idx) - len(kept), "left_out_by_fraction": 0}
     dropped = set(train_idx) - set(kept)
     assert dropped and all(1.2 <= speed[k] <= 1.4 for k in dropped)
     assert not any(1.2 <= speed[k] <= 1.4 for k in kept)
@@ -182,13 +183,14 @@ def test_low_data_shares_are_nested_and_a_speed_band_never_reaches_training():
     shares = []
     for fraction in (0.1, 0.5, 1.0):
         cfg.data.fraction = fraction
-        shares.append(set(motion.training_episodes(store, train_idx, cfg.data)))
+        shares.append(set(motion.training_episodes(store, train_idx, cfg.data)[0]))
     assert shares[0] < shares[1] < shares[2] == set(kept)
     assert len(shares[0]) == int(np.ceil(0.1 * len(kept)))
 
 
 @pytest.mark.parametrize("band, message", [([1.4, 1.2], r"\[lo, hi\] with lo < hi"), ([1.0], r"\[lo, hi\]"),
-                                           ([0.0, 99.0], "holds out every training episode")])
+                                           ([0.0, 99.0], "holds out every training episode"),
+                                           ([5.0, 6.0], "holds out no training episode")])
 def test_a_bad_speed_band_is_refused(band, message):
     cfg = motion.default_config()
     cfg.data.gait_episodes, cfg.data.hold_out_speed = 20, band
@@ -203,6 +205,10 @@ def test_a_run_with_a_held_out_speed_band_reports_the_band_share_of_data_and_sam
     band = results["hold_out_speed"]
     assert band["band"] == [1.2, 1.4] and set(band["share"]) == {"held-out data", "training data", "1-step", "2-step"}
     assert band["share"]["training data"] == 0.0 and 0 < band["share"]["held-out data"] < 1
+    episodes = results["episodes"]
+    assert episodes["removed_by_speed_band"] > 0 and episodes["left_out_by_fraction"] > 0
+    assert episodes["train"] + episodes["removed_by_speed_band"] + episodes["left_out_by_fraction"] \
+        + episodes["held_out"] == 64
     assert motion.evaluate(tmp_path / "run")["hold_out_speed"] == band  # the checkpoint's config holds the band out
 
 
@@ -218,8 +224,9 @@ def test_eval_smooth_reports_smoothed_samples_beside_raw_ones_and_sample_writes_
         assert smooth["smoothed"]["roughness"][k] < 0.2 * smooth["roughness"][k]
     csv, _ = motion.sample_files(tmp_path / "run", n=4, out=tmp_path / "s", overrides=["eval.smooth=5"])
     assert csv.name == "motion-run-mmf-1step-smooth5-s0.csv"
-    for bad in ("eval.smooth=4", "eval.smooth=17", "eval.smooth=-1"):
+    for bad in ("eval.smooth=4", "eval.smooth=17", "eval.smooth=-1", "eval.smooth=3"):
         with pytest.raises(UserError, match="eval.smooth must be 0"):
             motion.evaluate(tmp_path / "run", overrides=[bad])
-    with pytest.raises(UserError, match="only eval"):
-        motion.sample_files(tmp_path / "run", n=4, out=tmp_path / "s", overrides=["data.horizon=8"])
+    for bad in ("data.horizon=8", "eval.steps=[4]"):  # sample's step count is --steps
+        with pytest.raises(UserError, match="sample accepts only eval.smooth"):
+            motion.sample_files(tmp_path / "run", n=4, out=tmp_path / "s", overrides=[bad])

@@ -27,7 +27,7 @@ def test_savgol_keeps_cubics_and_removes_most_white_noise():
     assert jitter(savgol(noise, 9)) < 0.05 * jitter(noise)
 
 
-@pytest.mark.parametrize("window, message", [(4, "odd"), (0, "odd"), (65, "longer than the windows")])
+@pytest.mark.parametrize("window, message", [(4, "odd"), (0, "odd"), (3, "no-op"), (65, "longer than the windows")])
 def test_bad_smoothing_windows_are_refused(window, message):
     with pytest.raises(UserError, match=message):
         savgol(torch.zeros(1, 64, 2), window)

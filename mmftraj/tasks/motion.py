@@ -77,8 +77,10 @@ class EvalConfig:
     projections: int = 256
     plots: int = 12  # windows drawn per panel in samples.png
     seed: int = 1234
-    # Savitzky-Golay post-filter (cubic) of this many steps applied to every sample along time; 0:
-    # none. Evaluation reports the raw samples and, when set, the smoothed ones beside them.
+    # Savitzky-Golay post-filter (cubic) of this many steps applied to every sample along time: an
+    # odd window of 5 or more; 0 (or 1) is off. Evaluation reports the raw samples and, when set, the
+    # smoothed ones beside them; `sample` writes smoothed ones. (maze2d's eval.smooth is another
+    # filter: a moving average over the plan, 1 = off.)
     smooth: int = 0
 
 
@@ -137,7 +139,7 @@ def load_windows(cfg: Config, normalizer=None):
     h = cfg.data.horizon
     store = load_store(cfg)
     train_idx, test_idx = split_episodes(store.num_episodes, cfg.data.test_fraction, cfg.data.split_seed)
-    train_idx = training_episodes(store, train_idx, cfg.data)
+    train_idx, left_out = training_episodes(store, train_idx, cfg.data)
     parts = []
     for name, index in (("training", train_idx), ("held-out", test_idx)):
         part = store.take(index)
@@ -148,15 +150,17 @@ def load_windows(cfg: Config, normalizer=None):
         parts.append(part)
     train = WindowDataset(parts[0], h, normalizer or cfg.data.normalizer)
     test = WindowDataset(parts[1], h, train.normalizer)
+    train.left_out = left_out  # what data.hold_out_speed / data.fraction took from the training share
     return train, test
 
 
-def planar_speed(states: np.ndarray, dt: float) -> np.ndarray:
+def planar_speed(states: np.ndarray, dt: float, chord: int | None = None) -> np.ndarray:
     """Mean speed (N,) of N windows (N, T, D ≥ 2) in the plane of their first two state columns,
-    over chords of a quarter of the window: step-to-step jitter in generated positions would add
-    its own speed to a step-by-step path length (measured: 5.7 m/s median for one-step samples of
-    1.6 m/s walkers), while a quarter-window chord still follows the walkers' slow turns."""
-    k = max(1, (states.shape[-2] - 1) // 4)
+    over chords of `chord` steps (default: a quarter of the window). Step-to-step jitter in
+    generated positions would add its own speed to a step-by-step path length (measured: 5.7 m/s
+    median for one-step samples of 1.6 m/s walkers), while a quarter-window chord still follows
+    the walkers' slow turns."""
+    k = chord or max(1, (states.shape[-2] - 1) // 4)
     xy = states[..., :2]
     return np.linalg.norm(xy[..., k:, :] - xy[..., :-k, :], axis=-1).mean(-1) / (k * dt)
 
@@ -169,22 +173,34 @@ def check_speed_band(band: list[float], state_columns: int) -> None:
                         f"{state_columns}")
 
 
-def training_episodes(store, train_idx: np.ndarray, d: DataConfig) -> np.ndarray:
-    """The training episodes left after the speed band is held out and the low-data share is kept:
-    a prefix of one seeded permutation, so smaller shares are subsets of larger ones."""
+def training_episodes(store, train_idx: np.ndarray, d: DataConfig) -> tuple[np.ndarray, dict]:
+    """(the training episodes left, what was left out): the speed band's episodes are held out,
+    then the low-data share is kept, a prefix of one seeded permutation, so smaller shares are
+    subsets of larger ones. An episode's speed is measured as a window's is (chords of a quarter
+    of data.horizon), averaged over the episode; with episodes longer than the horizon some of
+    their windows can still fall in the band (the evaluation reports that share)."""
 
     check_fraction(d.fraction)
+    left_out = {"removed_by_speed_band": 0, "left_out_by_fraction": 0}
     if d.hold_out_speed:
         check_speed_band(d.hold_out_speed, store.obs_dim)
         lo, hi = d.hold_out_speed
-        dt = time_step(store)
-        speeds = np.array([planar_speed(store.episode(k)["observations"][None], dt)[0] for k in train_idx])
-        train_idx = train_idx[(speeds < lo) | (speeds > hi)]
-        if len(train_idx) == 0:
+        dt, chord = time_step(store), max(1, (d.horizon - 1) // 4)
+        speeds = np.array([planar_speed(store.episode(k)["observations"][None], dt, chord)[0]
+                           if store.lengths[k] > chord else np.nan for k in train_idx])
+        keep = ~((speeds >= lo) & (speeds <= hi))
+        left_out["removed_by_speed_band"] = int((~keep).sum())
+        if keep.all():
+            raise UserError(f"data.hold_out_speed {list(d.hold_out_speed)} holds out no training episode (their "
+                            f"speeds span {np.nanmin(speeds):.3g}-{np.nanmax(speeds):.3g})")
+        if not keep.any():
             raise UserError(f"data.hold_out_speed {list(d.hold_out_speed)} holds out every training episode")
+        train_idx = train_idx[keep]
     if d.fraction < 1:
-        train_idx = train_idx[subset_indices(len(train_idx), d.fraction, d.subset_seed)]
-    return train_idx
+        kept = train_idx[subset_indices(len(train_idx), d.fraction, d.subset_seed)]
+        left_out["left_out_by_fraction"] = len(train_idx) - len(kept)
+        train_idx = kept
+    return train_idx, left_out
 
 
 def band_shares(cfg: Config, windows, panels: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -209,8 +225,8 @@ def check_eval(cfg: Config) -> None:
         raise UserError(f"eval.n_samples and eval.projections must be at least 1, got {e.n_samples} and {e.projections}")
     if not e.steps or min(e.steps) < 1:
         raise UserError(f"eval.steps must list sampling step counts of at least 1, got {e.steps}")
-    if e.smooth < 0 or (e.smooth and (e.smooth % 2 == 0 or e.smooth > cfg.data.horizon)):
-        raise UserError(f"eval.smooth must be 0 (off) or an odd number of steps up to data.horizon "
+    if e.smooth not in (0, 1) and (e.smooth < 5 or e.smooth % 2 == 0 or e.smooth > cfg.data.horizon):
+        raise UserError(f"eval.smooth must be 0 (off) or an odd number of steps from 5 up to data.horizon "
                         f"{cfg.data.horizon}, got {e.smooth}")
 
 
@@ -252,6 +268,8 @@ def train(cfg: Config, run_dir: Path, resume: bool = False, progress: bool = Tru
                              plot_path=Path(run_dir) / "samples.png")
     return {"objective": cfg.objective.variant, "data": default_preset(cfg), "parameters": count_parameters(model),
             "windows": {"train": len(train_windows), "held_out": len(test_windows)},
+            "episodes": {"train": train_windows.store.num_episodes, "held_out": test_windows.store.num_episodes,
+                         **train_windows.left_out},
             "episodes_shorter_than_horizon": dropped, **fit, **metrics}
 
 
@@ -285,17 +303,20 @@ def evaluate_model(model, cfg: Config, mode: str, train_windows, test_windows, p
         samples[k] = sample(model, noise, steps=k, mode=mode)
         swd[f"{k}-step"] = distance(samples[k])
         rough[f"{k}-step"] = roughness(samples[k])
-    if plot_path is not None:
-        panels = [("held-out data", held)] + [(f"{k} step{'s' if k > 1 else ''}", x) for k, x in samples.items()]
-        plot_windows([(label, test_windows.unnormalize(x.numpy())) for label, x in panels],
-                     test_windows.store.meta["state"], plot_path, cfg.eval.plots,
-                     f"{cfg.objective.variant} on {default_preset(cfg)} ({mode} sampling)")
     out = {"sampling": mode, "compared_windows": n, "swd": swd, "swd_data_floor": distance(seen), "roughness": rough}
-    if cfg.eval.smooth:
-        smoothed = {k: savgol(x, cfg.eval.smooth) for k, x in samples.items()}
+    smoothed = {k: savgol(x, cfg.eval.smooth) for k, x in samples.items()} if cfg.eval.smooth > 1 else {}
+    if smoothed:
         out["smoothed"] = {"window": cfg.eval.smooth,
                            "swd": {f"{k}-step": distance(x) for k, x in smoothed.items()},
                            "roughness": {f"{k}-step": roughness(x) for k, x in smoothed.items()}}
+    if plot_path is not None:
+        panels = [("held-out data", held)] + [(f"{k} step{'s' if k > 1 else ''}", x) for k, x in samples.items()]
+        if smoothed:  # the fewest steps, filtered: what `sample` would write
+            k = min(smoothed)
+            panels.append((f"{k} step{'s' if k > 1 else ''}, smoothed ({cfg.eval.smooth})", smoothed[k]))
+        plot_windows([(label, test_windows.unnormalize(x.numpy())) for label, x in panels],
+                     test_windows.store.meta["state"], plot_path, cfg.eval.plots,
+                     f"{cfg.objective.variant} on {default_preset(cfg)} ({mode} sampling)")
     if cfg.data.hold_out_speed:
         shares = band_shares(cfg, test_windows, {"held-out data": held, "training data": seen}
                              | {f"{k}-step": x for k, x in samples.items()})
@@ -353,7 +374,8 @@ def sample_files(checkpoint, steps: int = 1, n: int = 64, out: Path = Path("samp
     names, one episode per window, so mmftraj.data.tables reads it back) and a plot of the first few;
     smoothed along time when eval.smooth is set (the run's, or --set eval.smooth=W)."""
 
-    check_eval_overrides(overrides, ("eval.",), "only eval.* overrides")
+    check_eval_overrides(overrides, ("eval.smooth=",), "only eval.smooth (the step count is --steps, the "
+                         "number of samples --n)", command="sample")
     model, cfg, normalizer, meta = load_model(checkpoint)
     cfg = apply_overrides(cfg, list(overrides))
     check_eval(cfg)
@@ -362,7 +384,7 @@ def sample_files(checkpoint, steps: int = 1, n: int = 64, out: Path = Path("samp
     shape = (n, cfg.data.horizon, cfg.model.dim_in)
     noise = torch.randn(shape, generator=torch.Generator().manual_seed(seed)).to(device)
     x = sample(model.to(device), noise, steps=steps, mode=mode).cpu()
-    raw = normalizer.unnormalize(savgol(x, cfg.eval.smooth) if cfg.eval.smooth else x).numpy()
+    raw = normalizer.unnormalize(savgol(x, cfg.eval.smooth) if cfg.eval.smooth > 1 else x).numpy()
     columns = meta["columns"]["state"] + meta["columns"]["action"]
     h = cfg.data.horizon
     table = pd.DataFrame(raw.reshape(n * h, -1), columns=columns)
@@ -373,7 +395,7 @@ def sample_files(checkpoint, steps: int = 1, n: int = 64, out: Path = Path("samp
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     run = run_name(checkpoint)
-    stem = f"motion-{run}-{cfg.objective.variant}-{steps}step{f'-smooth{cfg.eval.smooth}' if cfg.eval.smooth else ''}-s{seed}"
+    stem = f"motion-{run}-{cfg.objective.variant}-{steps}step{f'-smooth{cfg.eval.smooth}' if cfg.eval.smooth > 1 else ''}-s{seed}"
     with atomic_path(out / f"{stem}.csv", suffix=".csv") as tmp:
         table.to_csv(tmp, index=False)
     plot_windows([(f"{steps}-step samples", raw)], meta["columns"]["state"], out / f"{stem}.png", cfg.eval.plots,
