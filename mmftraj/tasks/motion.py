@@ -148,21 +148,31 @@ def load_windows(cfg: Config, normalizer=None):
                             f"{int(part.lengths.max())} steps); use a shorter data.horizon"
                             + (", another data.split_seed or a larger data.test_fraction" if name == "held-out" else ""))
         parts.append(part)
+    parts[0].meta["left_out"] = left_out  # what data.hold_out_speed / data.fraction took from training
     train = WindowDataset(parts[0], h, normalizer or cfg.data.normalizer)
     test = WindowDataset(parts[1], h, train.normalizer)
-    train.left_out = left_out  # what data.hold_out_speed / data.fraction took from the training share
     return train, test
 
 
 def planar_speed(states: np.ndarray, dt: float, chord: int | None = None) -> np.ndarray:
     """Mean speed (N,) of N windows (N, T, D ≥ 2) in the plane of their first two state columns,
     over chords of `chord` steps (default: a quarter of the window). Step-to-step jitter in
-    generated positions would add its own speed to a step-by-step path length (measured: 5.7 m/s
-    median for one-step samples of 1.6 m/s walkers), while a quarter-window chord still follows
-    the walkers' slow turns."""
+    generated positions would add its own speed to a step-by-step path length (chord 1 reads
+    one-step `mmf` samples at a median 5.5-8.8 m/s against the data's 1.6;
+    benchmarks/motion_smoothness/), while a quarter-window chord still follows slow turns."""
     k = chord or max(1, (states.shape[-2] - 1) // 4)
     xy = states[..., :2]
     return np.linalg.norm(xy[..., k:, :] - xy[..., :-k, :], axis=-1).mean(-1) / (k * dt)
+
+
+def window_speeds(windows, x: torch.Tensor, chord: int | None = None) -> np.ndarray:
+    """Planar speeds (N,) of normalized windows x (N, H, D) of a WindowDataset's table."""
+    return planar_speed(windows.unnormalize(x.numpy()), time_step(windows.store), chord)
+
+
+def in_band(speeds: np.ndarray, band: list[float]) -> np.ndarray:
+    """Which speeds lie in the closed band [lo, hi]."""
+    return (speeds >= band[0]) & (speeds <= band[1])
 
 
 def check_speed_band(band: list[float], state_columns: int) -> None:
@@ -184,11 +194,10 @@ def training_episodes(store, train_idx: np.ndarray, d: DataConfig) -> tuple[np.n
     left_out = {"removed_by_speed_band": 0, "left_out_by_fraction": 0}
     if d.hold_out_speed:
         check_speed_band(d.hold_out_speed, store.obs_dim)
-        lo, hi = d.hold_out_speed
         dt, chord = time_step(store), max(1, (d.horizon - 1) // 4)
         speeds = np.array([planar_speed(store.episode(k)["observations"][None], dt, chord)[0]
                            if store.lengths[k] > chord else np.nan for k in train_idx])
-        keep = ~((speeds >= lo) & (speeds <= hi))
+        keep = ~in_band(speeds, d.hold_out_speed)
         left_out["removed_by_speed_band"] = int((~keep).sum())
         if keep.all():
             raise UserError(f"data.hold_out_speed {list(d.hold_out_speed)} holds out no training episode (their "
@@ -205,18 +214,18 @@ def training_episodes(store, train_idx: np.ndarray, d: DataConfig) -> tuple[np.n
 
 def band_shares(cfg: Config, windows, panels: dict[str, torch.Tensor]) -> dict[str, float]:
     """Share of each panel's windows (normalized, (N, H, D)) whose planar speed lies in the held-out band."""
-    lo, hi = cfg.data.hold_out_speed
-    dt = time_step(windows.store)
-    out = {}
-    for label, x in panels.items():
-        speed = planar_speed(windows.unnormalize(x.numpy()), dt)
-        out[label] = float(((speed >= lo) & (speed <= hi)).mean())
-    return out
+    return {label: float(in_band(window_speeds(windows, x), cfg.data.hold_out_speed).mean())
+            for label, x in panels.items()}
 
 
 def short_episodes(cfg: Config, windows) -> int:
     """How many episodes are shorter than the horizon (they give no windows)."""
     return int((windows.store.lengths < cfg.data.horizon).sum())
+
+
+def smooth_window(cfg: Config) -> int:
+    """The post-filter's window, 0 when eval.smooth is off (0 or 1)."""
+    return cfg.eval.smooth if cfg.eval.smooth > 1 else 0
 
 
 def check_eval(cfg: Config) -> None:
@@ -269,7 +278,7 @@ def train(cfg: Config, run_dir: Path, resume: bool = False, progress: bool = Tru
     return {"objective": cfg.objective.variant, "data": default_preset(cfg), "parameters": count_parameters(model),
             "windows": {"train": len(train_windows), "held_out": len(test_windows)},
             "episodes": {"train": train_windows.store.num_episodes, "held_out": test_windows.store.num_episodes,
-                         **train_windows.left_out},
+                         **train_windows.store.meta["left_out"]},
             "episodes_shorter_than_horizon": dropped, **fit, **metrics}
 
 
@@ -304,16 +313,17 @@ def evaluate_model(model, cfg: Config, mode: str, train_windows, test_windows, p
         swd[f"{k}-step"] = distance(samples[k])
         rough[f"{k}-step"] = roughness(samples[k])
     out = {"sampling": mode, "compared_windows": n, "swd": swd, "swd_data_floor": distance(seen), "roughness": rough}
-    smoothed = {k: savgol(x, cfg.eval.smooth) for k, x in samples.items()} if cfg.eval.smooth > 1 else {}
+    w = smooth_window(cfg)
+    smoothed = {k: savgol(x, w) for k, x in samples.items()} if w else {}
     if smoothed:
-        out["smoothed"] = {"window": cfg.eval.smooth,
+        out["smoothed"] = {"window": w,
                            "swd": {f"{k}-step": distance(x) for k, x in smoothed.items()},
                            "roughness": {f"{k}-step": roughness(x) for k, x in smoothed.items()}}
     if plot_path is not None:
         panels = [("held-out data", held)] + [(f"{k} step{'s' if k > 1 else ''}", x) for k, x in samples.items()]
         if smoothed:  # the fewest steps, filtered: what `sample` would write
             k = min(smoothed)
-            panels.append((f"{k} step{'s' if k > 1 else ''}, smoothed ({cfg.eval.smooth})", smoothed[k]))
+            panels.append((f"{k} step{'s' if k > 1 else ''}, smoothed ({w})", smoothed[k]))
         plot_windows([(label, test_windows.unnormalize(x.numpy())) for label, x in panels],
                      test_windows.store.meta["state"], plot_path, cfg.eval.plots,
                      f"{cfg.objective.variant} on {default_preset(cfg)} ({mode} sampling)")
@@ -384,7 +394,8 @@ def sample_files(checkpoint, steps: int = 1, n: int = 64, out: Path = Path("samp
     shape = (n, cfg.data.horizon, cfg.model.dim_in)
     noise = torch.randn(shape, generator=torch.Generator().manual_seed(seed)).to(device)
     x = sample(model.to(device), noise, steps=steps, mode=mode).cpu()
-    raw = normalizer.unnormalize(savgol(x, cfg.eval.smooth) if cfg.eval.smooth > 1 else x).numpy()
+    w = smooth_window(cfg)
+    raw = normalizer.unnormalize(savgol(x, w) if w else x).numpy()
     columns = meta["columns"]["state"] + meta["columns"]["action"]
     h = cfg.data.horizon
     table = pd.DataFrame(raw.reshape(n * h, -1), columns=columns)
@@ -395,7 +406,7 @@ def sample_files(checkpoint, steps: int = 1, n: int = 64, out: Path = Path("samp
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     run = run_name(checkpoint)
-    stem = f"motion-{run}-{cfg.objective.variant}-{steps}step{f'-smooth{cfg.eval.smooth}' if cfg.eval.smooth > 1 else ''}-s{seed}"
+    stem = f"motion-{run}-{cfg.objective.variant}-{steps}step{f'-smooth{w}' if w else ''}-s{seed}"
     with atomic_path(out / f"{stem}.csv", suffix=".csv") as tmp:
         table.to_csv(tmp, index=False)
     plot_windows([(f"{steps}-step samples", raw)], meta["columns"]["state"], out / f"{stem}.png", cfg.eval.plots,
