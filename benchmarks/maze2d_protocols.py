@@ -57,45 +57,47 @@ def train_default(maze: str, runs_dir: Path, threads: int) -> Path:
 
 def score_row(run_dir: Path, maze: str, protocol: str, goals: str, episodes: int) -> dict:
     from mmftraj.evaluation.rollouts import protocol_overrides
+    from mmftraj.runs import write_results
     from mmftraj.tasks import maze2d
 
     overrides = [*protocol_overrides(protocol), f"eval.goals={goals}"]
     out = run_dir / "protocols" / row_name(protocol, goals)
     results = maze2d.evaluate(run_dir, steps=[1], episodes=episodes, seed=EVAL_SEED, out=out, overrides=overrides)
+    write_results(out, {"protocol": protocol, **results})  # beside its plots and scores.npz (goals, starts)
     trained = json.loads((run_dir / "results.json").read_text())
     return {"maze": maze, "protocol": protocol, "goals": goals, "checkpoint": run_dir.name,
             "train_steps": trained.get("steps"), "train_time_s": trained.get("train_time_s"),
             **{k: results["1-step"][k] for k in KEEP}}
 
 
-def run(mazes: list[str], rows: list[str], episodes: int, runs_dir: Path, threads: int) -> None:
+def run(mazes: list[str], rows: list[str], episodes: int, runs_dir: Path, threads: int, root: Path = ROOT) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    ROOT.mkdir(parents=True, exist_ok=True)
+    root.mkdir(parents=True, exist_ok=True)
     for maze in mazes:
         todo = [(p, g) for g in GOALS for p in PROTOCOLS
-                if row_name(p, g) in rows and not (ROOT / f"{maze}-{row_name(p, g)}.json").is_file()]
+                if row_name(p, g) in rows and not (root / f"{maze}-{row_name(p, g)}.json").is_file()]
         if not todo:
             continue
         run_dir = train_default(maze, runs_dir, threads)
         for protocol, goals in todo:
             t0 = time.perf_counter()
             record = score_row(run_dir, maze, protocol, goals, episodes)
-            (ROOT / f"{maze}-{row_name(protocol, goals)}.json").write_text(json.dumps(record, indent=1) + "\n")
+            (root / f"{maze}-{row_name(protocol, goals)}.json").write_text(json.dumps(record, indent=1) + "\n")
             print(f"{maze} {row_name(protocol, goals)}: {record['score_mean']:.1f} ± {record['score_se']:.1f} "
                   f"({record['success_rate']:.0%}, {time.perf_counter() - t0:.0f} s)", flush=True)
 
 
-def table() -> str:
+def table(root: Path = ROOT) -> str:
     records = {(r["maze"], r["protocol"], r["goals"]): r
-               for r in (json.loads(p.read_text()) for p in sorted(ROOT.glob("*.json")))}
+               for r in (json.loads(p.read_text()) for p in sorted(root.glob("*.json")))}
     if not records:
-        return "no rows yet under benchmarks/maze2d_protocols/"
+        return f"no rows yet under {root}/"
     lines = []
     for goals in GOALS:
         title = "single task (the maze's goal)" if goals == "layout" else "multi-task (a random goal each episode)"
-        lines += [f"**{title}**, score ± s.e. (success; plans per episode, planning s per episode)", "",
+        lines += [f"**{title}**, score ± s.e. (success; plans per episode, planning ms per episode)", "",
                   "| protocol | " + " | ".join(MAZES) + " |", "|---|" + "---:|" * len(MAZES)]
         for protocol in PROTOCOLS:
             cells = []
@@ -103,7 +105,7 @@ def table() -> str:
                 r = records.get((maze, protocol, goals))
                 cells.append("not run" if r is None else
                              f"{r['score_mean']:.1f} ± {r['score_se']:.1f} ({r['success_rate']:.0%}; "
-                             f"{r['plans_per_episode']:.1f}, {r['plan_seconds_per_episode']:.2f} s)")
+                             f"{r['plans_per_episode']:.1f}, {1000 * r['plan_seconds_per_episode']:.0f} ms)")
             lines.append(f"| {protocol} | " + " | ".join(cells) + " |")
         for name, scores in PUBLISHED[goals].items():
             lines.append(f"| *{name} (published)* | " + " | ".join(f"*{s:.1f}*" for s in scores) + " |")
@@ -124,11 +126,15 @@ def main() -> None:
     r.add_argument("--episodes", type=int, default=300)
     r.add_argument("--runs-dir", type=Path, default=Path("runs"))
     r.add_argument("--threads", type=int, default=2, help="train.threads and evaluation threads")
-    sub.add_parser("table", help="print the table from the stored rows")
+    t = sub.add_parser("table", help="print the table from the stored rows")
+    for p in (r, t):
+        p.add_argument("--out", type=Path, default=ROOT,
+                       help="where the rows are kept (default: the committed benchmarks/maze2d_protocols/; "
+                            "point a quick check with fewer --episodes elsewhere)")
     args = parser.parse_args()
     if args.cmd == "run":
-        run(args.maze, args.rows, args.episodes, args.runs_dir, args.threads)
-    print(table())
+        run(args.maze, args.rows, args.episodes, args.runs_dir, args.threads, args.out)
+    print(table(args.out))
 
 
 if __name__ == "__main__":

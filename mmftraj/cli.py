@@ -48,6 +48,12 @@ def main(
 SET_HELP = "Override any config field, e.g. --set train.lr=3e-4 (repeatable)."
 
 
+def check_seed(seed: int | None) -> None:
+    """numpy and gymnasium take only seeds ≥ 0; say so before any work starts."""
+    if seed is not None and seed < 0:
+        raise UserError(f"--seed must be 0 or more, got {seed}")
+
+
 @app.command()
 @user_errors
 def train(
@@ -68,6 +74,7 @@ def train(
 ):
     """Train a model; writes config.yaml, metrics.csv, checkpoints, plots and results.json."""
 
+    check_seed(seed)
     if maze is not None:
         if task != "maze2d":
             raise UserError("--maze is only valid with --task maze2d")
@@ -111,6 +118,7 @@ def evaluate(
     """Evaluate a trained checkpoint; writes results.json and plots, prints a table. (cifar: the
     Fréchet distance in the features of a classifier trained once on the run's data.dir.)"""
 
+    check_seed(seed)
     for flag, value in (("--goals", goals), ("--protocol", protocol)):
         if value is not None and task != "maze2d":
             raise UserError(f"{flag} is for --task maze2d")
@@ -153,6 +161,7 @@ def sample_cmd(
     if module.sample is None:
         with_sampler = [t for t in TASKS if get_task(t).sample is not None]
         raise UserError(f"task {task!r} has no sampler; `sample` works for {', '.join(with_sampler)}")
+    check_seed(seed)
     if n < 1:
         raise UserError(f"--n must be at least 1, got {n}")
     if out.exists() and not out.is_dir():
@@ -178,6 +187,7 @@ def fid_cmd(
 ):
     """Fréchet Inception Distance of samples against the training set (digits: classifier features)."""
 
+    check_seed(seed)
     print_results(compute_fid(task, checkpoint, samples, data_dir, weights, n, steps, seed, device=device,
                               progress=True))
 

@@ -57,6 +57,27 @@ def test_sample_for_a_task_without_a_sampler():
     assert result.exit_code == 2 and "task 'toy2d' has no sampler" in result.output, result.output
 
 
+@pytest.mark.parametrize("command", [["train", "--task", "toy2d"], ["eval", "--task", "maze2d", "--checkpoint", "x"],
+                                     ["sample", "--task", "digits", "--checkpoint", "x"], ["fid", "--task", "digits"]])
+def test_a_negative_seed_is_one_line(command):
+    from typer.testing import CliRunner
+
+    from mmftraj.cli import app
+
+    result = CliRunner().invoke(app, [*command, "--seed", "-1"])
+    assert result.exit_code == 2 and "--seed must be 0 or more, got -1" in result.output, result.output
+
+
+def test_pointmaze_generation_refuses_no_steps_and_a_file_as_the_folder(tmp_path):
+    """--samples 0 used to fall back to the full 1e6-step run; --out FILE ended in a traceback."""
+    pytest.importorskip("minari")
+    out = run("data", "generate", "PointMaze_UMaze-v3", "--samples", "0", "--out", str(tmp_path / "m"))
+    assert out.returncode == 2 and "--samples must be at least 2" in out.stderr and not (tmp_path / "m").exists()
+    (tmp_path / "f.hdf5").write_text("mine")
+    out = run("data", "generate", "PointMaze_UMaze-v3", "--samples", "10", "--out", str(tmp_path / "f.hdf5"))
+    assert out.returncode == 2 and "is a file" in out.stderr and (tmp_path / "f.hdf5").read_text() == "mine"
+
+
 def test_to_minari_refuses_an_id_minari_cannot_parse(tmp_path):
     out = run("data", "to-minari", str(tmp_path / "u.hdf5"), "--root", str(tmp_path / "m"), "--id", "bad")
     assert out.returncode == 2 and "is not a Minari id" in out.stderr and not (tmp_path / "m").exists()

@@ -179,6 +179,9 @@ def test_geometry_helpers():
     assert lay.xy_to_cell((1.29, 0.31)) == (1, 1)  # square is [i-0.7, i+0.3]
     assert not lay.is_free((1.0, 0.25)) and lay.is_free((1.0, 0.35))
     assert lay.cell_to_xy((3, 2)).tolist() == [3.0, 2.0]
+    pts = np.random.default_rng(0).uniform(-1.5, 5.5, size=(500, 2))  # inside, in walls, outside the maze
+    assert lay.free_share(pts) == pytest.approx(np.mean([lay.is_free(p) for p in pts]))
+    assert 0 < lay.free_share(pts) < 1 and lay.free_share(np.zeros((0, 2))) == 1.0
 
 
 def test_render_writes_png(tmp_path):

@@ -173,6 +173,11 @@ def test_eval_with_random_goals_plans_for_each_episodes_goal(run, tmp_path, monk
     one = res[next(k for k in res if k.endswith("-step"))]
     assert one["goals"] == "random" and one["plan_seconds_per_episode"] > 0
     assert len(seen) == 3 and len({tuple(g) for g in seen}) == 3
+    code, out = cli("eval", "--task", "maze2d", "--checkpoint", str(root / "runs/maze2d/tiny"), "--episodes", "3",
+                    "--goals", "random", "--seed", "5", "--set", "eval.plots=1", "--set", "eval.latency_repeats=1",
+                    "--out", str(tmp_path / "p"))
+    kept = np.load(tmp_path / "p" / "scores.npz")  # each episode's goal and start, for checking a row later
+    assert code == 0 and np.allclose(kept["goals"], np.stack(seen[-3:])) and kept["starts"].shape == (3, 2)
     assert np.allclose(seen[1], R.episode_goal(R.RolloutConfig(goals="random"), R.make_maze2d("maze2d-umaze-v1").layout, 6))
     code, out = cli("eval", "--task", "maze2d", "--checkpoint", str(root / "runs/maze2d/tiny"), "--goals", "anywhere")
     assert code == 2 and "anywhere" in out and "layout" in out, out

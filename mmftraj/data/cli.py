@@ -40,7 +40,7 @@ def generate(
     if key not in SPECS and key not in POINTMAZE:
         raise choice_error("env to generate", env, [*SPECS, *POINTMAZE])
     if key in POINTMAZE:
-        made = generate_pointmaze(key, steps=samples or DEFAULT_STEPS, seed=seed, root=out, overwrite=overwrite)
+        made = generate_pointmaze(key, steps=DEFAULT_STEPS if samples is None else samples, seed=seed, root=out, overwrite=overwrite)
         Console().print(f"wrote Minari dataset {made.path} ({made.steps} steps, {made.episodes} episodes) in "
                         f"{made.seconds:.1f} s; train on it with `mmftraj train --task maze2d --maze "
                         f"{POINTMAZE[key].maze} --set data.env={key} --set "

@@ -62,6 +62,9 @@ def generate_pointmaze(env_id: str, steps: int = DEFAULT_STEPS, seed: int = 0, r
 
     root = Path(root if root is not None else default_root()).resolve()
     dataset_id = dataset_id or DATASET_IDS[env_id]
+    if root.exists() and not root.is_dir():
+        raise UserError(f"--out {root} is a file; a PointMaze dataset is written into a Minari datasets folder "
+                        f"(as {DATASET_IDS[env_id]}/ under it)")
     target = dataset_dir(root, dataset_id)
     if target.exists() and not overwrite:
         raise UserError(f"Minari dataset {target} already exists; pass --overwrite to replace it")

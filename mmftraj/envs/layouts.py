@@ -76,6 +76,16 @@ class Layout:
         cell = self.xy_to_cell(xy)
         return self.in_bounds(cell) and not self.walls[cell]
 
+    def free_share(self, xy: np.ndarray) -> float:
+        """Share of the points `xy` (n, 2; qpos) that lie inside the maze and outside every wall
+        square: about 1 for data recorded in this maze, well below it for another maze's data."""
+        cells = np.floor(np.asarray(xy, dtype=np.float64) + WALL_OFFSET + 0.5).astype(np.int64)
+        rows, cols = self.walls.shape
+        inside = (cells[:, 0] >= 0) & (cells[:, 0] < rows) & (cells[:, 1] >= 0) & (cells[:, 1] < cols)
+        free = np.zeros(len(cells), dtype=bool)
+        free[inside] = ~self.walls[cells[inside, 0], cells[inside, 1]]
+        return float(free.mean()) if len(cells) else 1.0
+
     def wall_boxes(self) -> np.ndarray:
         """(n, 4) array of wall squares as (x_min, y_min, x_max, y_max) in qpos coordinates."""
         ij = np.argwhere(self.walls).astype(np.float64) - WALL_OFFSET

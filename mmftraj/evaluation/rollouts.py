@@ -37,7 +37,7 @@ class RolloutConfig:
     candidates: int = 1  # plans per call, one kept by `selection`; 16 + earliest measured no better (maze2d_results.md)
     selection: Literal["first", "earliest"] = "earliest"
     goal_steps: list[float] = field(default_factory=lambda: [0.25, 0.5, 0.75, 1.0])  # goal_anywhere models
-    replan_every: int = 0  # env steps between plans; 0 plans once (open loop, as Diffuser): measured no worse
+    replan_every: int = 0  # env steps between plans; 0: no scheduled re-plan (only replan_missed's); measured no worse
     replan_missed: bool = True  # a plan used up with the agent away from the goal: plan again
     smooth: int = 11  # moving-average width (steps) over sampled plans; 1: none. 11: +6 points on U-Maze
     speed: float = 1.0  # plan clock / env clock while tracking (see planning.run_episode)
@@ -161,7 +161,9 @@ def evaluate_planner(net, normalizer, e: RolloutConfig, env_name: str, mode: str
     if out is not None and e.plots > 0:
         Path(out).mkdir(parents=True, exist_ok=True)
         plot_episodes(env.layout, eps[: e.plots], Path(out), env_name)
-        np.savez_compressed(Path(out) / "scores.npz", scores=scores, seeds=seed + np.arange(episodes))
+        np.savez_compressed(Path(out) / "scores.npz", scores=scores, seeds=seed + np.arange(episodes),
+                            goals=np.stack([np.asarray(e.goal, dtype=np.float64) for e in eps]),
+                            starts=np.stack([e.path[0, :2] for e in eps]))
     return results
 
 

@@ -118,6 +118,20 @@ def _check_manifest_layout(path: Path, env: str) -> None:
                         f"{env} ({env_layout(env)}); pick the matching --maze or dataset")
 
 
+MIN_FREE_SHARE = 0.99  # recorded in this maze: all positions free (1.0 on U-Maze's 1e6 steps); another maze's: 0.55-0.81
+
+
+def _check_positions(xy: np.ndarray, env: str, path) -> None:
+    """Data of another maze (a Minari export, a file without a manifest) would train a planner on
+    walls that are not there; its positions give it away, whatever the file says about itself."""
+    layout = env_layout(env)
+    share = load_layout(layout).free_share(xy[:: max(1, len(xy) // 200_000)])
+    if share < MIN_FREE_SHARE:
+        raise UserError(f"{100 * (1 - share):.0f} % of the dataset's positions ({path or 'the default dataset'}) lie "
+                        f"inside walls or outside the {layout} maze of data.env {env}: it was recorded in another "
+                        f"maze; pick the matching --maze (and data.env) or dataset")
+
+
 def dataset_path(cfg: Config, generate_missing: bool = True, progress: bool = True) -> Path:
     """The dataset file; the default one is generated (with a message) when it is missing."""
     if cfg.data.env in POINTMAZE and cfg.data.path is None:
@@ -157,6 +171,7 @@ def load_windows(cfg: Config, progress: bool = True):
                         f"(`mmftraj data generate {cfg.data.env}`); {cfg.data.path} is not one")
     if store.obs_dim != OBS_DIM:
         raise UserError(f"maze2d needs 4-D observations (x, y, vx, vy); the dataset has {store.obs_dim}")
+    _check_positions(store.observations[:, :2], cfg.data.env, cfg.data.path)
 
     goal_from = max(1, cfg.data.horizon // 8) if cfg.model.goal_anywhere else None  # as make_batch_fn
     return prepare_windows(store, cfg.data.horizon, cfg.data.normalizer, cfg.data.split, cfg.data.fraction,
