@@ -52,7 +52,10 @@ def run(task: str, seeds: list[int], keep: Path | None, only: list[str] | None =
                 value = value[k]
             record = {"task": task, "variant": label, "tangent": results["tangent"], "seed": seed,
                       "metric": float(value), "final_loss": results.get("final_loss"),
-                      "wall_s": wall, "steps": results.get("steps")}
+                      "wall_s": wall, "steps": results.get("steps"),
+                      # the metric at every step count the run was scored at, and motion's roughness
+                      "by_steps": results[metric[0]], **({"roughness": results["roughness"]}
+                                                         if "roughness" in results else {})}
             path.write_text(json.dumps(record, indent=1) + "\n")
             print(f"{task} {label} s{seed}: {value:.4f} ({record['wall_s']:.0f} s)", flush=True)
 
@@ -71,6 +74,38 @@ def one_step_table() -> str:
             se = values.std(ddof=1) / math.sqrt(len(values)) if len(values) > 1 else math.nan
             cells.append(f"{values.mean():.4f} ± {se:.4f} (n={len(values)})" if len(values) else "–")
         lines.append(f"| {task} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def steps_table(labels=("mmf", "fm")) -> str:
+    """The metric (and motion's roughness) at every step count a run was scored at, mean ± s.e.
+    over the seeds whose record keeps them (`by_steps`)."""
+    lines = []
+    for task in TASKS:
+        records = [json.loads(p.read_text()) for p in sorted((ROOT / task).glob("*.json"))]
+        records = [r for r in records if r["variant"] in labels and "by_steps" in r]
+        if not records:
+            continue
+        ks = sorted({k for r in records for k in r["by_steps"]}, key=lambda k: int(k.split("-")[0]))
+        lines += [f"{task}, by network evaluations per sample (mean ± s.e. over seeds):", "",
+                  "| | " + " | ".join(ks) + " |", "|---|" + "---:|" * len(ks)]
+        for field, name in (("by_steps", TASKS[task][2][0]), ("roughness", "roughness")):
+            for label in labels:
+                mine = [r for r in records if r["variant"] == label and field in r]
+                cells = []
+                for k in ks:
+                    v = np.array([r[field][k] for r in mine if k in r[field]])
+                    se = v.std(ddof=1) / math.sqrt(len(v)) if len(v) > 1 else math.nan
+                    cells.append(f"{v.mean():.4f} ± {se:.4f}" if len(v) else "–")
+                if mine:
+                    seeds = ",".join(str(r["seed"]) for r in mine)
+                    lines.append(f"| `{label}` {name} (seeds {seeds}) | " + " | ".join(cells) + " |")
+            data = [r[field]["held-out data"] for r in records if field == "roughness" and "held-out data" in r[field]]
+            if data:
+                lines.append(f"| held-out data roughness | {data[0]:.4f} |" + " |" * (len(ks) - 1))
+        walls = {label: [r["wall_s"] for r in records if r["variant"] == label] for label in labels}
+        lines += ["", "Wall time per run, one thread: " + "; ".join(
+            f"`{k}` {np.mean(v):.0f} s ({min(v):.0f}–{max(v):.0f})" for k, v in walls.items() if v), ""]
     return "\n".join(lines)
 
 
@@ -147,7 +182,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.cmd == "run":
         run(args.task, args.seeds, args.keep, args.only)
-    print(one_step_table() + "\n\n" + table() + "\n\nmaze2d (normalized score, higher is better):\n\n" + maze2d_table())
+    print(one_step_table() + "\n\n" + table() + "\n\nmaze2d (normalized score, higher is better):\n\n" + maze2d_table()
+          + "\n\n" + steps_table())
 
 
 if __name__ == "__main__":
