@@ -100,7 +100,7 @@ def steps_table(labels=("mmf", "fm")) -> str:
                 if mine:
                     seeds = ",".join(str(r["seed"]) for r in mine)
                     lines.append(f"| `{label}` {name} (seeds {seeds}) | " + " | ".join(cells) + " |")
-            data = [r[field]["held-out data"] for r in records if field == "roughness" and "held-out data" in r[field]]
+            data = [r[field]["held-out data"] for r in records if field == "roughness" and "held-out data" in r.get(field, {})]
             if data:
                 lines.append(f"| held-out data roughness | {data[0]:.4f} |" + " |" * (len(ks) - 1))
         walls = {label: [r["wall_s"] for r in records if r["variant"] == label] for label in labels}
