@@ -100,9 +100,9 @@ def steps_table(labels=("mmf", "fm")) -> str:
                 if mine:
                     seeds = ",".join(str(r["seed"]) for r in mine)
                     lines.append(f"| `{label}` {name} (seeds {seeds}) | " + " | ".join(cells) + " |")
-            data = [r[field]["held-out data"] for r in records if field == "roughness" and "held-out data" in r.get(field, {})]
-            if data:
-                lines.append(f"| held-out data roughness | {data[0]:.4f} |" + " |" * (len(ks) - 1))
+        data = next((r["roughness"]["held-out data"] for r in records if "held-out data" in r.get("roughness", {})), None)
+        if data is not None:
+            lines.append(f"| held-out data roughness | {data:.4f} |" + " |" * (len(ks) - 1))
         walls = {label: [r["wall_s"] for r in records if r["variant"] == label] for label in labels}
         lines += ["", "Wall time per run, one thread: " + "; ".join(
             f"`{k}` {np.mean(v):.0f} s ({min(v):.0f}–{max(v):.0f})" for k, v in walls.items() if v), ""]

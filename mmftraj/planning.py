@@ -122,13 +122,7 @@ class Plan:
 def wall_hits(layout, xy: np.ndarray, where: np.ndarray | None = None) -> np.ndarray:
     """Number of points of each (…, T, 2) path that lie in a wall or outside the maze (counting
     only points where `where` is True, if given)."""
-    offset = 0.2  # walls sit 0.2 lower than cell centres in qpos coordinates (DESIGN §3)
-    cells = np.floor(xy + offset + 0.5).astype(np.int64)
-    rows, cols = layout.walls.shape
-    inside = (cells[..., 0] >= 0) & (cells[..., 0] < rows) & (cells[..., 1] >= 0) & (cells[..., 1] < cols)
-    hit = ~inside
-    ci, cj = np.clip(cells[..., 0], 0, rows - 1), np.clip(cells[..., 1], 0, cols - 1)
-    hit |= layout.walls[ci, cj]
+    hit = layout.blocked(xy)
     if where is not None:
         hit &= where
     return hit.sum(axis=-1)

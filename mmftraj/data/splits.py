@@ -32,7 +32,7 @@ import numpy as np
 from ..config import from_dict, load_yaml
 from ..data import WindowDataset
 from ..envs import SPECS, load_layout
-from ..envs.layouts import WALL_OFFSET
+from ..envs.layouts import cells_of
 from ..errors import UserError, choice_error
 from ..resources import resource_path
 
@@ -215,13 +215,6 @@ def heldout_store(store, split: Split | str):
 
 
 # -- windows -------------------------------------------------------------------------------------------
-def cells_of(xy: np.ndarray) -> np.ndarray:
-    """(…, 2) qpos positions → (…, 2) integer cells, with the layout's -0.2 wall offset
-    (vectorized `Layout.xy_to_cell`)."""
-
-    return np.floor(np.asarray(xy, dtype=np.float64) + WALL_OFFSET + 0.5).astype(np.int64)
-
-
 def in_cells(xy: np.ndarray, cells) -> np.ndarray:
     """Boolean per position: does it lie in one of `cells`?"""
     c = cells_of(xy)

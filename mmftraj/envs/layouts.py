@@ -29,6 +29,12 @@ PARTICLE_RADIUS = 0.1
 BUILTIN = ("open", "umaze", "medium", "large", "eval-umaze", "eval-medium", "eval-large")
 
 
+def cells_of(xy) -> np.ndarray:
+    """(…, 2) qpos positions → (…, 2) integer cells: the cell squares sit WALL_OFFSET below the
+    cell centres (vectorized `Layout.xy_to_cell`)."""
+    return np.floor(np.asarray(xy, dtype=np.float64) + WALL_OFFSET + 0.5).astype(np.int64)
+
+
 @dataclass(frozen=True)
 class Layout:
     """A parsed maze: `walls[i, j]` is True for a wall cell; `goal_cell` is the 'G' cell."""
@@ -64,27 +70,28 @@ class Layout:
 
     def xy_to_cell(self, xy) -> tuple[int, int]:
         """The cell whose square (in qpos coordinates, walls shifted by -0.2) contains `xy`."""
-        x, y = float(xy[0]), float(xy[1])
-        return int(np.floor(x + WALL_OFFSET + 0.5)), int(np.floor(y + WALL_OFFSET + 0.5))
+        i, j = cells_of(np.asarray(xy, dtype=np.float64)[:2])
+        return int(i), int(j)
 
     def in_bounds(self, cell) -> bool:
         i, j = cell
         return 0 <= i < self.walls.shape[0] and 0 <= j < self.walls.shape[1]
 
+    def blocked(self, xy) -> np.ndarray:
+        """Boolean per (…, 2) qpos position: inside a wall square or outside the maze."""
+        cells = cells_of(xy)
+        rows, cols = self.walls.shape
+        inside = (cells[..., 0] >= 0) & (cells[..., 0] < rows) & (cells[..., 1] >= 0) & (cells[..., 1] < cols)
+        return ~inside | self.walls[np.clip(cells[..., 0], 0, rows - 1), np.clip(cells[..., 1], 0, cols - 1)]
+
     def is_free(self, xy) -> bool:
         """True when `xy` (qpos) lies inside the maze and not inside a wall square."""
-        cell = self.xy_to_cell(xy)
-        return self.in_bounds(cell) and not self.walls[cell]
+        return not bool(self.blocked(np.asarray(xy, dtype=np.float64)[:2]))
 
     def free_share(self, xy: np.ndarray) -> float:
-        """Share of the points `xy` (n, 2; qpos) that lie inside the maze and outside every wall
-        square: about 1 for data recorded in this maze, well below it for another maze's data."""
-        cells = np.floor(np.asarray(xy, dtype=np.float64) + WALL_OFFSET + 0.5).astype(np.int64)
-        rows, cols = self.walls.shape
-        inside = (cells[:, 0] >= 0) & (cells[:, 0] < rows) & (cells[:, 1] >= 0) & (cells[:, 1] < cols)
-        free = np.zeros(len(cells), dtype=bool)
-        free[inside] = ~self.walls[cells[inside, 0], cells[inside, 1]]
-        return float(free.mean()) if len(cells) else 1.0
+        """Share of the points `xy` (n, 2; qpos) that are free: about 1 for data recorded in this
+        maze, well below it for another maze's data."""
+        return 1.0 - float(self.blocked(xy).mean()) if len(xy) else 1.0
 
     def wall_boxes(self) -> np.ndarray:
         """(n, 4) array of wall squares as (x_min, y_min, x_max, y_max) in qpos coordinates."""

@@ -154,13 +154,18 @@ def load_windows(cfg: Config, normalizer=None):
     return train, test
 
 
+def quarter_chord(steps: int) -> int:
+    """The default speed chord of a `steps`-long window: a quarter of it, at least one step."""
+    return max(1, (steps - 1) // 4)
+
+
 def planar_speed(states: np.ndarray, dt: float, chord: int | None = None) -> np.ndarray:
     """Mean speed (N,) of N windows (N, T, D ≥ 2) in the plane of their first two state columns,
     over chords of `chord` steps (default: a quarter of the window). Step-to-step jitter in
     generated positions would add its own speed to a step-by-step path length (chord 1 reads
     one-step `mmf` samples at a median 5.5-8.8 m/s against the data's 1.6;
     benchmarks/motion_smoothness/), while a quarter-window chord still follows slow turns."""
-    k = chord or max(1, (states.shape[-2] - 1) // 4)
+    k = chord or quarter_chord(states.shape[-2])
     xy = states[..., :2]
     return np.linalg.norm(xy[..., k:, :] - xy[..., :-k, :], axis=-1).mean(-1) / (k * dt)
 
@@ -194,7 +199,7 @@ def training_episodes(store, train_idx: np.ndarray, d: DataConfig) -> tuple[np.n
     left_out = {"removed_by_speed_band": 0, "left_out_by_fraction": 0}
     if d.hold_out_speed:
         check_speed_band(d.hold_out_speed, store.obs_dim)
-        dt, chord = time_step(store), max(1, (d.horizon - 1) // 4)
+        dt, chord = time_step(store), quarter_chord(d.horizon)
         speeds = np.array([planar_speed(store.episode(k)["observations"][None], dt, chord)[0]
                            if store.lengths[k] > chord else np.nan for k in train_idx])
         keep = ~in_band(speeds, d.hold_out_speed)
