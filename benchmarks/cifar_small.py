@@ -42,12 +42,14 @@ def run(data_dir: Path, seeds: list[int], variants: list[str], runs_dir: Path, t
             results = prepare_and_train(task="cifar", preset="small", objective=variant, seed=seed, name=name,
                                         overrides=[f"data.dir={json.dumps(str(data_dir))}", f"train.threads={threads}"],
                                         runs_dir=runs_dir, resume=True, progress=True)
-            record = {"variant": variant, "seed": seed, "wall_s": round(time.perf_counter() - t0, 1),
+            record = {"variant": variant, "seed": seed, "wall_s": round(time.perf_counter() - t0, 1), "threads": threads,
                       **{k: results[k] for k in KEEP if k in results}}
+            run_dir = runs_dir / "cifar" / name
             for k in ([1, 16] if variant == "fm" else [1]):
-                grid = runs_dir / "cifar" / name / f"samples-{k}step.png"
+                grid = run_dir / f"samples-{k}step.png"
                 if grid.is_file():
                     shutil.copyfile(grid, ROOT / f"{variant}-s{seed}-{k}step.png")
+            shutil.copyfile(run_dir / "metrics.csv", ROOT / f"{variant}-s{seed}-metrics.csv")
             path.write_text(json.dumps(record, indent=1) + "\n")
             print(f"{variant} s{seed}: " + ", ".join(f"{k} {v:.2f}" for k, v in results["fd"].items())
                   + f" ({record['wall_s']:.0f} s)", flush=True)
