@@ -1,6 +1,7 @@
 """Class folders of PNG/JPEG images: loading, the uint8 cache and its invalidation, each bad
 input as a one-line error, and a cifar training run (then `mmftraj sample`) from a folder."""
 
+import json
 import os
 
 import numpy as np
@@ -13,6 +14,8 @@ from mmftraj.cli import app
 from mmftraj.data import image_folder
 from mmftraj.data.image_folder import CIFAR10_CLASSES, load_image_folder, load_images
 from mmftraj.errors import UserError
+from mmftraj.tasks.cifar import Config as CifarConfig
+from mmftraj.tasks.image_common import load_image_model
 
 
 @pytest.fixture(autouse=True)
@@ -165,6 +168,8 @@ def test_cifar_trains_from_a_folder_and_samples_png_grids(tmp_path):
     assert ok.exit_code == 0, ok.output
     run = tmp_path / "runs" / "cifar" / "f"
     assert (run / "samples-1step.png").is_file()
+    model, _ = load_image_model(run, "cifar", CifarConfig)
+    assert json.loads((run / "results.json").read_text())["parameters"] == sum(p.numel() for p in model.parameters())
     sampled = runner.invoke(app, ["sample", "--task", "cifar", "--checkpoint", str(run), "--n", "6",
                                   "--out", str(tmp_path / "s")])
     assert sampled.exit_code == 0, sampled.output

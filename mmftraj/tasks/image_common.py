@@ -17,6 +17,7 @@ from ..config import to_dict
 from ..core import ModularMeanFlow, sample
 from ..errors import UserError
 from ..evaluation.images import save_grid, save_npz
+from ..models import count_parameters
 from ..models.unet import UNet, UNetConfig, build_unet
 from ..training import Trainer
 
@@ -57,7 +58,7 @@ def train_images(task: str, cfg, model: UNet, batch_fn, run_dir: Path, resume: b
     objective = ModularMeanFlow(cfg.objective)
     trainer = Trainer(model, objective, batch_fn, cfg.train, run_dir, meta={"task": task, "config": to_dict(cfg)},
                       progress=progress)
-    fit = trainer.fit(resume=resume)
+    fit = {"parameters": count_parameters(model), **trainer.fit(resume=resume)}
     return trainer, objective, fit
 
 
