@@ -25,7 +25,7 @@ import numpy as np
 ROOT = Path(__file__).parent / "cifar_small"
 VARIANTS = ["fm", "meanflow", "mmf"]
 KEEP = ("fd", "fd_data_floor", "fd_samples", "classifier_accuracy", "parameters", "train_time_s", "final_loss",
-        "steps", "tangent")
+        "steps", "tangent", "threads")
 
 
 def save_small(grid: Path, out: Path, rows: int = 8, pad: int = 1) -> None:
@@ -54,7 +54,7 @@ def run(data_dir: Path, seeds: list[int], variants: list[str], runs_dir: Path, t
             results = prepare_and_train(task="cifar", preset="small", objective=variant, seed=seed, name=name,
                                         overrides=[f"data.dir={json.dumps(str(data_dir))}", f"train.threads={threads}"],
                                         runs_dir=runs_dir, resume=True, progress=True)
-            record = {"variant": variant, "seed": seed, "wall_s": round(time.perf_counter() - t0, 1), "threads": threads,
+            record = {"variant": variant, "seed": seed, "wall_s": round(time.perf_counter() - t0, 1),
                       **{k: results[k] for k in KEEP if k in results}}
             run_dir = runs_dir / "cifar" / name
             for k in ([1, 16] if variant == "fm" else [1]):
