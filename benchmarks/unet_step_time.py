@@ -1,5 +1,7 @@
 """Seconds per training step of candidate CPU U-Nets (32×32 RGB, batch 64, one thread), for
-`mmf` (λ = 1, so its du/dt is taken) and `fm`: how `cifar --preset small` was sized.
+`mmf` (λ = 1, so its du/dt is taken) and `fm`, each with the objective `cifar --preset small`
+trains (its time sampler and share of r < t rows, which sets how many rows take du/dt): how the
+preset was sized.
 
     python benchmarks/unet_step_time.py        # prints one line per (size, variant): the best of 3 steps
 """
@@ -8,8 +10,9 @@ import time
 
 import torch
 
-from mmftraj.core import ModularMeanFlow, ObjectiveConfig
+from mmftraj.core import ModularMeanFlow
 from mmftraj.models.unet import UNetConfig, build_unet
+from mmftraj.runs import resolve_config
 
 SIZES = [(32, 2), (48, 2), (64, 2), (64, 1)]  # (model_channels, blocks per level); channel_mult [1, 2, 2]
 
@@ -20,7 +23,7 @@ for channels, blocks in SIZES:
     model = build_unet(cfg)
     params = sum(p.numel() for p in model.parameters()) / 1e6
     for variant in ("mmf", "fm"):
-        objective = ModularMeanFlow(ObjectiveConfig(variant=variant, lambda_warmup=1))
+        objective = ModularMeanFlow(resolve_config("cifar", preset="small", objective=variant)[1].objective)
         opt = torch.optim.Adam(model.parameters(), 1e-3)
         x = torch.randn(64, 3, 32, 32)
         times = []
