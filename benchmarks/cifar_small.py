@@ -1,5 +1,5 @@
 """cifar-small: one-step `mmf` against `fm` at 1 / 2 / 4 / 16 Euler steps and true `meanflow`, on
-real CIFAR-10, on a CPU (the `small` preset of the cifar task), 2 training seeds.
+real CIFAR-10, on a CPU (the `small` preset of the cifar task), 3 training seeds (0, 1, 2).
 
     python benchmarks/cifar_small.py run --data-dir ~/data/cifar10-png      # trains what is missing
     python benchmarks/cifar_small.py table                                  # rebuilds the table
@@ -84,11 +84,38 @@ def table() -> str:
             threads = ", ".join(sorted({str(r.get("threads", "?")) for r in mine}))
             rows.append(f"| {variant} | {k} | {v.mean():.2f}" + (f" ± {se:.2f}" if len(v) > 1 else "")
                         + f" | {len(v)} | {minutes:.0f} | {threads} |")
+    rows += ["", *paired(records)]
     floor = np.mean([r["fd_data_floor"] for r in records])
     acc = {round(r["classifier_accuracy"], 4) for r in records}
-    params = {r.get("parameters") for r in records}
+    params = ", ".join(f"{n:,}" for n in sorted({r["parameters"] for r in records if r.get("parameters")}))
     return "\n".join(rows) + (f"\n\nReal training images vs the test set (floor): {floor:.2f}; classifier test "
-                              f"accuracy {', '.join(f'{a:.1%}' for a in sorted(acc))}; parameters {params}.")
+                              f"accuracy {', '.join(f'{a:.1%}' for a in sorted(acc))}; parameters {params or 'not recorded'}.")
+
+
+def paired(records: list[dict]) -> list[str]:
+    """One-step `mmf` minus each other (variant, step count), paired on the training seed: mean and
+    95 % t-interval over the seeds both have. Lower is better, so an interval below 0 favours `mmf`."""
+    from mmftraj.experiments.report import mean_interval
+
+    fd = {(r["variant"], r["seed"]): r["fd"] for r in records}
+    mmf_seeds = sorted(seed for variant, seed in fd if variant == "mmf")
+    if not mmf_seeds:
+        return ["No `mmf` run yet: no paired differences."]
+    rows = ["| mmf (1 step) minus | pairs | mean | 95 % interval | verdict |", "|---|---:|---:|---:|---|"]
+    for variant in ("meanflow", "fm"):
+        ks = sorted({int(k.split("-")[0]) for (v, _), d in fd.items() if v == variant for k in d})
+        for k in ([1] if variant == "meanflow" else ks):
+            pairs = [fd[("mmf", s)]["1-step"] - fd[(variant, s)][f"{k}-step"] for s in mmf_seeds
+                     if f"{k}-step" in fd.get((variant, s), {})]
+            if not pairs:
+                continue
+            mean, low, high = mean_interval(np.array(pairs))
+            verdict = ("n/a (one seed)" if math.isnan(low) else "mmf better" if high < 0 else "mmf worse" if low > 0
+                       else "not separable")
+            interval = "–" if math.isnan(low) else f"[{low:.2f}, {high:.2f}]"
+            rows.append(f"| {variant} ({k} step{'s' if k > 1 else ''}) | {len(pairs)} | {mean:+.2f} | {interval} | "
+                        f"{verdict} |")
+    return rows
 
 
 def main() -> None:
@@ -96,7 +123,7 @@ def main() -> None:
     sub = parser.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="train the missing runs")
     r.add_argument("--data-dir", type=Path, required=True, help="CIFAR-10 (python batches or the PNG copy)")
-    r.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    r.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     r.add_argument("--variants", nargs="+", default=VARIANTS)
     r.add_argument("--runs-dir", type=Path, default=Path("runs"))
     r.add_argument("--threads", type=int, default=0, help="train.threads (0: the cores the load leaves free)")
