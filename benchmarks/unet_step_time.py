@@ -17,13 +17,13 @@ from mmftraj.runs import resolve_config
 SIZES = [(32, 2), (48, 2), (64, 2), (64, 1)]  # (model_channels, blocks per level); channel_mult [1, 2, 2]
 
 torch.set_num_threads(1)
+OBJECTIVES = {v: ModularMeanFlow(resolve_config("cifar", preset="small", objective=v)[1].objective) for v in ("mmf", "fm")}
 for channels, blocks in SIZES:
     cfg = UNetConfig(image_size=32, in_channels=3, model_channels=channels, channel_mult=[1, 2, 2], num_blocks=blocks,
                      attn_resolutions=[8], dropout=0.1, groups=8, channels_per_head=32)
     model = build_unet(cfg)
     params = sum(p.numel() for p in model.parameters()) / 1e6
-    for variant in ("mmf", "fm"):
-        objective = ModularMeanFlow(resolve_config("cifar", preset="small", objective=variant)[1].objective)
+    for variant, objective in OBJECTIVES.items():
         opt = torch.optim.Adam(model.parameters(), 1e-3)
         x = torch.randn(64, 3, 32, 32)
         times = []
