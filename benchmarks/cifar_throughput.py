@@ -3,15 +3,18 @@
 Runs the real training step (mmftraj.training.Trainer.train_step: objective with its JVP, backward,
 clipping, AdamW, EMA) on the configs/cifar.yaml setup — DDPM++ U-Net, bf16 autocast, channels_last,
 batch 128, augmentation on the CPU — with synthetic CIFAR-shaped uint8 data (no dataset needed),
-or the real batches with --data-dir. For `mmf` the step is placed mid-curriculum (0 < λ < 1), where
-gradients flow through du/dt; `meanflow` is λ ≡ 0 and `fm` has no JVP at all.
+or real images with --data-dir (CIFAR-10's batches or class folders). For `mmf` the step is placed
+mid-curriculum (0 < λ < 1), where gradients flow through du/dt; `meanflow` is λ ≡ 0 and `fm` has
+no JVP at all.
 
     # GPU (the numbers to record)
     python benchmarks/cifar_throughput.py --device cuda --compile --out runs/bench/cifar_h100.json
     # CPU smoke test of the same code path
     python benchmarks/cifar_throughput.py --preset tiny --device cpu --batch 8 --iters 3 --out /tmp/t.json
-    # a short training log (metrics.csv with images/s, loss, λ) on synthetic data
+    # a short training log (metrics.csv with images/s, loss, λ) on synthetic data, or real images
     python benchmarks/cifar_throughput.py --device cuda --compile --train-steps 2000 --out runs/bench/log.json
+    python benchmarks/cifar_throughput.py --device cuda --train-steps 400 --variants mmf \
+        --data-dir shards/cifar-gpu --out runs/bench/real_log.json   # see benchmarks/cifar_gpu_real.sh
 
 Reference: the official PyTorch MeanFlow CIFAR-10 code trains at ≈ 0.21 s per 128-image step per
 H200 with torch.compile (≈ 610 images/s per GPU).
@@ -60,7 +63,8 @@ def parse() -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=None, help="untimed steps (default 3, or 5 with --compile)")
     p.add_argument("--iters", type=int, default=20, help="timed steps per variant")
     p.add_argument("--train-steps", type=int, default=0, help="instead: a short training run with a metrics log")
-    p.add_argument("--data-dir", default=None, help="real CIFAR-10 batches (default: synthetic uint8 data)")
+    p.add_argument("--data-dir", default=None,
+                   help="real images: CIFAR-10 batches or class folders (default: synthetic uint8 data)")
     p.add_argument("--runs-dir", default="runs/bench")
     p.add_argument("--set", dest="overrides", action="append", default=[], help="extra config overrides")
     p.add_argument("--out", required=True, help="JSON results path")
@@ -91,10 +95,12 @@ def make_config(args, spec: str, extra: list[str] = ()):
 
 
 def dataset(args) -> torch.Tensor:
-    if args.data_dir:
-        from mmftraj.data.cifar import load_cifar10
+    if args.data_dir:  # CIFAR-10's batches, or class folders such as a shard from `mmftraj data image-subset`
+        from mmftraj.data.image_folder import load_images
 
-        return load_cifar10(args.data_dir, "train")[0]
+        found = load_images(args.data_dir, "train", progress=True, check_cifar10=False)
+        print(f"data: {found.description}", flush=True)
+        return found.images
     g = torch.Generator().manual_seed(0)
     return torch.randint(0, 256, (4096, 3, 32, 32), generator=g, dtype=torch.uint8)
 

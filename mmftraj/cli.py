@@ -215,7 +215,7 @@ def report_cmd(
 
 
 def _mount_subapps():
-    app.add_typer(data_app, name="data", help="Generate, inspect and export (to-minari) datasets.")
+    app.add_typer(data_app, name="data", help="Generate, inspect and export (to-minari) datasets; image-subset writes a balanced PNG subset.")
 
 
 _mount_subapps()

@@ -242,3 +242,35 @@ def test_a_damaged_cache_is_rebuilt_and_a_file_is_not_a_folder(tmp_path):
     (tmp_path / "file.png").write_bytes(b"x")
     with pytest.raises(UserError, match="is a file, not a folder"):
         load_images(tmp_path / "file.png")
+
+
+def test_a_balanced_subset_keeps_pixels_classes_and_never_overwrites(tmp_path):
+    from mmftraj.data.image_subset import write_subset
+
+    root = write_folder(tmp_path / "imgs", per_class=4, test=2)
+    made = write_subset(root, tmp_path / "sub", per_class=2, test_per_class=1, seed=3)
+    assert made.counts == {"train": 6, "test": 3} and made.bytes > 0
+    manifest = json.loads((tmp_path / "sub" / "subset.json").read_text())
+    assert manifest["images"] == {"train": 6, "test": 3} and manifest["classes"] == ["cat", "dog", "owl"]
+    source, sub = load_images(root, "train"), load_images(tmp_path / "sub", "train")
+    assert sub.classes == source.classes and sub.labels.tolist() == [0, 0, 1, 1, 2, 2]
+    for image, name in zip(sub.images, sorted((tmp_path / "sub" / "train").glob("*/*.png")), strict=True):
+        assert torch.equal(image, source.images[int(name.stem)])  # the file name is the source index
+    assert load_images(tmp_path / "sub", "test").images.shape == (3, 3, 8, 8)
+    again = write_subset(root, tmp_path / "sub2", per_class=2, test_per_class=1, seed=3)
+    assert sorted(p.name for p in (tmp_path / "sub2" / "train").rglob("*.png")) == \
+        sorted(p.name for p in (tmp_path / "sub" / "train").rglob("*.png")) and again.counts == made.counts
+    with pytest.raises(UserError, match="already exists"):
+        write_subset(root, tmp_path / "sub", per_class=1)
+    with pytest.raises(UserError, match="fewer than the 5 per class"):
+        write_subset(root, tmp_path / "sub3", per_class=5)
+    assert not (tmp_path / "sub3").exists()
+
+
+def test_image_subset_from_the_command_line(tmp_path):
+    root = write_folder(tmp_path / "imgs", per_class=2, test=0)
+    result = CliRunner().invoke(app, ["data", "image-subset", "--data-dir", str(root), "--out",
+                                      str(tmp_path / "sub"), "--per-class", "1"])
+    assert result.exit_code == 0, result.output
+    assert "3 train images" in result.output
+    assert len(list((tmp_path / "sub" / "train").rglob("*.png"))) == 3 and not (tmp_path / "sub" / "test").exists()

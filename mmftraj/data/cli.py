@@ -99,3 +99,23 @@ def to_minari(
     store = load_d4rl(path)
     target = export_minari(store, root, dataset_id)
     typer.echo(f"wrote {target} ({store.num_episodes} episodes)")
+
+
+@app.command("image-subset")
+@user_errors
+def image_subset(
+    data_dir: Path = typer.Option(..., help="CIFAR-10's python batches or class folders of PNG/JPEG images."),
+    out: Path = typer.Option(..., help="New folder for the subset: OUT/train/<class>/*.png (+ OUT/test/), OUT/subset.json."),
+    per_class: int = typer.Option(..., help="Training images per class."),
+    test_per_class: int = typer.Option(0, help="Test images per class (0: no test split)."),
+    seed: int = typer.Option(0, help="Seed of the random choice within each class."),
+):
+    """Write a balanced random subset of an image data set as PNG class folders, e.g. a ~50 MB
+    CIFAR-10 shard that travels to a GPU machine. Train on it with --data-dir OUT --set
+    data.check_cifar10=false."""
+    from .image_subset import write_subset
+
+    made = write_subset(data_dir, out, per_class, test_per_class, seed, progress=True)
+    counts = ", ".join(f"{n:,} {split}" for split, n in made.counts.items())
+    Console().print(f"wrote {made.out} ({counts} images, {made.bytes / 1e6:.1f} MB of PNG)", soft_wrap=True,
+                    highlight=False)
