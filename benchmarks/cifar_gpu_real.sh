@@ -2,7 +2,7 @@
 # A short training log on real CIFAR-10 images on a lent GPU (the second call of a visit, after
 # benchmarks/cifar_gpu_suite.sh; about 5 minutes). The GPU machine cannot download anything and its
 # working tree carries at most 64 MiB of ignored files, so a balanced 20,000-image PNG shard
-# (48 MB) travels with it. Make the shard here, once:
+# (47.3 MB of PNG) travels with it. Make the shard here, once:
 #   mmftraj data image-subset --data-dir ~/data/cifar10-png --out shards/cifar-gpu --per-class 2000 --test-per-class 100
 # then run this with `carry: ["shards/cifar-gpu"]`:
 #   OUT=results_dir bash benchmarks/cifar_gpu_real.sh

@@ -262,9 +262,44 @@ def test_a_balanced_subset_keeps_pixels_classes_and_never_overwrites(tmp_path):
         sorted(p.name for p in (tmp_path / "sub" / "train").rglob("*.png")) and again.counts == made.counts
     with pytest.raises(UserError, match="already exists"):
         write_subset(root, tmp_path / "sub", per_class=1)
-    with pytest.raises(UserError, match="fewer than the 5 per class"):
+    with pytest.raises(UserError, match=r"train split has fewer than 5 images in class\(es\) cat 4, dog 4, owl 4; "
+                                         r"use --per-class 4 or less"):
         write_subset(root, tmp_path / "sub3", per_class=5)
+    with pytest.raises(UserError, match="use --test-per-class 2 or less"):
+        write_subset(root, tmp_path / "sub3", per_class=1, test_per_class=3)
     assert not (tmp_path / "sub3").exists()
+
+
+def test_a_subset_refuses_targets_that_would_harm_or_fail_and_cleans_up_after_a_failure(tmp_path, monkeypatch):
+    from mmftraj.data.image_subset import write_subset
+
+    root = write_folder(tmp_path / "imgs", per_class=2, test=1)
+    with pytest.raises(UserError, match="inside the source"):
+        write_subset(root, root / "sub", per_class=1)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UserError, match="is a file, not a folder"):
+        write_subset(root, tmp_path / "file" / "sub", per_class=1)
+    flat = write_folder(tmp_path / "flat", test=0) / "train"
+    with pytest.raises(UserError, match="no test split.*--test-per-class 0"):
+        write_subset(flat, tmp_path / "sub", per_class=1, test_per_class=1)
+    (root / "test" / "emu").mkdir()
+    Image.fromarray(_pixels(9)).save(root / "test" / "emu" / "0.png")
+    with pytest.raises(UserError, match="test split's classes"):
+        write_subset(root, tmp_path / "sub", per_class=1, test_per_class=1)
+    # a failure part-way (here: the disk) removes the partial folder and says what went wrong
+    saves = []
+
+    def failing_save(self, path, **kw):
+        saves.append(path)
+        if len(saves) == 2:
+            raise OSError(28, "No space left on device")
+        return original(self, path, **kw)
+
+    original = Image.Image.save
+    monkeypatch.setattr(Image.Image, "save", failing_save)
+    with pytest.raises(UserError, match="cannot write the subset.*No space left"):
+        write_subset(root, tmp_path / "sub", per_class=1)
+    assert not (tmp_path / "sub").exists() and not (tmp_path / ".sub.partial").exists()
 
 
 def test_image_subset_from_the_command_line(tmp_path):

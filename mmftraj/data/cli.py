@@ -105,9 +105,9 @@ def to_minari(
 @user_errors
 def image_subset(
     data_dir: Path = typer.Option(..., help="CIFAR-10's python batches or class folders of PNG/JPEG images."),
-    out: Path = typer.Option(..., help="New folder for the subset: OUT/train/<class>/*.png (+ OUT/test/), OUT/subset.json."),
+    out: Path = typer.Option(..., help="New folder (parents made as needed; not inside the source): OUT/train/<class>/*.png (+ OUT/test/), OUT/subset.json."),
     per_class: int = typer.Option(..., help="Training images per class."),
-    test_per_class: int = typer.Option(0, help="Test images per class (0: no test split)."),
+    test_per_class: int = typer.Option(0, help="Test images per class (0: no test split); the source needs a test split with the training split's classes and image size."),
     seed: int = typer.Option(0, help="Seed of the random choice within each class."),
 ):
     """Write a balanced random subset of an image data set as PNG class folders, e.g. a ~50 MB
@@ -117,5 +117,6 @@ def image_subset(
 
     made = write_subset(data_dir, out, per_class, test_per_class, seed, progress=True)
     counts = ", ".join(f"{n:,} {split}" for split, n in made.counts.items())
-    Console().print(f"wrote {made.out} ({counts} images, {made.bytes / 1e6:.1f} MB of PNG)", soft_wrap=True,
+    size = f"{made.bytes / 1e6:.1f} MB" if made.bytes >= 1e6 else f"{made.bytes / 1e3:.1f} kB"
+    Console().print(f"wrote {made.out} ({counts} images, {size} of PNG)", soft_wrap=True,
                     highlight=False)
