@@ -230,15 +230,21 @@ class ImageSet:
     classes: tuple[str, ...]
 
 
-def load_images(data_dir: str | Path, split: str = "train", progress: bool = False,
-                check_cifar10: bool = True) -> ImageSet:
-    """A split of either CIFAR-10's python batches or class folders of images, whichever
-    `data_dir` holds."""
+def require_data_folder(data_dir: str | Path) -> Path:
+    """The folder, or a one-line error saying it is missing or a file."""
     folder = Path(data_dir).expanduser()
     if not folder.is_dir():
         what = "is a file, not a folder" if folder.exists() else "does not exist"
         raise UserError(f"data folder {folder} {what} (give CIFAR-10's python batches or class folders "
                         f"of PNG/JPEG images)")
+    return folder
+
+
+def load_images(data_dir: str | Path, split: str = "train", progress: bool = False,
+                check_cifar10: bool = True) -> ImageSet:
+    """A split of either CIFAR-10's python batches or class folders of images, whichever
+    `data_dir` holds."""
+    folder = require_data_folder(data_dir)
     looks_like_batches = (folder / "cifar-10-batches-py").is_dir() or any((folder / f).exists() for f in EXPECTED)
     if looks_like_batches:  # named batch files: the batches' own error says which are missing
         root = resolve_dir(folder)

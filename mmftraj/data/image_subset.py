@@ -23,7 +23,7 @@ import numpy as np
 from rich.progress import track
 
 from ..errors import UserError
-from .image_folder import check_test_split, has_split, load_images
+from .image_folder import check_test_split, has_split, load_images, require_data_folder
 
 
 @dataclass(frozen=True)
@@ -48,9 +48,7 @@ def choose(labels: np.ndarray, classes: tuple[str, ...], per_class: int, seed: i
 
 def _check_target(source: Path, out: Path, test_per_class: int) -> Path:
     """Refuse, before any decoding, what would fail or harm later; returns the partial folder."""
-    if not source.is_dir():
-        what = "is a file, not a folder" if source.exists() else "does not exist"
-        raise UserError(f"data folder {source} {what} (give CIFAR-10's python batches or class folders of images)")
+    require_data_folder(source)
     if out.exists():
         raise UserError(f"{out} already exists; choose a new --out (a subset is never written over a folder)")
     if out.resolve().is_relative_to(source.resolve()):
