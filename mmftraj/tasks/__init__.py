@@ -1,6 +1,6 @@
 """Task registry: name → `Task`, the protocol the CLI and `runs` call.
 
-A task module (toy2d, maze2d, motion, digits, cifar) wires data + model + evaluation and defines
+A task module (toy2d, maze2d, motion, pusht, digits, cifar) wires data + model + evaluation and defines
 `TASK = Task(...)`. Modules are imported when their task is asked for, so `mmftraj --help` does
 not load every task's dependencies.
 """
@@ -44,6 +44,7 @@ MODULES = {
     "cifar": "mmftraj.tasks.cifar",
     "maze2d": "mmftraj.tasks.maze2d",
     "motion": "mmftraj.tasks.motion",
+    "pusht": "mmftraj.tasks.pusht",
 }
 TASKS = tuple(MODULES)
 
