@@ -56,7 +56,7 @@ def train_default(maze: str, runs_dir: Path, threads: int) -> Path:
 
 
 def score_row(run_dir: Path, maze: str, protocol: str, goals: str, episodes: int) -> dict:
-    from mmftraj.evaluation.rollouts import protocol_overrides
+    from mmftraj.planning.rollouts import protocol_overrides
     from mmftraj.runs import write_results
     from mmftraj.tasks import maze2d
 

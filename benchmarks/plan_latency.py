@@ -22,8 +22,8 @@ import numpy as np
 import torch
 
 from mmftraj.envs import make_maze2d
-from mmftraj.evaluation.rollouts import plan_times_ms
 from mmftraj.planning import Planner, run_episode
+from mmftraj.planning.rollouts import plan_times_ms
 from mmftraj.runs import resolve_config
 from mmftraj.tasks import maze2d as M
 

@@ -137,7 +137,6 @@ def table() -> str:
 def maze2d_table() -> str:
     """maze2d (U-Maze, the standard report's runs; higher is better): the in-distribution
     normalized score of each label from the stored report records, paired model − conditional."""
-    from mmftraj.evaluation.conditions import STANDARD
     from mmftraj.experiments.report import (
         TrainKey,
         eval_id,
@@ -145,6 +144,7 @@ def maze2d_table() -> str:
         load_report_config,
         resolved_task_config,
     )
+    from mmftraj.planning.conditions import STANDARD
 
     cfg = load_report_config("standard")
     by = {}

@@ -16,9 +16,9 @@ from .checkpoint import resolve_checkpoint
 from .cli_errors import user_errors
 from .data.cli import app as data_app
 from .errors import UserError, choice_error
-from .evaluation.rollouts import protocol_overrides
 from .experiments.fid import compute_fid
 from .experiments.report import KINDS, load_report_config, parse_shard, run_report
+from .planning.rollouts import protocol_overrides
 from .runs import prepare_and_train, print_results, write_results
 from .tasks import TASKS, get_task
 from .tasks.image_common import default_device

@@ -141,7 +141,7 @@ def test_a_dataset_generated_for_another_maze_is_refused(run):
 
 def test_random_goals_are_free_points_reproducible_by_episode_seed():
     from mmftraj.envs import make_maze2d
-    from mmftraj.evaluation.rollouts import RolloutConfig, episode_goal
+    from mmftraj.planning.rollouts import RolloutConfig, episode_goal
 
     layout = make_maze2d("maze2d-large-v1").layout
     e = RolloutConfig(goals="random")
@@ -158,7 +158,7 @@ def test_random_goals_are_free_points_reproducible_by_episode_seed():
 
 
 def test_eval_with_random_goals_plans_for_each_episodes_goal(run, tmp_path, monkeypatch):
-    import mmftraj.evaluation.rollouts as R
+    import mmftraj.planning.rollouts as R
 
     root, _, _ = run
     seen = []
@@ -186,7 +186,7 @@ def test_eval_with_random_goals_plans_for_each_episodes_goal(run, tmp_path, monk
 
 
 def test_protocols_set_what_they_say_and_plan_as_often_as_they_say(run, tmp_path):
-    from mmftraj.evaluation.rollouts import protocol_overrides
+    from mmftraj.planning.rollouts import protocol_overrides
 
     assert protocol_overrides("default") == []
     assert set(protocol_overrides("diffuser")) == {"eval.replan_every=0", "eval.replan_missed=false", "eval.smooth=1",

@@ -8,10 +8,10 @@ from torch import nn
 
 from mmftraj.data import Normalizer
 from mmftraj.envs import load_layout, make_maze2d
+from mmftraj.models.start_goal import StartGoalNet
 from mmftraj.models.transformer import TransformerConfig, build_transformer
 from mmftraj.planning import (
     Planner,
-    StartGoalNet,
     first_arrival,
     run_episode,
     select_plan,

@@ -223,8 +223,8 @@ def test_policy_is_one_network_evaluation_per_chunk():
     net = pusht.build_model(cfg)
     calls = []
     net.register_forward_hook(lambda *a: calls.append(1))
-    from mmftraj.control import ChunkPolicy
     from mmftraj.data import Normalizer
+    from mmftraj.planning.chunks import ChunkPolicy
 
     policy = ChunkPolicy(net, Normalizer("limits", np.zeros(20), np.ones(20)), Normalizer("limits", [256, 256],
                          [256, 256]), cfg.data.horizon, 2)

@@ -301,8 +301,8 @@ def test_an_eval_field_added_later_keeps_stored_scores_valid_at_its_neutral_valu
     import hashlib
 
     from mmftraj.config import to_dict
-    from mmftraj.evaluation.conditions import STANDARD
     from mmftraj.experiments.report import EVAL_FIELDS_ADDED, TrainKey, eval_id, resolved_task_config
+    from mmftraj.planning.conditions import STANDARD
 
     cfg = load_report_config("standard")
     _, task_cfg = resolved_task_config(cfg, TrainKey("mmf", 0))

@@ -19,7 +19,7 @@ from mmftraj.data.store import EpisodeStore
 from mmftraj.data.tables import load_table
 from mmftraj.envs import load_layout, make_maze2d
 from mmftraj.errors import UserError
-from mmftraj.evaluation.conditions import STANDARD, Condition, ShiftedEnv, split_conditions
+from mmftraj.planning.conditions import STANDARD, Condition, ShiftedEnv, split_conditions
 
 H = 3
 
@@ -45,7 +45,7 @@ def test_builtin_splits_load_and_cover_every_kind():
 
 def test_the_anywhere_split_cycles_goals_over_every_free_cell():
     from mmftraj.envs.layouts import load_layout
-    from mmftraj.evaluation.conditions import split_conditions
+    from mmftraj.planning.conditions import split_conditions
 
     standard, anywhere = split_conditions("umaze-anywhere")
     assert standard.name == "standard" and anywhere.group == "ood" and not load_split("umaze-anywhere").changes_training

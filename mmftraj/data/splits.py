@@ -1,7 +1,7 @@
 """Generalization splits as data (mmftraj/resources/envs/splits/*.yaml) and their training side, applied in memory.
 
 A split says what the model must not see in training and how it is then tested (the evaluation
-conditions live in `mmftraj.evaluation.conditions`). Kinds:
+conditions live in `mmftraj.planning.conditions`). Kinds:
 
   goal      windows whose goal (last position) lies in one of `cells` are removed from training
   start     windows whose start (first position) lies in one of `cells` are removed
@@ -31,8 +31,8 @@ import numpy as np
 
 from ..config import from_dict, load_yaml
 from ..data import WindowDataset
-from ..envs import SPECS, load_layout
-from ..envs.layouts import cells_of
+from ..envs import SPECS
+from ..envs.layouts import as_layout, cells_of
 from ..errors import UserError, choice_error
 from ..resources import resource_path
 
@@ -113,7 +113,7 @@ def validate_split(split: Split) -> None:
             raise UserError(f"{where}: a {split.kind} split needs 'cells' (held-out [row, col] cells)")
         if split.layout is None:
             raise UserError(f"{where}: a {split.kind} split needs 'layout' (the maze its cells refer to)")
-        layout = _layout(split.layout)
+        layout = as_layout(split.layout)
         for cell in split.cells:
             if len(cell) != 2:
                 raise UserError(f"{where}: cell {cell} must be [row, col]")
@@ -136,17 +136,13 @@ def validate_split(split: Split) -> None:
     elif split.kind == "anywhere":
         if split.layout is None:
             raise UserError(f"{where}: an anywhere split needs 'layout' (the maze whose free cells are goals)")
-        _layout(split.layout)
+        as_layout(split.layout)
     elif split.kind == "layout":
         if split.eval_env not in SPECS:
             raise choice_error(f"eval_env of {where}", str(split.eval_env), SPECS)
     elif split.kind == "column":
         if not split.column or not split.values:
             raise UserError(f"{where}: a column split needs 'column' and 'values' (the held-out values)")
-
-
-def _layout(layout):
-    return load_layout(layout) if isinstance(layout, str) else layout
 
 
 # -- episodes ----------------------------------------------------------------------------------------
@@ -258,9 +254,9 @@ def prepare_windows(store, horizon: int, normalizer="limits", split: Split | str
     split = load_split(split) if split is not None else None
     store = subset_episodes(store, fraction, subset_seed)
     if split is not None and split.layout is not None and split.kind in ("goal", "start") and layout is not None:
-        if _layout(layout).name != split.layout:
+        if as_layout(layout).name != split.layout:
             raise UserError(f"split {split.name!r} is defined on layout {split.layout!r} "
-                            f"but the task trains on {_layout(layout).name!r}")
+                            f"but the task trains on {as_layout(layout).name!r}")
     store = apply_split(store, split)
     windows = WindowDataset(store, horizon, normalizer=normalizer, pad=pad, rest_columns=rest_columns)
     keep = window_mask(windows, split, goal_from)

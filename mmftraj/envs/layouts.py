@@ -147,3 +147,8 @@ def load_layout(name_or_path: str | Path) -> Layout:
             raise UserError(f"layout file not found: {path}")
         return parse_layout(path.read_text(), name=str(path))
     raise choice_error("maze layout", key, BUILTIN)
+
+
+def as_layout(layout: str | Path | Layout) -> Layout:
+    """`layout` itself, or the layout a name or file names (load_layout)."""
+    return layout if isinstance(layout, Layout) else load_layout(layout)

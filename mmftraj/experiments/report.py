@@ -36,8 +36,8 @@ from ..core import ModularMeanFlow
 from ..core.objective import label_options, parse_label
 from ..data.splits import check_fraction, load_split
 from ..errors import UserError, choice_error
-from ..evaluation.conditions import evaluate_condition, split_conditions
 from ..io import atomic_write_text
+from ..planning.conditions import evaluate_condition, split_conditions
 from ..resources import resource_path
 from ..run_folders import run_folder
 from ..runs import prepare_and_train, resolve_config

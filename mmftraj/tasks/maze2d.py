@@ -3,7 +3,7 @@
 `mmftraj train --task maze2d --maze umaze` generates the dataset on first use, trains a temporal
 transformer conditioned on the window's first observation and last position, and (by default)
 scores a few rollouts; `mmftraj eval --task maze2d --checkpoint RUN` runs the full evaluation
-(mmftraj.evaluation.rollouts). Plans hold observations only: the tracking controller never reads
+(mmftraj.planning.rollouts). Plans hold observations only: the tracking controller never reads
 planned actions (Diffuser's own actions score 6.3 / 13.5 / 6.3, DESIGN §3).
 """
 
@@ -29,9 +29,9 @@ from ..envs.layouts import load_layout
 from ..envs.maze2d import env_layout
 from ..envs.pointmaze import POINTMAZE
 from ..errors import UserError
-from ..evaluation.rollouts import RolloutConfig, evaluate_planner
+from ..models.start_goal import StartGoalNet
 from ..models.transformer import TransformerConfig, build_transformer, check_task_sizes, count_parameters
-from ..planning import StartGoalNet
+from ..planning.rollouts import RolloutConfig, evaluate_planner
 from ..training import TrainConfig, Trainer
 from . import Task
 
@@ -67,7 +67,7 @@ class ModelConfig:
     mlp_ratio: float = 4.0
     conditioning: Literal["inpaint", "vector", "both"] = "both"
     # Train with the goal at a random step (≥ horizon/8) and tell the network which: plans can then
-    # reach near goals early instead of the last step (see planning.StartGoalNet).
+    # reach near goals early instead of the last step (see models.start_goal.StartGoalNet).
     goal_anywhere: bool = False
 
 

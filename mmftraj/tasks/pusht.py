@@ -24,7 +24,6 @@ import torch
 
 from ..checkpoint import latest_checkpoint, load_task_model, save_checkpoint
 from ..config import apply_overrides, check_eval_overrides, to_dict
-from ..control import ChunkPolicy, chunk_latency_ms, run_chunked
 from ..core import ModularMeanFlow, ObjectiveConfig, sample
 from ..data import Normalizer
 from ..data.pusht import PushTDemos, load_demos, split_episodes
@@ -33,6 +32,7 @@ from ..errors import UserError
 from ..evaluation.frames import save_gif, save_strip
 from ..io import atomic_write_text
 from ..models.transformer import TransformerConfig, build_transformer, check_task_sizes, count_parameters
+from ..planning.chunks import ChunkPolicy, chunk_latency_ms, run_chunked
 from ..training import TrainConfig, Trainer
 from . import Task
 

@@ -23,7 +23,8 @@ from rich.progress import track
 from ..envs import make_maze2d, plot_maze, random_free_point
 from ..errors import UserError
 from ..io import atomic_path
-from ..planning import Planner, run_episode
+from .executor import run_episode
+from .planner import Planner
 
 
 @dataclass

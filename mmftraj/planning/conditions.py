@@ -20,10 +20,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from rich.progress import track
 
-from ..data.splits import NOMINAL, Split, _layout, load_split
+from ..data.splits import NOMINAL, Split, load_split
 from ..envs import make_maze2d
+from ..envs.layouts import as_layout
 from ..errors import UserError
-from ..planning import run_episode
+from .executor import run_episode
 from .rollouts import RolloutConfig, episode_goal, execution_options, make_planner
 
 
@@ -54,7 +55,7 @@ def split_conditions(split: Split | str | None) -> list[Condition]:
         return [STANDARD]
     split = load_split(split)
     if split.kind in ("goal", "start"):
-        layout = _layout(split.layout)
+        layout = as_layout(split.layout)
         held = sorted(split.held_out_cells)
         rest = tuple(c for c in sorted(layout.free_cells) if c not in split.held_out_cells)
         field = "goal_cells" if split.kind == "goal" else "start_cells"
@@ -65,7 +66,7 @@ def split_conditions(split: Split | str | None) -> list[Condition]:
     if split.kind == "layout":
         return [STANDARD, Condition("ood", "ood", env=split.eval_env)]
     if split.kind == "anywhere":  # a goal at every free cell in turn, not only the layout's own
-        cells = tuple(sorted(_layout(split.layout).free_cells))
+        cells = tuple(sorted(as_layout(split.layout).free_cells))
         return [STANDARD, Condition("anywhere", "ood", goal_cells=cells)]
     raise UserError(f"split {split.name!r} ({split.kind}) has no rollout evaluation; "
                     "score its held-out episodes with mmftraj.data.splits.heldout_store")

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .core import sample
+from ..core import sample
 
 
 class ChunkPolicy:

@@ -1,0 +1,151 @@
+"""Plans from a start-goal trajectory generator: one network evaluation per plan (k on request),
+several candidates in one batched call, smoothing, and the choice of one candidate.
+
+    planner = Planner(net, obs_normalizer, steps=1, mode="mean", candidates=16, layout=layout)
+    plan = planner.plan(obs, goal)           # Plan: states (H, 4) raw units, arrival index, candidates
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..core import sample
+from ..errors import UserError, choice_error
+from ..models.start_goal import StartGoalNet
+
+SELECTIONS = ("first", "earliest")
+
+
+@dataclass
+class Plan:
+    """A selected plan in raw units: states (H, obs_dim); `end` is the index after which the
+    executor tracks the goal itself (the first arrival within the goal radius, or H - 1)."""
+
+    states: np.ndarray
+    end: int
+    candidates: np.ndarray  # (N, H, obs_dim), raw units
+    chosen: int
+    seconds: float
+    evaluations: int
+
+
+def wall_hits(layout, xy: np.ndarray, where: np.ndarray | None = None) -> np.ndarray:
+    """Number of points of each (…, T, 2) path that lie in a wall or outside the maze (counting
+    only points where `where` is True, if given)."""
+    hit = layout.blocked(xy)
+    if where is not None:
+        hit &= where
+    return hit.sum(axis=-1)
+
+
+def first_arrival(xy: np.ndarray, goal: np.ndarray, radius: float) -> np.ndarray:
+    """Index of the first point of each (N, T, 2) path within `radius` of goal (T - 1 if none)."""
+    near = np.linalg.norm(xy - goal, axis=-1) <= radius
+    return np.where(near.any(axis=-1), near.argmax(axis=-1), xy.shape[-2] - 1)
+
+
+def smooth_plans(plans: np.ndarray, width: int) -> np.ndarray:
+    """Moving average of (N, H, D) plans over `width` steps (edges padded with the end states);
+    the first state stays exact. One-step samples carry step-to-step jitter that the tracking
+    controller's velocity term amplifies; the route is in the low frequencies."""
+    if width <= 1:
+        return plans
+    left, right = (width - 1) // 2, width // 2
+    padded = np.concatenate([np.repeat(plans[:, :1], left, 1), plans, np.repeat(plans[:, -1:], right, 1)], axis=1)
+    csum = np.cumsum(np.concatenate([np.zeros_like(padded[:, :1]), padded], axis=1), axis=1)
+    out = (csum[:, width:] - csum[:, :-width]) / width
+    out[:, 0] = plans[:, 0]
+    return out
+
+
+def select_plan(plans: np.ndarray, goal, layout=None, radius: float = 0.5) -> tuple[int, int]:
+    """(index, first arrival) of the plan to execute among (N, H, ≥2) candidates.
+
+    With a layout: fewest points in walls (up to the arrival: the rest is never executed) first, then earliest arrival within `radius` of the
+    goal (ties: lowest index). Without one: candidate 0.
+    """
+    arrival = first_arrival(plans[..., :2], np.asarray(goal, dtype=np.float64), radius)
+    if layout is None or len(plans) == 1:
+        return 0, int(arrival[0])
+    steps = np.arange(plans.shape[1])
+    hits = wall_hits(layout, plans[..., :2], where=steps[None] <= arrival[:, None])
+    chosen = int(np.lexsort((np.arange(len(plans)), arrival, hits))[0])
+    return chosen, int(arrival[chosen])
+
+
+class Planner:
+    """Samples plans from the current observation to a goal position with `steps` evaluations.
+
+    With `candidates` > 1 a batch of plans is drawn in the same evaluations and one is kept by
+    `selection`: "first" takes candidate 0; "earliest" takes the plan with the fewest points in
+    walls, then the earliest arrival at the goal (a cheap rule: no extra network calls).
+    """
+
+    def __init__(self, net: StartGoalNet, normalizer, steps: int = 1, mode: str = "mean", candidates: int = 1,
+                 selection: str = "earliest", layout=None, goal_radius: float = 0.5, truncate: bool = True,
+                 seed: int = 0, goal_steps=(0.25, 0.5, 0.75, 1.0), smooth: int = 1):
+        if selection not in SELECTIONS:
+            raise choice_error("plan selection", selection, SELECTIONS)
+        if steps < 1:
+            raise UserError(f"--steps (network evaluations per plan) must be at least 1, got {steps}")
+        if candidates < 1:
+            raise UserError(f"eval.candidates must be at least 1, got {candidates}")
+        if selection == "earliest" and layout is None and candidates > 1:
+            raise UserError("plan selection 'earliest' needs the maze layout")
+        self.net = net.eval()
+        self.normalizer = normalizer
+        self.steps, self.mode, self.candidates = steps, mode, candidates
+        self.selection, self.layout, self.goal_radius, self.truncate = selection, layout, goal_radius, truncate
+        self.generator = torch.Generator().manual_seed(seed)
+        self.horizon, self.obs_dim = net.horizon, net.obs_dim
+        self.goal_steps = tuple(goal_steps)
+        self.smooth = int(smooth)
+
+    def reseed(self, seed: int) -> None:
+        self.generator.manual_seed(seed)
+
+    def goal_indices(self, n: int) -> torch.Tensor | None:
+        """Goal steps of n candidates: spread over `goal_steps` (fractions of H) when the network
+        takes a goal step, else None (the last step)."""
+        if not self.net.goal_anywhere:
+            return None
+        fr = torch.tensor(self.goal_steps, dtype=torch.float64)
+        idx = torch.round(fr * (self.horizon - 1)).long().clamp(1, self.horizon - 1)
+        return idx.repeat_interleave(int(np.ceil(n / len(idx))))[:n]
+
+    @torch.no_grad()
+    def sample_plans(self, obs, goal, n: int | None = None) -> np.ndarray:
+        """(n, H, obs_dim) raw-unit plans from obs (obs_dim,) to goal position (goal_dim,)."""
+        n = n or self.candidates
+        goal_index = self.goal_indices(n)
+        obs_n = torch.as_tensor(self.normalizer.normalize(np.asarray(obs, dtype=np.float64)), dtype=torch.float32)
+        goal_full = np.zeros(self.obs_dim)
+        goal_full[: self.net.goal_dim] = goal
+        goal_n = torch.as_tensor(self.normalizer.normalize(goal_full)[: self.net.goal_dim], dtype=torch.float32)
+        start = obs_n.expand(n, -1)
+        goal_b = goal_n.expand(n, -1)
+        noise = torch.randn(n, self.horizon, self.obs_dim, generator=self.generator)
+        cond = {"start": start, "goal": goal_b}
+        if goal_index is not None:
+            cond["goal_index"] = goal_index
+        if self.net.inpaint:
+            pinned = self.net.pinned(n, goal_index).bool()
+            noise = torch.where(pinned, self.net.pinned_values(start, goal_b, goal_index), noise)
+        x = sample(self.net, noise, steps=self.steps, mode=self.mode, **cond)
+        plans = self.normalizer.unnormalize(x.double().numpy())
+        plans[:, 0] = np.asarray(obs, dtype=np.float64)  # exact, whatever the conditioning
+        rows = goal_index.numpy() if goal_index is not None else np.full(n, self.horizon - 1)
+        plans[np.arange(n), rows, : self.net.goal_dim] = goal
+        return plans
+
+    def plan(self, obs, goal) -> Plan:
+        t0 = time.perf_counter()
+        plans = smooth_plans(self.sample_plans(obs, goal), self.smooth)
+        chosen, arrival = select_plan(plans, goal, self.layout if self.selection == "earliest" else None,
+                                      self.goal_radius)
+        end = arrival if self.truncate else self.horizon - 1
+        return Plan(plans[chosen], end, plans, chosen, time.perf_counter() - t0, self.steps)
