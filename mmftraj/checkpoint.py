@@ -1,13 +1,15 @@
 """Checkpoints: tensors in safetensors, metadata in JSON, written atomically as one directory.
 
 A checkpoint is `<run>/checkpoints/step_XXXXXXXX/` holding `tensors.safetensors` (model, EMA,
-optimizer state) and `meta.json` (step, config, optimizer hyper-parameters, extra task state).
-The directory is built under a temporary name and renamed into place, so a crash mid-write
-never leaves a checkpoint that looks complete. Nothing is unpickled on load.
+optimizer state) and `meta.json` (step, config, optimizer hyper-parameters, extra task state, and
+the sha256 of the tensors file, checked on load). The directory is built under a temporary name
+and renamed into place, so a crash mid-write never leaves a checkpoint that looks complete.
+Nothing is unpickled on load.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -25,6 +27,14 @@ from .io import umask_mode
 
 TENSORS = "tensors.safetensors"
 META = "meta.json"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _flatten_optimizer(opt_state: dict) -> tuple[dict[str, torch.Tensor], dict]:
@@ -78,6 +88,7 @@ def save_checkpoint(
     tmp = Path(tempfile.mkdtemp(prefix=f".step_{step:08d}.", dir=root))
     try:
         save_file(tensors, str(tmp / TENSORS))
+        info["tensors_sha256"] = file_sha256(tmp / TENSORS)
         (tmp / META).write_text(json.dumps(info, indent=1, default=str))
         os.chmod(tmp, umask_mode(directory=True))
         for f in tmp.iterdir():
@@ -125,13 +136,17 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     """Return (tensors, meta) of a checkpoint directory or of a run's latest checkpoint."""
     ckpt = resolve_checkpoint(path)
     try:
-        tensors = load_file(str(ckpt / TENSORS))
         meta = json.loads((ckpt / META).read_text())
+        step = meta.get("step") if isinstance(meta, dict) else None
+        if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+            raise UserError(f"checkpoint {ckpt}: {META} is not one mmftraj wrote (step {step!r}); use another checkpoint")
+        saved = meta.get("tensors_sha256")  # absent in checkpoints written before it was stored
+        if saved is not None and file_sha256(ckpt / TENSORS) != saved:
+            raise UserError(f"checkpoint {ckpt} is corrupt: its tensors do not match the checksum saved with them; "
+                            "use an earlier checkpoint")
+        tensors = load_file(str(ckpt / TENSORS))
     except (OSError, ValueError, SafetensorError) as exc:
         raise UserError(f"checkpoint {ckpt} is unreadable or corrupt: {exc}") from None
-    step = meta.get("step") if isinstance(meta, dict) else None
-    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
-        raise UserError(f"checkpoint {ckpt}: {META} is not one mmftraj wrote (step {step!r}); use another checkpoint")
     bad = [name for name, t in tensors.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
     if bad:
         raise UserError(f"checkpoint {ckpt} holds non-finite values ({len(bad)} tensors, e.g. {bad[0]}): "

@@ -1,5 +1,6 @@
 """The command line: version/help, and user errors as one line with exit code 2."""
 
+import json
 import subprocess
 import sys
 
@@ -131,3 +132,67 @@ def test_broken_files_and_unwritable_outputs_are_one_line_exit_2(tmp_path):
     one_line(run(*toy, "--steps", "5", "--runs-dir", str(runs), "--name", "j", "--resume"), "is not one mmftraj wrote")
     np.savez(tmp_path / "bad.npz", samples=np.array([object()], dtype=object))
     one_line(run("fid", "--task", "digits", "--samples", str(tmp_path / "bad.npz")), "is not a samples .npz")
+
+
+# -- reliability: corrupt checkpoints -----------------------------------------------------------------
+def cli(*args):
+    """The CLI in this process (a fraction of a subprocess's start-up); stderr kept apart."""
+    from typer.testing import CliRunner
+
+    from mmftraj.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def toy(runs, name, *extra):
+    return cli("train", "--task", "toy2d", "--runs-dir", runs, "--name", name, "--set", "train.threads=1",
+               "--set", "train.batch_size=64", "--set", "eval.n_samples=64", "--set", "eval.steps=[1]", *extra)
+
+
+def one_error_line(result, *expected):
+    assert result.exit_code == 2, (result.output, result.exception)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in result.output, result.stderr
+    assert all(e in lines[0] for e in expected), lines[0]
+    return lines[0]
+
+
+def _corrupt_an_ema_tensor(ckpt):
+    """Overwrite 4 KB in the middle of the largest EMA tensor with finite bytes (float32 0.5 each)."""
+    import struct
+
+    import numpy as np
+
+    path = ckpt / "tensors.safetensors"
+    with open(path, "r+b") as fh:
+        (size,) = struct.unpack("<Q", fh.read(8))
+        header = json.loads(fh.read(size))
+        name = max((k for k in header if k.startswith("ema/")), key=lambda k: np.subtract(*header[k]["data_offsets"][::-1]))
+        start, end = header[name]["data_offsets"]
+        assert end - start >= 3 * 4096
+        fh.seek(8 + size + (start + end) // 2 - 2048)
+        fh.write(np.full(1024, 0.5, dtype=np.float32).tobytes())
+
+
+def test_a_corrupt_checkpoint_is_one_line_for_eval_and_resume(tmp_path):
+    """Finite garbage in a checkpoint used to evaluate (and resume) as if nothing were wrong."""
+    run = tmp_path / "toy2d" / "c"
+    assert toy(tmp_path, "c", "--steps", "5").exit_code == 0
+    ckpt = run / "checkpoints" / "step_00000005"
+    _corrupt_an_ema_tensor(ckpt)
+    expected = f"checkpoint {ckpt} is corrupt: its tensors do not match the checksum saved with them"
+    one_error_line(cli("eval", "--task", "toy2d", "--checkpoint", run, "--threads", "1"), expected)
+    one_error_line(toy(tmp_path, "c", "--steps", "8", "--resume"), expected)
+
+
+def test_a_checkpoint_without_a_checksum_still_loads(tmp_path):
+    from mmftraj.checkpoint import load_checkpoint
+
+    run = tmp_path / "toy2d" / "old"
+    assert toy(tmp_path, "old", "--steps", "3").exit_code == 0
+    meta_path = run / "checkpoints" / "step_00000003" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["tensors_sha256"]  # as written before it was stored
+    meta_path.write_text(json.dumps(meta))
+    assert load_checkpoint(run)[1]["step"] == 3
+    assert toy(tmp_path, "old", "--steps", "5", "--resume").exit_code == 0
