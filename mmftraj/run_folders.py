@@ -64,6 +64,17 @@ def claim(run_dir: Path, task: str) -> None:
                                                         "created": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
 
 
+def missing_run(run_dir: Path, shown: int = 12) -> str:
+    """The message for --resume of a run that does not exist: the runs there are, or to drop --resume."""
+    parent = run_dir.parent
+    names = sorted(p.name for p in parent.iterdir() if p.is_dir() and not p.name.startswith(".")) if parent.is_dir() else []
+    if not names:
+        return f"--resume: there is no run {run_dir} (no runs under {parent} yet); drop --resume to start it"
+    listed = ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
+    return (f"--resume: there is no run {run_dir}; the runs under {parent} are {listed}: give one with --name, "
+            "or drop --resume to start this one")
+
+
 def remove(run_dir: Path, why: str) -> None:
     """Delete a run folder that mmftraj made; refuse (UserError) any other folder."""
     if not is_ours(run_dir):
