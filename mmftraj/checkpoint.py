@@ -37,6 +37,15 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def checkpoint_root(run_dir: Path) -> Path:
+    """`<run>/checkpoints`, refused when it is a symbolic link: rotation deletes inside it."""
+    root = Path(run_dir) / "checkpoints"
+    if root.is_symlink():
+        raise UserError(f"{root} is a symbolic link; mmftraj never writes or deletes through links: "
+                        "replace it with the folder itself")
+    return root
+
+
 def _flatten_optimizer(opt_state: dict) -> tuple[dict[str, torch.Tensor], dict]:
     tensors: dict[str, torch.Tensor] = {}
     scalars: dict[str, dict[str, Any]] = {}
@@ -70,7 +79,7 @@ def save_checkpoint(
     keep: int = 2,
 ) -> Path:
     """Write checkpoint `step` atomically and keep only the newest `keep` of them."""
-    root = Path(run_dir) / "checkpoints"
+    root = checkpoint_root(run_dir)
     root.mkdir(parents=True, exist_ok=True)
     tensors = {f"model/{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     if ema is not None:
@@ -93,7 +102,9 @@ def save_checkpoint(
         os.chmod(tmp, umask_mode(directory=True))
         for f in tmp.iterdir():
             os.chmod(f, umask_mode())
-        if final.exists():
+        if final.is_symlink():
+            final.unlink()
+        elif final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
     finally:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import io
 import math
 import os
 import signal
@@ -38,6 +39,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from .checkpoint import latest_checkpoint, load_checkpoint, restore_optimizer, save_checkpoint, split_prefix
 from .errors import UserError
+from .io import atomic_write_text, open_no_follow
 
 BatchFn = Callable[[torch.Generator, int], dict]
 
@@ -204,11 +206,17 @@ class DistributedContext:
 
 
 class MetricsLog:
-    """Append-only metrics.csv; on resume, rows past the checkpoint's step are dropped."""
+    """Append-only metrics.csv; on resume, rows past the checkpoint's step are dropped. A symbolic
+    link there is refused on resume and never written through."""
 
     def __init__(self, path: Path, resume_step: int | None):
         self.path = path
         self.fields: list[str] | None = None
+        if path.is_symlink():
+            if resume_step is not None:
+                raise UserError(f"{path} is a symbolic link; mmftraj never writes through links, so it will not "
+                                "continue this run: replace it with the file itself")
+            path.unlink()  # a fresh run: the link goes, its target is untouched
         if resume_step is not None and path.exists():
             try:
                 with path.open(encoding="utf-8") as fh:
@@ -219,10 +227,11 @@ class MetricsLog:
                                 "move it away and resume again (a new one is started)") from None
             if rows:
                 self.fields = list(rows[0].keys())
-                with path.open("w", newline="") as fh:
-                    writer = csv.DictWriter(fh, fieldnames=self.fields)
-                    writer.writeheader()
-                    writer.writerows(kept)
+                text = io.StringIO(newline="")
+                writer = csv.DictWriter(text, fieldnames=self.fields)
+                writer.writeheader()
+                writer.writerows(kept)
+                atomic_write_text(path, text.getvalue())
         elif path.exists():
             path.unlink()
 
@@ -238,7 +247,7 @@ class MetricsLog:
         new = self.fields is None
         if new:
             self.fields = list(row.keys())
-        with self.path.open("a", newline="") as fh:
+        with open_no_follow(self.path, "a") as fh:
             writer = csv.DictWriter(fh, fieldnames=self.fields, extrasaction="ignore")
             if new:
                 writer.writeheader()

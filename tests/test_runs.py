@@ -213,7 +213,7 @@ def test_resume_trusts_the_checkpoint_not_a_hand_edited_config(tmp_path):
     assert saved.read_text() == good.replace("steps: 4", "steps: 6")
 
 
-# -- --resume's edges, through the CLI ----------------------------------------------------------------
+# -- --resume's edges and symbolic links, through the CLI ---------------------------------------------
 def _cli(*args):
     from typer.testing import CliRunner
 
@@ -266,3 +266,34 @@ def test_resume_still_means_resume_if_there_for_library_callers_and_a_never_trai
     (run / MARKER).write_text('{"created_by": "mmftraj"}\n')
     assert _train(tmp_path, "never", "--steps", "2", "--resume").exit_code == 0
     assert json.loads((run / "results.json").read_text())["steps"] == 2
+
+
+def test_a_symlinked_lock_file_is_refused_and_its_target_untouched(tmp_path):
+    """The lock used to be opened through the link and its target truncated to the holder's PID."""
+    target = tmp_path / "precious.txt"
+    target.write_text("precious contents\n")
+    (tmp_path / "runs" / "toy2d").mkdir(parents=True)
+    (tmp_path / "runs" / "toy2d" / ".x.lock").symlink_to(target)
+    _refused(_train(tmp_path / "runs", "x", "--steps", "2"), ".x.lock", "symbolic link")
+    assert target.read_text() == "precious contents\n" and not (tmp_path / "runs" / "toy2d" / "x").exists()
+
+
+@pytest.mark.parametrize("name", ["metrics.csv", "checkpoints", "config.yaml", "results.json", MARKER])
+def test_resume_refuses_a_run_whose_files_are_symbolic_links(tmp_path, name):
+    """A linked metrics.csv used to be rewritten and appended to through the link, a linked
+    checkpoints folder written into and rotated (old checkpoints deleted inside the target)."""
+    import shutil
+
+    assert _train(tmp_path / "runs", "r", "--steps", "3").exit_code == 0
+    run = tmp_path / "runs" / "toy2d" / "r"
+    target = tmp_path / f"elsewhere-{name}"
+    shutil.move(run / name, target)
+    (run / name).symlink_to(target)
+
+    def snapshot():
+        files = sorted(target.rglob("*")) if target.is_dir() else [target]
+        return [(p.relative_to(tmp_path), p.read_bytes() if p.is_file() else None) for p in files]
+
+    before = snapshot()
+    _refused(_train(tmp_path / "runs", "r", "--steps", "6", "--resume"), f"{name} is a symbolic link")
+    assert snapshot() == before

@@ -338,3 +338,26 @@ def test_auto_threads_leave_the_cores_other_jobs_use(monkeypatch):
         assert training.auto_threads() == expected
     trainer = _trainer(None, steps=1)  # threads 0 in the config: the trainer resolves it and records it
     assert trainer.threads >= 1 and trainer.fit()["threads"] == trainer.threads
+
+
+def test_the_trainer_never_writes_through_symbolic_links(tmp_path):
+    """Without the run folder's checks (a library caller): a linked metrics.csv is refused on
+    resume, a linked checkpoints folder on save; neither target changes."""
+    import shutil
+
+    from mmftraj.checkpoint import save_checkpoint
+
+    _trainer(tmp_path / "run", steps=10).fit()
+    outside = tmp_path / "metrics-elsewhere.csv"
+    shutil.move(tmp_path / "run" / "metrics.csv", outside)
+    (tmp_path / "run" / "metrics.csv").symlink_to(outside)
+    before = outside.read_text()
+    with pytest.raises(UserError, match="metrics.csv is a symbolic link"):
+        _trainer(tmp_path / "run", steps=20).fit(resume=True)
+    assert outside.read_text() == before
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "linked").mkdir()
+    (tmp_path / "linked" / "checkpoints").symlink_to(tmp_path / "mine")
+    with pytest.raises(UserError, match="checkpoints is a symbolic link"):
+        save_checkpoint(tmp_path / "linked", 1, torch.nn.Linear(2, 2))
+    assert not list((tmp_path / "mine").iterdir())
