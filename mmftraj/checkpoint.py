@@ -5,6 +5,11 @@ optimizer state) and `meta.json` (step, config, optimizer hyper-parameters, extr
 the sha256 of the tensors file, checked on load). The directory is built under a temporary name
 and renamed into place, so a crash mid-write never leaves a checkpoint that looks complete.
 Nothing is unpickled on load.
+
+`checkpoints/last_good.json` names the newest checkpoint the training loop has confirmed (the
+loss computed from its weights was healthy); rotation never deletes it, and after a divergence
+the checkpoints newer than it are renamed aside to `diverged_step_XXXXXXXX`, which are never
+listed, loaded or rotated.
 """
 
 from __future__ import annotations
@@ -23,10 +28,12 @@ from safetensors.torch import load_file, save_file
 
 from .config import from_dict
 from .errors import UserError
-from .io import umask_mode
+from .io import atomic_write_text, umask_mode
 
 TENSORS = "tensors.safetensors"
 META = "meta.json"
+LAST_GOOD = "last_good.json"
+DIVERGED = "diverged_"  # prefix of checkpoints set aside after a divergence
 
 
 def file_sha256(path: Path) -> str:
@@ -78,7 +85,8 @@ def save_checkpoint(
     meta: dict | None = None,
     keep: int = 2,
 ) -> Path:
-    """Write checkpoint `step` atomically and keep only the newest `keep` of them."""
+    """Write checkpoint `step` atomically and keep only the newest `keep` of them, plus the newest
+    good one (`last_good.json`) wherever it is."""
     root = checkpoint_root(run_dir)
     root.mkdir(parents=True, exist_ok=True)
     tensors = {f"model/{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -110,8 +118,10 @@ def save_checkpoint(
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+    good = last_good_checkpoint(run_dir)
     for old in list_checkpoints(run_dir)[:-keep] if keep > 0 else []:
-        shutil.rmtree(old, ignore_errors=True)
+        if old != good:
+            shutil.rmtree(old, ignore_errors=True)
     return final
 
 
@@ -126,6 +136,40 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
 def latest_checkpoint(run_dir: Path) -> Path | None:
     found = list_checkpoints(run_dir)
     return found[-1] if found else None
+
+
+def mark_good(run_dir: Path, step: int) -> None:
+    """Record checkpoint `step` as the newest good one (atomically, so it survives any crash)."""
+    atomic_write_text(checkpoint_root(run_dir) / LAST_GOOD, json.dumps({"step": int(step)}) + "\n")
+
+
+def last_good_checkpoint(run_dir: Path) -> Path | None:
+    """The checkpoint `last_good.json` names, if it is still there (None for runs that predate it)."""
+    record = Path(run_dir) / "checkpoints" / LAST_GOOD
+    try:
+        step = json.loads(record.read_text()).get("step")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(step, int) or isinstance(step, bool):
+        return None
+    found = [p for p in list_checkpoints(run_dir) if p.name == f"step_{step:08d}"]
+    return found[0] if found else None
+
+
+def set_aside(run_dir: Path, after: int) -> list[Path]:
+    """Rename the checkpoints newer than step `after` to `diverged_step_*` (kept, never loaded)."""
+    checkpoint_root(run_dir)  # not through a link
+    moved = []
+    for ckpt in list_checkpoints(run_dir):
+        if int(ckpt.name.split("_")[1]) > after:
+            target = ckpt.with_name(DIVERGED + ckpt.name)
+            n = 1
+            while target.exists() or target.is_symlink():  # set aside by an earlier divergence too
+                n += 1
+                target = ckpt.with_name(f"{DIVERGED}{ckpt.name}-{n}")
+            os.replace(ckpt, target)
+            moved.append(target)
+    return moved
 
 
 def resolve_checkpoint(path: str | Path) -> Path:

@@ -134,7 +134,7 @@ def test_broken_files_and_unwritable_outputs_are_one_line_exit_2(tmp_path):
     one_line(run("fid", "--task", "digits", "--samples", str(tmp_path / "bad.npz")), "is not a samples .npz")
 
 
-# -- reliability: corrupt checkpoints -----------------------------------------------------------------
+# -- reliability: divergence, corrupt checkpoints, --resume's edges, symbolic links -------------------
 def cli(*args):
     """The CLI in this process (a fraction of a subprocess's start-up); stderr kept apart."""
     from typer.testing import CliRunner
@@ -155,6 +155,32 @@ def one_error_line(result, *expected):
     assert len(lines) == 1 and "Traceback" not in result.output, result.stderr
     assert all(e in lines[0] for e in expected), lines[0]
     return lines[0]
+
+
+@pytest.mark.parametrize("bad", [["train.lr=1e19", "train.weight_decay=1e19"], ["train.lr=1e6"], ["train.lr=1e39"]],
+                         ids=["lr1e19-wd1e19", "lr1e6", "lr1e39"])
+def test_a_diverged_resume_names_the_last_good_checkpoint_and_a_sane_resume_trains_on(tmp_path, bad):
+    """Each used to end badly: lr 1e19 named a checkpoint of 1e19 weights "the last good one" (a sane
+    resume from it diverged at once), lr 1e6 exited 0 with a loss of 1e13, lr 1e39 was a traceback."""
+    import csv
+    import math
+
+    from mmftraj.checkpoint import list_checkpoints
+
+    run = tmp_path / "toy2d" / "d"
+    assert toy(tmp_path, "d", "--steps", "20").exit_code == 0
+    sets = [a for s in [*bad, "train.warmup_steps=0", "train.ckpt_every=1"] for a in ("--set", s)]
+    line = one_error_line(toy(tmp_path, "d", "--steps", "30", "--resume", *sets), "training diverged at step 2",
+                          f"the last good checkpoint is {run / 'checkpoints' / 'step_00000020'}")
+    assert [p.name for p in list_checkpoints(run)] == ["step_00000020"]
+    aside = sorted(p.name for p in (run / "checkpoints").glob("diverged_*"))
+    assert all(name in line for name in aside)  # the message says what was moved
+    resumed = toy(tmp_path, "d", "--steps", "30", "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    results = json.loads((run / "results.json").read_text())
+    assert results["steps"] == 30 and math.isfinite(results["final_loss"]) and results["final_loss"] < 10
+    with open(run / "metrics.csv") as fh:
+        assert all(math.isfinite(float(r["mse"])) and float(r["mse"]) < 10 for r in csv.DictReader(fh))
 
 
 def _corrupt_an_ema_tensor(ckpt):
@@ -192,7 +218,7 @@ def test_a_checkpoint_without_a_checksum_still_loads(tmp_path):
     assert toy(tmp_path, "old", "--steps", "3").exit_code == 0
     meta_path = run / "checkpoints" / "step_00000003" / "meta.json"
     meta = json.loads(meta_path.read_text())
-    del meta["tensors_sha256"]  # as written before it was stored
+    del meta["tensors_sha256"], meta["loss_median"]  # as written before either was stored
     meta_path.write_text(json.dumps(meta))
     assert load_checkpoint(run)[1]["step"] == 3
     assert toy(tmp_path, "old", "--steps", "5", "--resume").exit_code == 0
