@@ -134,7 +134,7 @@ def test_broken_files_and_unwritable_outputs_are_one_line_exit_2(tmp_path):
     one_line(run("fid", "--task", "digits", "--samples", str(tmp_path / "bad.npz")), "is not a samples .npz")
 
 
-# -- reliability: divergence, corrupt checkpoints, --resume's edges, symbolic links -------------------
+# -- reliability: divergence and corrupt checkpoints, through the CLI ---------------------------------
 def cli(*args):
     """The CLI in this process (a fraction of a subprocess's start-up); stderr kept apart."""
     from typer.testing import CliRunner
