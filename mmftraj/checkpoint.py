@@ -1,13 +1,20 @@
 """Checkpoints: tensors in safetensors, metadata in JSON, written atomically as one directory.
 
 A checkpoint is `<run>/checkpoints/step_XXXXXXXX/` holding `tensors.safetensors` (model, EMA,
-optimizer state) and `meta.json` (step, config, optimizer hyper-parameters, extra task state).
-The directory is built under a temporary name and renamed into place, so a crash mid-write
-never leaves a checkpoint that looks complete. Nothing is unpickled on load.
+optimizer state) and `meta.json` (step, config, optimizer hyper-parameters, extra task state, and
+the sha256 of the tensors file, checked on load). The directory is built under a temporary name
+and renamed into place, so a crash mid-write never leaves a checkpoint that looks complete.
+Nothing is unpickled on load.
+
+`checkpoints/last_good.json` names the newest checkpoint the training loop has confirmed (the
+loss computed from its weights was healthy); rotation never deletes it, and after a divergence
+the checkpoints newer than it are renamed aside to `diverged_step_XXXXXXXX`, which are never
+listed, loaded or rotated.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -21,10 +28,29 @@ from safetensors.torch import load_file, save_file
 
 from .config import from_dict
 from .errors import UserError
-from .io import umask_mode
+from .io import atomic_write_text, umask_mode
 
 TENSORS = "tensors.safetensors"
 META = "meta.json"
+LAST_GOOD = "last_good.json"
+DIVERGED = "diverged_"  # prefix of checkpoints set aside after a divergence
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def checkpoint_root(run_dir: Path) -> Path:
+    """`<run>/checkpoints`, refused when it is a symbolic link: rotation deletes inside it."""
+    root = Path(run_dir) / "checkpoints"
+    if root.is_symlink():
+        raise UserError(f"{root} is a symbolic link; mmftraj never writes or deletes through links: "
+                        "replace it with the folder itself")
+    return root
 
 
 def _flatten_optimizer(opt_state: dict) -> tuple[dict[str, torch.Tensor], dict]:
@@ -59,8 +85,9 @@ def save_checkpoint(
     meta: dict | None = None,
     keep: int = 2,
 ) -> Path:
-    """Write checkpoint `step` atomically and keep only the newest `keep` of them."""
-    root = Path(run_dir) / "checkpoints"
+    """Write checkpoint `step` atomically and keep only the newest `keep` of them, plus the newest
+    good one (`last_good.json`) wherever it is."""
+    root = checkpoint_root(run_dir)
     root.mkdir(parents=True, exist_ok=True)
     tensors = {f"model/{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     if ema is not None:
@@ -78,18 +105,23 @@ def save_checkpoint(
     tmp = Path(tempfile.mkdtemp(prefix=f".step_{step:08d}.", dir=root))
     try:
         save_file(tensors, str(tmp / TENSORS))
+        info["tensors_sha256"] = file_sha256(tmp / TENSORS)
         (tmp / META).write_text(json.dumps(info, indent=1, default=str))
         os.chmod(tmp, umask_mode(directory=True))
         for f in tmp.iterdir():
             os.chmod(f, umask_mode())
-        if final.exists():
+        if final.is_symlink():
+            final.unlink()
+        elif final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+    good = last_good_checkpoint(run_dir)
     for old in list_checkpoints(run_dir)[:-keep] if keep > 0 else []:
-        shutil.rmtree(old, ignore_errors=True)
+        if old != good:
+            shutil.rmtree(old, ignore_errors=True)
     return final
 
 
@@ -104,6 +136,40 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
 def latest_checkpoint(run_dir: Path) -> Path | None:
     found = list_checkpoints(run_dir)
     return found[-1] if found else None
+
+
+def mark_good(run_dir: Path, step: int) -> None:
+    """Record checkpoint `step` as the newest good one (atomically, so it survives any crash)."""
+    atomic_write_text(checkpoint_root(run_dir) / LAST_GOOD, json.dumps({"step": int(step)}) + "\n")
+
+
+def last_good_checkpoint(run_dir: Path) -> Path | None:
+    """The checkpoint `last_good.json` names, if it is still there (None for runs that predate it)."""
+    record = Path(run_dir) / "checkpoints" / LAST_GOOD
+    try:
+        step = json.loads(record.read_text()).get("step")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(step, int) or isinstance(step, bool):
+        return None
+    found = [p for p in list_checkpoints(run_dir) if p.name == f"step_{step:08d}"]
+    return found[0] if found else None
+
+
+def set_aside(run_dir: Path, after: int) -> list[Path]:
+    """Rename the checkpoints newer than step `after` to `diverged_step_*` (kept, never loaded)."""
+    checkpoint_root(run_dir)  # not through a link
+    moved = []
+    for ckpt in list_checkpoints(run_dir):
+        if int(ckpt.name.split("_")[1]) > after:
+            target = ckpt.with_name(DIVERGED + ckpt.name)
+            n = 1
+            while target.exists() or target.is_symlink():  # set aside by an earlier divergence too
+                n += 1
+                target = ckpt.with_name(f"{DIVERGED}{ckpt.name}-{n}")
+            os.replace(ckpt, target)
+            moved.append(target)
+    return moved
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -125,13 +191,17 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     """Return (tensors, meta) of a checkpoint directory or of a run's latest checkpoint."""
     ckpt = resolve_checkpoint(path)
     try:
-        tensors = load_file(str(ckpt / TENSORS))
         meta = json.loads((ckpt / META).read_text())
+        step = meta.get("step") if isinstance(meta, dict) else None
+        if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+            raise UserError(f"checkpoint {ckpt}: {META} is not one mmftraj wrote (step {step!r}); use another checkpoint")
+        saved = meta.get("tensors_sha256")  # absent in checkpoints written before it was stored
+        if saved is not None and file_sha256(ckpt / TENSORS) != saved:
+            raise UserError(f"checkpoint {ckpt} is corrupt: its tensors do not match the checksum saved with them; "
+                            "use an earlier checkpoint")
+        tensors = load_file(str(ckpt / TENSORS))
     except (OSError, ValueError, SafetensorError) as exc:
         raise UserError(f"checkpoint {ckpt} is unreadable or corrupt: {exc}") from None
-    step = meta.get("step") if isinstance(meta, dict) else None
-    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
-        raise UserError(f"checkpoint {ckpt}: {META} is not one mmftraj wrote (step {step!r}); use another checkpoint")
     bad = [name for name, t in tensors.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
     if bad:
         raise UserError(f"checkpoint {ckpt} holds non-finite values ({len(bad)} tensors, e.g. {bad[0]}): "

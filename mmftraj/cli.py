@@ -98,6 +98,7 @@ def train(
         runs_dir=runs_dir,
         resume=resume,
         overwrite=overwrite,
+        must_exist=resume,  # --resume names a run that is there; only library callers mean "if it is there"
     )
 
 

@@ -1,12 +1,17 @@
-"""Atomic file writes (a file appears complete or not at all: temp file + rename) and the cache folder."""
+"""Atomic file writes (a file appears complete or not at all: temp file + rename), appends that never
+follow a symbolic link, and the cache folder."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
+
+from .errors import UserError
 
 
 def cache_dir() -> Path:
@@ -48,3 +53,17 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+
+
+def open_no_follow(path: str | Path, mode: str = "a") -> TextIO:
+    """Open `path` as text for appending ("a") or writing ("w"), refusing (UserError) a symbolic
+    link there: the kernel checks it (O_NOFOLLOW), so no link planted in between is written through."""
+    flags = os.O_WRONLY | os.O_CREAT | {"a": os.O_APPEND, "w": os.O_TRUNC}[mode]
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW, 0o666)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UserError(f"{path} is a symbolic link; mmftraj never writes through links: replace it with "
+                            "the file itself") from None
+        raise
+    return os.fdopen(fd, mode, newline="")

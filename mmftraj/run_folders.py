@@ -10,6 +10,7 @@ and the clean-up of a start that never trained touch only folders that carry it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -64,6 +65,31 @@ def claim(run_dir: Path, task: str) -> None:
                                                         "created": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
 
 
+# what mmftraj writes or rewrites in a run folder; none of them may be a symbolic link
+WRITTEN = (MARKER, "config.yaml", "metrics.csv", "results.json", "checkpoints")
+
+
+def refuse_links(run_dir: Path) -> None:
+    """A UserError when any file or folder mmftraj writes in `run_dir` is a symbolic link: it never
+    writes through one (a link's target may be anything of the user's)."""
+    links = [name for name in WRITTEN if (run_dir / name).is_symlink()]
+    if links:
+        raise UserError(f"run {run_dir}: {', '.join(links)} {'is a symbolic link' if len(links) == 1 else 'are symbolic links'}"
+                        "; mmftraj never writes through links, so it will not continue this run: replace "
+                        f"{'it' if len(links) == 1 else 'them'} with the real file or folder")
+
+
+def missing_run(run_dir: Path, shown: int = 12) -> str:
+    """The message for --resume of a run that does not exist: the runs there are, or to drop --resume."""
+    parent = run_dir.parent
+    names = sorted(p.name for p in parent.iterdir() if p.is_dir() and not p.name.startswith(".")) if parent.is_dir() else []
+    if not names:
+        return f"--resume: there is no run {run_dir} (no runs under {parent} yet); drop --resume to start it"
+    listed = ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
+    return (f"--resume: there is no run {run_dir}; the runs under {parent} are {listed}: give one with --name, "
+            "or drop --resume to start this one")
+
+
 def remove(run_dir: Path, why: str) -> None:
     """Delete a run folder that mmftraj made; refuse (UserError) any other folder."""
     if not is_ours(run_dir):
@@ -82,12 +108,16 @@ def locked(run_dir: Path) -> Iterator[None]:
     """Hold an exclusive lock on run `run_dir` (a `.<name>.lock` file beside it) for the block.
 
     The kernel releases an flock when its process ends, however it ends, so a lock is never stale;
-    the file keeps the holder's PID for the message a second process gets."""
+    the file keeps the holder's PID for the message a second process gets. A symbolic link there is
+    refused (O_NOFOLLOW), never opened: the PID would overwrite its target."""
     path = run_dir.parent / f".{run_dir.name}.lock"
     try:
         run_dir.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+        fd = os.open(path, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o644)
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UserError(f"{path}, the lock file of run {run_dir}, is a symbolic link; mmftraj never writes "
+                            "through links: remove the link (its target is left as it is)") from None
         raise UserError(f"cannot write runs under {run_dir.parent}: {exc.strerror or exc}; choose a writable "
                         "--runs-dir") from None
     try:

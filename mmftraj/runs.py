@@ -17,7 +17,7 @@ from .core.objective import VARIANTS, ModularMeanFlow, resolve_tangent, variant_
 from .errors import UserError, choice_error
 from .io import atomic_write_text
 from .resources import resource_path
-from .run_folders import claim, is_ours, locked, never_trained, remove, run_folder
+from .run_folders import claim, is_ours, locked, missing_run, never_trained, refuse_links, remove, run_folder
 from .tasks import get_task
 from .training import check_train_config, resolve_device
 
@@ -139,15 +139,22 @@ def prepare_and_train(
     overwrite: bool = False,
     progress: bool = True,
     group: str | None = None,
+    must_exist: bool = False,
 ) -> dict:
     """Resolve the config, lay out `<runs_dir>/<task>/[<group>/]<name>/`, train, write results.
 
     `name` and `group` are single path components; `overwrite` deletes only a folder mmftraj made.
+    `resume` continues the run if it is there and starts it otherwise (reports and benchmarks rely
+    on that); with `must_exist` (the CLI's --resume) a missing run is an error instead.
     """
+    if resume and overwrite:
+        raise UserError("--resume continues a run and --overwrite deletes it first; give one of them, not both")
     module, cfg = resolve_config(task, preset, config_file, overrides, objective, steps, seed, device)
     preset = preset or module.default_preset(cfg)
     run_dir = run_folder(runs_dir, task, default_run_name(cfg, preset) if name is None else name, group)
     check_run_config(cfg, task, device, overrides)  # before any folder exists
+    if resume and must_exist and not (run_dir.exists() or run_dir.is_symlink()):
+        raise UserError(missing_run(run_dir))
     with locked(run_dir):
         saved = run_dir / "config.yaml"
         if never_trained(run_dir):  # an earlier attempt of ours stopped before its first step: start afresh
@@ -158,6 +165,7 @@ def prepare_and_train(
             if overwrite:
                 remove(run_dir, "overwrite")
             elif resume:
+                refuse_links(run_dir)
                 if not is_ours(run_dir) and not (saved.is_file() and (run_dir / "checkpoints").is_dir()):
                     raise UserError(f"{run_dir} exists but is not an mmftraj run (no config.yaml and checkpoints); "
                                     f"choose another --name")

@@ -8,6 +8,12 @@ Exact resume without saving RNG streams: every step reseeds its generators from
 (seed, rank, step), so step k draws the same batch, noise and times whether or not the run was
 interrupted before it.
 
+Divergence: every step compares its raw loss with the running median of recent healthy ones
+(LossHealth). A checkpoint counts as good once the loss computed from its weights, the next step's,
+is healthy; `checkpoints/last_good.json` records it. A loss far above the median, or not finite,
+stops the run with one line; checkpoints newer than the last good one are set aside, so --resume
+continues from it.
+
 Data parallelism: the JVP goes through torch.func, which bypasses DistributedDataParallel's
 gradient hooks silently, so we do not wrap the model in DDP at all. Each rank computes its loss
 on its own data and gradients are averaged by hand with one all-reduce of a flat buffer before
@@ -18,17 +24,20 @@ from __future__ import annotations
 
 import copy
 import csv
+import io
 import math
 import os
 import signal
+import statistics
 import threading
 import time
 import warnings
+from collections import deque
 from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NoReturn
 
 import numpy as np
 import torch
@@ -36,8 +45,18 @@ import torch.distributed as dist
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from .checkpoint import latest_checkpoint, load_checkpoint, restore_optimizer, save_checkpoint, split_prefix
+from .checkpoint import (
+    last_good_checkpoint,
+    latest_checkpoint,
+    load_checkpoint,
+    mark_good,
+    restore_optimizer,
+    save_checkpoint,
+    set_aside,
+    split_prefix,
+)
 from .errors import UserError
+from .io import atomic_write_text, open_no_follow
 
 BatchFn = Callable[[torch.Generator, int], dict]
 
@@ -188,6 +207,14 @@ class DistributedContext:
             for tensor in list(model.parameters()) + list(model.buffers()):
                 dist.broadcast(tensor.data, src=0)
 
+    def average(self, values: torch.Tensor) -> torch.Tensor:
+        """`values` averaged over ranks, so every rank takes the same decision on them."""
+        if self.world > 1:
+            values = values.clone()
+            dist.all_reduce(values, op=dist.ReduceOp.SUM)
+            values /= self.world
+        return values
+
     def average_gradients(self, params: list[torch.nn.Parameter]) -> None:
         """One all-reduce over a flat buffer of every gradient (missing grads count as zero)."""
         if self.world <= 1:
@@ -203,12 +230,57 @@ class DistributedContext:
             offset += n
 
 
+# Loss health, judged on the raw per-entry MSE (stats["mse"]): the adaptive weight divides the
+# weighted loss by about its own size, so that one stays near 1 while the model explodes. A healthy
+# run's MSE stays within a few times its recent median (the λ curriculum moves it gradually); a
+# diverging one (lr 1e6 on toy2d) jumps by 1e24 within one step. The wide gap between the two
+# factors keeps ordinary noise from ever stopping a run.
+LOSS_WINDOW = 200  # recent healthy losses the running median is taken over
+SUSPECT_FACTOR = 10.0  # above this times the median a loss is not healthy: it confirms no checkpoint
+DIVERGED_FACTOR = 1000.0  # above this times the median (or not finite) the run has diverged and stops
+
+
+class LossHealth:
+    """The running median of recent healthy losses, and a verdict on each new one."""
+
+    def __init__(self, median: float | None = None):
+        seed = [median] * LOSS_WINDOW if median is not None and math.isfinite(median) and median > 0 else []
+        self.recent: deque[float] = deque(seed, maxlen=LOSS_WINDOW)  # a resumed run starts at its saved scale
+
+    @property
+    def median(self) -> float | None:
+        return statistics.median(self.recent) if self.recent else None
+
+    def ratio(self, value: float) -> float:
+        """`value` over the running median: inf when not finite, 1 before there is a median."""
+        if not math.isfinite(value):
+            return math.inf
+        median = self.median
+        return value / median if median else 1.0
+
+    def judge(self, value: float) -> tuple[str, float]:
+        """("healthy" | "suspect" | "diverged", ratio); healthy values join the median's window."""
+        ratio = self.ratio(value)
+        if ratio > DIVERGED_FACTOR:
+            return "diverged", ratio
+        if ratio > SUSPECT_FACTOR:
+            return "suspect", ratio
+        self.recent.append(value)
+        return "healthy", ratio
+
+
 class MetricsLog:
-    """Append-only metrics.csv; on resume, rows past the checkpoint's step are dropped."""
+    """Append-only metrics.csv; on resume, rows past the checkpoint's step are dropped. A symbolic
+    link there is refused on resume and never written through."""
 
     def __init__(self, path: Path, resume_step: int | None):
         self.path = path
         self.fields: list[str] | None = None
+        if path.is_symlink():
+            if resume_step is not None:
+                raise UserError(f"{path} is a symbolic link; mmftraj never writes through links, so it will not "
+                                "continue this run: replace it with the file itself")
+            path.unlink()  # a fresh run: the link goes, its target is untouched
         if resume_step is not None and path.exists():
             try:
                 with path.open(encoding="utf-8") as fh:
@@ -219,10 +291,11 @@ class MetricsLog:
                                 "move it away and resume again (a new one is started)") from None
             if rows:
                 self.fields = list(rows[0].keys())
-                with path.open("w", newline="") as fh:
-                    writer = csv.DictWriter(fh, fieldnames=self.fields)
-                    writer.writeheader()
-                    writer.writerows(kept)
+                text = io.StringIO(newline="")
+                writer = csv.DictWriter(text, fieldnames=self.fields)
+                writer.writeheader()
+                writer.writerows(kept)
+                atomic_write_text(path, text.getvalue())
         elif path.exists():
             path.unlink()
 
@@ -238,7 +311,7 @@ class MetricsLog:
         new = self.fields is None
         if new:
             self.fields = list(row.keys())
-        with self.path.open("a", newline="") as fh:
+        with open_no_follow(self.path, "a") as fh:
             writer = csv.DictWriter(fh, fieldnames=self.fields, extrasaction="ignore")
             if new:
                 writer.writeheader()
@@ -322,15 +395,29 @@ class Trainer:
         self.forward_model = compile_model(self.model, cfg.compile_scope) if cfg.compile else self.model
         self.step = 0
         self.train_time = 0.0
+        self.health = LossHealth()
+        self.unconfirmed: int | None = None  # the step of the newest checkpoint no healthy loss has confirmed yet
+        self.resumed_from: int | None = None
+        self.suspect: tuple[int, float] | None = None  # (first step, worst ratio) of suspect losses since the last good one
 
     # -- state ---------------------------------------------------------------------------
     def save(self) -> Path | None:
+        """Write a checkpoint; weights that are not finite are never saved (the run stops instead).
+        Every rank checks them (they are identical), so every rank stops together."""
+        if not self._weights_finite():
+            self._diverged("the weights are not finite", at=self.step)  # the step that made them
+        self.unconfirmed = self.step  # on every rank, so all keep the same account
         if self.run_dir is None or not self.dist.is_main:
             return None
-        meta = dict(self.meta, train_time_s=self.train_time, world_size=self.dist.world)
+        meta = dict(self.meta, train_time_s=self.train_time, world_size=self.dist.world,
+                    loss_median=self.health.median)
         return save_checkpoint(
             self.run_dir, self.step, self.model, self.ema, self.optimizer, meta, keep=self.cfg.keep_checkpoints
         )
+
+    def _weights_finite(self) -> bool:
+        tensors = [t for m in (self.model, self.ema) for t in m.state_dict().values() if t.is_floating_point()]
+        return bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all()) if tensors else True
 
     def restore(self, path: Path) -> None:
         tensors, meta = load_checkpoint(path)
@@ -344,6 +431,9 @@ class Trainer:
         restore_optimizer(self.optimizer, tensors, meta)
         self.step = int(meta["step"])
         self.train_time = float(meta.get("train_time_s", 0.0))
+        median = meta.get("loss_median")  # absent in checkpoints written before it was stored
+        self.health = LossHealth(float(median) if isinstance(median, (int, float)) else None)
+        self.resumed_from = self.unconfirmed = self.step
 
     # -- one step ------------------------------------------------------------------------
     def _generators(self, step: int) -> tuple[torch.Generator, torch.Generator]:
@@ -378,16 +468,13 @@ class Trainer:
             grad_norm = torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip)
         else:
             grad_norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in self.params if p.grad is not None]))
-        # Divergence guard, before the step, so the weights stay the last good ones. The averaged
-        # gradient is the same on every rank; the loss is checked where it is the only one.
-        finite = torch.isfinite(grad_norm) & (torch.isfinite(loss) if self.dist.world == 1 else True)
-        if not bool(finite):
-            last = latest_checkpoint(self.run_dir) if self.run_dir is not None else None
-            raise UserError(f"training diverged at step {self.step + 1}: the {'loss' if not torch.isfinite(loss) else 'gradient'}"
-                            f" is not finite (lr {self.optimizer.param_groups[0]['lr']:.3g}); nothing was saved from it"
-                            + (f"; the last good checkpoint is {last}" if last else "")
-                            + ". Lower train.lr or set train.grad_clip, then --resume or start afresh")
-        self.optimizer.step()
+        self._check_health(loss, stats["mse"], grad_norm)
+        try:
+            self.optimizer.step()
+        except RuntimeError as exc:  # e.g. lr 1e39: the step size does not fit in float32
+            if "overflow" not in str(exc):
+                raise
+            self._diverged("the optimizer step overflows float32: train.lr or train.weight_decay is too large")
         with torch.no_grad():
             ema_params = list(self.ema.parameters())
             model_params = list(self.model.parameters())
@@ -397,6 +484,49 @@ class Trainer:
         self.step += 1
         return {"loss": loss.detach(), "mse": stats["mse"], "lambda": stats["lambda"], "grad_norm": grad_norm.detach(),
                 "lr": self.optimizer.param_groups[0]["lr"], "batch": int(x.shape[0])}
+
+    # -- divergence ----------------------------------------------------------------------
+    def _check_health(self, loss: torch.Tensor, mse: torch.Tensor, grad_norm: torch.Tensor) -> None:
+        """Judge this step's loss, computed from the current weights, before the optimizer moves them:
+        a healthy one confirms the checkpoint of these weights, a diverged one stops the run. The
+        values are averaged over ranks, so every rank decides the same."""
+        shared = self.dist.average(torch.stack([loss.detach().float(), mse.float()]))
+        # the averaged gradient's norm is the same on every rank already; one host sync for all three
+        loss_value, mse_value, grad_value = torch.cat([shared, grad_norm.detach().float().reshape(1)]).tolist()
+        verdict, ratio = self.health.judge(mse_value if math.isfinite(loss_value) else math.nan)
+        if verdict == "healthy" and self.unconfirmed == self.step:
+            if self.run_dir is not None and self.dist.is_main:
+                mark_good(self.run_dir, self.step)
+            self.unconfirmed, self.suspect = None, None
+        elif verdict == "suspect":
+            self.suspect = (self.step + 1, ratio) if self.suspect is None else (self.suspect[0], max(ratio, self.suspect[1]))
+        if verdict == "diverged":
+            if not math.isfinite(ratio):
+                self._diverged("the loss is not finite")
+            self._diverged(f"the loss ({mse_value:.3g}) is {ratio:.3g} times its running median "
+                           f"({self.health.median:.3g})")
+        if not math.isfinite(grad_value):
+            self._diverged("the gradient is not finite")
+
+    def _diverged(self, why: str, at: int | None = None) -> NoReturn:
+        """Stop the run with one line: set aside the checkpoints newer than the last good one, so
+        --resume continues from it, and say so. `at`: the step named (default: the one under way)."""
+        lr = self.optimizer.param_groups[0]["lr"]
+        head = (f"training diverged at step {self.step + 1 if at is None else at}: {why} (lr {lr:.3g}); "
+                "nothing was saved from it")
+        advice = ". Lower train.lr or set train.grad_clip, then --resume (it continues from the last good one) or start afresh"
+        if self.run_dir is None or not self.dist.is_main:
+            raise UserError(head + (f" (rank {self.dist.rank}; rank 0 names the last good checkpoint)"
+                                    if self.dist.world > 1 else "") + advice)
+        good = last_good_checkpoint(self.run_dir)
+        # without a record, checkpoints older than the one this process resumed from are left alone
+        after = int(good.name.split("_")[1]) if good else (self.resumed_from or 0) - 1
+        moved = set_aside(self.run_dir, after)
+        where = f"; the last good checkpoint is {good}" if good else "; no checkpoint is known to be good"
+        if moved:
+            where += (f"; the {len(moved)} newer one{'s' if len(moved) > 1 else ''} "
+                      f"{'were' if len(moved) > 1 else 'was'} renamed aside to {', '.join(p.name for p in moved)}")
+        raise UserError(head + where + advice)
 
     # -- the loop ------------------------------------------------------------------------
     def fit(self, resume: bool = False, callback: Callable[[Trainer], None] | None = None) -> dict:
@@ -477,5 +607,14 @@ class Trainer:
             row = log.last_row()
         if self.step > start_step:
             self.save()
-        return {"steps": self.step, "final_loss": row.get("loss"), "train_time_s": self.train_time,
-                "threads": self.threads}
+        result = {"steps": self.step, "final_loss": row.get("loss"), "train_time_s": self.train_time,
+                  "threads": self.threads}
+        if self.suspect is not None:  # the weights since the last good checkpoint may be going astray
+            good = last_good_checkpoint(self.run_dir) if self.run_dir is not None else None
+            result["last_good_checkpoint"] = str(good) if good else None
+            if self.dist.is_main:
+                Console(stderr=True).print(
+                    f"warning: since step {self.suspect[0]} the loss has been up to {self.suspect[1]:.3g} times its "
+                    f"running median (over {SUSPECT_FACTOR:g} is suspicious) and no later checkpoint was confirmed good; "
+                    f"the last good checkpoint is {good or 'unknown'}", soft_wrap=True, highlight=False, markup=False, style="yellow")
+        return result

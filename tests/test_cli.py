@@ -1,5 +1,6 @@
 """The command line: version/help, and user errors as one line with exit code 2."""
 
+import json
 import subprocess
 import sys
 
@@ -131,3 +132,93 @@ def test_broken_files_and_unwritable_outputs_are_one_line_exit_2(tmp_path):
     one_line(run(*toy, "--steps", "5", "--runs-dir", str(runs), "--name", "j", "--resume"), "is not one mmftraj wrote")
     np.savez(tmp_path / "bad.npz", samples=np.array([object()], dtype=object))
     one_line(run("fid", "--task", "digits", "--samples", str(tmp_path / "bad.npz")), "is not a samples .npz")
+
+
+# -- reliability: divergence and corrupt checkpoints, through the CLI ---------------------------------
+def cli(*args):
+    """The CLI in this process (a fraction of a subprocess's start-up); stderr kept apart."""
+    from typer.testing import CliRunner
+
+    from mmftraj.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def toy(runs, name, *extra):
+    return cli("train", "--task", "toy2d", "--runs-dir", runs, "--name", name, "--set", "train.threads=1",
+               "--set", "train.batch_size=64", "--set", "eval.n_samples=64", "--set", "eval.steps=[1]", *extra)
+
+
+def one_error_line(result, *expected):
+    assert result.exit_code == 2, (result.output, result.exception)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in result.output, result.stderr
+    assert all(e in lines[0] for e in expected), lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("bad", [["train.lr=1e19", "train.weight_decay=1e19"], ["train.lr=1e6"], ["train.lr=1e39"]],
+                         ids=["lr1e19-wd1e19", "lr1e6", "lr1e39"])
+def test_a_diverged_resume_names_the_last_good_checkpoint_and_a_sane_resume_trains_on(tmp_path, bad):
+    """Each used to end badly: lr 1e19 named a checkpoint of 1e19 weights "the last good one" (a sane
+    resume from it diverged at once), lr 1e6 exited 0 with a loss of 1e13, lr 1e39 was a traceback."""
+    import csv
+    import math
+
+    from mmftraj.checkpoint import list_checkpoints
+
+    run = tmp_path / "toy2d" / "d"
+    assert toy(tmp_path, "d", "--steps", "20").exit_code == 0
+    sets = [a for s in [*bad, "train.warmup_steps=0", "train.ckpt_every=1"] for a in ("--set", s)]
+    line = one_error_line(toy(tmp_path, "d", "--steps", "30", "--resume", *sets), "training diverged at step 2",
+                          f"the last good checkpoint is {run / 'checkpoints' / 'step_00000020'}")
+    assert [p.name for p in list_checkpoints(run)] == ["step_00000020"]
+    aside = sorted(p.name for p in (run / "checkpoints").glob("diverged_*"))
+    assert all(name in line for name in aside)  # the message says what was moved
+    resumed = toy(tmp_path, "d", "--steps", "30", "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    results = json.loads((run / "results.json").read_text())
+    assert results["steps"] == 30 and math.isfinite(results["final_loss"]) and results["final_loss"] < 10
+    with open(run / "metrics.csv") as fh:
+        assert all(math.isfinite(float(r["mse"])) and float(r["mse"]) < 10 for r in csv.DictReader(fh))
+
+
+def _corrupt_an_ema_tensor(ckpt):
+    """Overwrite 4 KB in the middle of the largest EMA tensor with finite bytes (float32 0.5 each)."""
+    import struct
+
+    import numpy as np
+
+    path = ckpt / "tensors.safetensors"
+    with open(path, "r+b") as fh:
+        (size,) = struct.unpack("<Q", fh.read(8))
+        header = json.loads(fh.read(size))
+        name = max((k for k in header if k.startswith("ema/")), key=lambda k: np.subtract(*header[k]["data_offsets"][::-1]))
+        start, end = header[name]["data_offsets"]
+        assert end - start >= 3 * 4096
+        fh.seek(8 + size + (start + end) // 2 - 2048)
+        fh.write(np.full(1024, 0.5, dtype=np.float32).tobytes())
+
+
+def test_a_corrupt_checkpoint_is_one_line_for_eval_and_resume(tmp_path):
+    """Finite garbage in a checkpoint used to evaluate (and resume) as if nothing were wrong."""
+    run = tmp_path / "toy2d" / "c"
+    assert toy(tmp_path, "c", "--steps", "5").exit_code == 0
+    ckpt = run / "checkpoints" / "step_00000005"
+    _corrupt_an_ema_tensor(ckpt)
+    expected = f"checkpoint {ckpt} is corrupt: its tensors do not match the checksum saved with them"
+    one_error_line(cli("eval", "--task", "toy2d", "--checkpoint", run, "--threads", "1"), expected)
+    one_error_line(toy(tmp_path, "c", "--steps", "8", "--resume"), expected)
+
+
+def test_a_checkpoint_without_a_checksum_still_loads(tmp_path):
+    from mmftraj.checkpoint import load_checkpoint
+
+    run = tmp_path / "toy2d" / "old"
+    assert toy(tmp_path, "old", "--steps", "3").exit_code == 0
+    meta_path = run / "checkpoints" / "step_00000003" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["tensors_sha256"], meta["loss_median"]  # as written before either was stored
+    meta_path.write_text(json.dumps(meta))
+    assert load_checkpoint(run)[1]["step"] == 3
+    assert toy(tmp_path, "old", "--steps", "5", "--resume").exit_code == 0

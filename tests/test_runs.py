@@ -211,3 +211,89 @@ def test_resume_trusts_the_checkpoint_not_a_hand_edited_config(tmp_path):
     results = run(steps=6, resume=True)
     assert results["objective"] == "fm" and results["distribution"] == "two_moons" and results["steps"] == 6
     assert saved.read_text() == good.replace("steps: 4", "steps: 6")
+
+
+# -- --resume's edges and symbolic links, through the CLI ---------------------------------------------
+def _cli(*args):
+    from typer.testing import CliRunner
+
+    from mmftraj.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def _train(runs, name, *extra):
+    return _cli("train", "--task", "toy2d", "--runs-dir", runs, "--name", name, "--set", "train.threads=1",
+                "--set", "train.batch_size=64", "--set", "eval.n_samples=64", "--set", "eval.steps=[1]", *extra)
+
+
+def _refused(result, *expected):
+    assert result.exit_code == 2, (result.output, result.exception)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and all(e in lines[0] for e in expected), result.stderr
+    return lines[0]
+
+
+def test_resume_and_overwrite_together_are_refused_before_anything_is_deleted(tmp_path):
+    """Together they used to delete the run and train a new one from step 0."""
+    assert _train(tmp_path, "r", "--steps", "3").exit_code == 0
+    run = tmp_path / "toy2d" / "r"
+    before = sorted(p.name for p in run.rglob("*"))
+    _refused(_train(tmp_path, "r", "--steps", "5", "--resume", "--overwrite"), "--resume", "--overwrite", "not both")
+    assert sorted(p.name for p in run.rglob("*")) == before
+    assert json.loads((run / "results.json").read_text())["steps"] == 3
+
+
+def test_resume_of_a_run_that_does_not_exist_names_the_runs_there(tmp_path):
+    """It used to start a new run at step 0 under the mistyped name."""
+    line = _refused(_train(tmp_path, "typo", "--steps", "3", "--resume"), str(tmp_path / "toy2d" / "typo"),
+                    "drop --resume")
+    assert "no runs under" in line
+    assert _train(tmp_path, "alpha", "--steps", "2").exit_code == 0
+    assert _train(tmp_path, "beta", "--steps", "2").exit_code == 0
+    line = _refused(_train(tmp_path, "typo", "--steps", "3", "--resume"), "there is no run", "alpha, beta",
+                    "drop --resume")
+    assert not (tmp_path / "toy2d" / "typo").exists() and not (tmp_path / "toy2d" / ".typo.lock").exists()
+
+
+def test_resume_still_means_resume_if_there_for_library_callers_and_a_never_trained_run(tmp_path):
+    """Reports and benchmarks call prepare_and_train(resume=True) on runs that may not exist yet; a
+    folder an earlier start left before its first step counts as existing and starts afresh."""
+    assert _toy(tmp_path, tmp_path, name="fresh", resume=True)["steps"] == 2
+    run = tmp_path / "toy2d" / "never"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text("{}\n")
+    (run / MARKER).write_text('{"created_by": "mmftraj"}\n')
+    assert _train(tmp_path, "never", "--steps", "2", "--resume").exit_code == 0
+    assert json.loads((run / "results.json").read_text())["steps"] == 2
+
+
+def test_a_symlinked_lock_file_is_refused_and_its_target_untouched(tmp_path):
+    """The lock used to be opened through the link and its target truncated to the holder's PID."""
+    target = tmp_path / "precious.txt"
+    target.write_text("precious contents\n")
+    (tmp_path / "runs" / "toy2d").mkdir(parents=True)
+    (tmp_path / "runs" / "toy2d" / ".x.lock").symlink_to(target)
+    _refused(_train(tmp_path / "runs", "x", "--steps", "2"), ".x.lock", "symbolic link")
+    assert target.read_text() == "precious contents\n" and not (tmp_path / "runs" / "toy2d" / "x").exists()
+
+
+@pytest.mark.parametrize("name", ["metrics.csv", "checkpoints", "config.yaml", "results.json", MARKER])
+def test_resume_refuses_a_run_whose_files_are_symbolic_links(tmp_path, name):
+    """A linked metrics.csv used to be rewritten and appended to through the link, a linked
+    checkpoints folder written into and rotated (old checkpoints deleted inside the target)."""
+    import shutil
+
+    assert _train(tmp_path / "runs", "r", "--steps", "3").exit_code == 0
+    run = tmp_path / "runs" / "toy2d" / "r"
+    target = tmp_path / f"elsewhere-{name}"
+    shutil.move(run / name, target)
+    (run / name).symlink_to(target)
+
+    def snapshot():
+        files = sorted(target.rglob("*")) if target.is_dir() else [target]
+        return [(p.relative_to(tmp_path), p.read_bytes() if p.is_file() else None) for p in files]
+
+    before = snapshot()
+    _refused(_train(tmp_path / "runs", "r", "--steps", "6", "--resume"), f"{name} is a symbolic link")
+    assert snapshot() == before

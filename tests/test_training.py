@@ -185,7 +185,8 @@ def test_compile_model_compiles_blocks_in_place_or_wraps_the_whole_model(monkeyp
 
 def test_a_diverging_run_stops_with_one_line_and_keeps_its_good_checkpoints(tmp_path):
     """A loss that turns NaN at step 7: the run stops there with a UserError naming the step, no
-    checkpoint holds NaN, and the newest is the last good one (issue 20)."""
+    checkpoint holds NaN, and the newest is the last good one (issue 20): step 4, whose weights
+    gave step 5 a healthy loss; step 6's gave step 7 the NaN, so it is renamed aside."""
     import math
 
     from mmftraj.checkpoint import latest_checkpoint, load_checkpoint
@@ -199,14 +200,19 @@ def test_a_diverging_run_stops_with_one_line_and_keeps_its_good_checkpoints(tmp_
     cfg = TrainConfig(steps=20, batch_size=16, ckpt_every=2, log_every=1, threads=1)
     trainer = Trainer(model, Blowup(ObjectiveConfig(variant="fm")), lambda g, s: {"x": torch.randn(16, 2, generator=g)},
                       cfg, tmp_path, progress=False)
-    with pytest.raises(UserError, match="training diverged at step 7: the loss is not finite"):
+    with pytest.raises(UserError, match="training diverged at step 7: the loss is not finite") as err:
         trainer.fit()
-    assert latest_checkpoint(tmp_path).name == "step_00000006"
+    assert "the last good checkpoint is" in str(err.value) and "renamed aside to diverged_step_00000006" in str(err.value)
+    assert latest_checkpoint(tmp_path).name == "step_00000004"
+    assert (tmp_path / "checkpoints" / "diverged_step_00000006").is_dir()
     tensors, _ = load_checkpoint(tmp_path)  # finite: loading checks every tensor
     assert all(bool(torch.isfinite(t).all()) for t in tensors.values() if t.is_floating_point())
 
 
 def test_a_checkpoint_with_non_finite_tensors_is_refused_on_load(tmp_path):
+    """As one saved from a diverged run before checkpoints carried a checksum (none to check here)."""
+    import json
+
     from safetensors.torch import load_file, save_file
 
     from mmftraj.checkpoint import load_checkpoint, save_checkpoint
@@ -217,6 +223,9 @@ def test_a_checkpoint_with_non_finite_tensors_is_refused_on_load(tmp_path):
     first = next(iter(tensors))
     tensors[first] = torch.full_like(tensors[first], float("nan"))
     save_file(tensors, str(ckpt / "tensors.safetensors"))
+    meta = json.loads((ckpt / "meta.json").read_text())
+    del meta["tensors_sha256"]
+    (ckpt / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(UserError, match="non-finite values"):
         load_checkpoint(ckpt)
 
@@ -332,3 +341,113 @@ def test_auto_threads_leave_the_cores_other_jobs_use(monkeypatch):
         assert training.auto_threads() == expected
     trainer = _trainer(None, steps=1)  # threads 0 in the config: the trainer resolves it and records it
     assert trainer.threads >= 1 and trainer.fit()["threads"] == trainer.threads
+
+
+# -- loss health: good checkpoints, suspicious ends, resumed scale, every rank alike --------------------
+class ScaledMSE(ModularMeanFlow):
+    """The real objective, with its reported raw MSE multiplied by `factor(step)` (weights untouched)."""
+
+    def __init__(self, cfg, factor):
+        super().__init__(cfg)
+        self.factor = factor
+
+    def loss(self, model, x, step=0, **kw):
+        loss, stats = super().loss(model, x, step=step, **kw)
+        return loss, dict(stats, mse=stats["mse"] * self.factor(step))
+
+
+def _scaled_trainer(run_dir, factor, steps=12, **cfg):
+    torch.manual_seed(0)
+    model = TimeMLP(MLPConfig(dim=2, hidden=16, depth=2))
+    cfg = TrainConfig(**{"steps": steps, "batch_size": 16, "ckpt_every": 2, "keep_checkpoints": 1, "threads": 1,
+                         "log_every": 1, **cfg})
+    return Trainer(model, ScaledMSE(ObjectiveConfig(variant="fm"), factor),
+                   lambda g, s: {"x": torch.randn(16, 2, generator=g)}, cfg, run_dir, progress=False)
+
+
+def test_suspicious_losses_keep_the_last_good_checkpoint_and_end_with_a_warning(tmp_path, capsys):
+    """From step 6 on the loss is 50x its median: no later checkpoint is confirmed good, so rotation
+    (keep 1) keeps step 4 beside the newest, and the run ends with one warning line naming it."""
+    from mmftraj.checkpoint import last_good_checkpoint
+
+    result = _scaled_trainer(tmp_path, lambda step: 50.0 if step >= 5 else 1.0).fit()
+    good = tmp_path / "checkpoints" / "step_00000004"
+    assert last_good_checkpoint(tmp_path) == good and result["last_good_checkpoint"] == str(good)
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step_00000004", "step_00000012"]
+    warning = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(warning) == 1 and warning[0].startswith("warning: since step 6 the loss has been up to") and str(good) in warning[0]
+    healthy = _scaled_trainer(tmp_path / "ok", lambda step: 1.0).fit()  # a healthy run: nothing of the kind
+    assert "last_good_checkpoint" not in healthy and not capsys.readouterr().err
+    # the final checkpoint has no next step to confirm it, so keep 1 still spares the confirmed step 10
+    assert [p.name for p in list_checkpoints(tmp_path / "ok")] == ["step_00000010", "step_00000012"]
+
+
+def test_a_resumed_run_knows_its_loss_scale_from_the_checkpoint(tmp_path):
+    """The median is saved with each checkpoint, so the first resumed step can already be judged;
+    the checkpoint whose weights gave that loss is set aside, the older good one stays."""
+    _scaled_trainer(tmp_path, lambda step: 1.0, steps=8).fit()
+    _, meta = load_checkpoint(tmp_path)
+    assert meta["loss_median"] > 0
+    resumed = _scaled_trainer(tmp_path, lambda step: 1e4, steps=12)
+    with pytest.raises(UserError, match=r"diverged at step 9: the loss \(.*\) is .* times its running median") as err:
+        resumed.fit(resume=True)
+    assert f"the last good checkpoint is {tmp_path / 'checkpoints' / 'step_00000006'}" in str(err.value)
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step_00000006"]
+    assert (tmp_path / "checkpoints" / "diverged_step_00000008").is_dir()
+
+
+def test_weights_that_are_not_finite_are_never_saved(tmp_path):
+    trainer = _scaled_trainer(tmp_path, lambda step: 1.0, steps=4)
+    trainer.fit()
+    trainer.train_step()  # step 5's healthy loss confirms checkpoint 4
+    with torch.no_grad():
+        trainer.model.inp.weight[0, 0] = float("inf")  # as an optimizer step that overflowed would leave them
+    with pytest.raises(UserError, match="diverged at step 5: the weights are not finite"):
+        trainer.save()
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step_00000002", "step_00000004"]
+    assert not list((tmp_path / "checkpoints").glob("*5"))  # nor set aside: never written
+
+
+def _ddp_health_worker(rank, world, port, out_dir):
+    """Only rank 1's loss explodes; both ranks must stop at the same step (none left waiting)."""
+    os.environ.update(WORLD_SIZE=str(world), RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    import torch.distributed as dist
+
+    trainer = _scaled_trainer(out_dir if rank == 0 else None, lambda step: 1e6 if rank == 1 and step >= 5 else 1.0)
+    try:
+        trainer.fit()
+        outcome = "finished"
+    except UserError as exc:
+        outcome = str(exc)
+    (out_dir / f"rank{rank}.txt").write_text(outcome)
+    dist.destroy_process_group()
+
+
+def test_every_rank_takes_the_same_divergence_decision(tmp_path):
+    mp.spawn(_ddp_health_worker, args=(2, _free_port(), tmp_path), nprocs=2, join=True)
+    r0, r1 = ((tmp_path / f"rank{r}.txt").read_text() for r in range(2))
+    assert r0.startswith("training diverged at step 6: the loss") and "last good checkpoint is" in r0
+    assert r1.startswith("training diverged at step 6: the loss") and "rank 1" in r1
+
+
+def test_the_trainer_never_writes_through_symbolic_links(tmp_path):
+    """Without the run folder's checks (a library caller): a linked metrics.csv is refused on
+    resume, a linked checkpoints folder on save; neither target changes."""
+    import shutil
+
+    from mmftraj.checkpoint import save_checkpoint
+
+    _trainer(tmp_path / "run", steps=10).fit()
+    outside = tmp_path / "metrics-elsewhere.csv"
+    shutil.move(tmp_path / "run" / "metrics.csv", outside)
+    (tmp_path / "run" / "metrics.csv").symlink_to(outside)
+    before = outside.read_text()
+    with pytest.raises(UserError, match="metrics.csv is a symbolic link"):
+        _trainer(tmp_path / "run", steps=20).fit(resume=True)
+    assert outside.read_text() == before
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "linked").mkdir()
+    (tmp_path / "linked" / "checkpoints").symlink_to(tmp_path / "mine")
+    with pytest.raises(UserError, match="checkpoints is a symbolic link"):
+        save_checkpoint(tmp_path / "linked", 1, torch.nn.Linear(2, 2))
+    assert not list((tmp_path / "mine").iterdir())
