@@ -1,0 +1,166 @@
+"""Push-T variant grid: every objective variant × training seeds × training-set sizes, each run's
+record stored as it finishes, and a table with paired intervals corrected for multiplicity.
+
+    python benchmarks/pusht_grid.py run --seeds 0 1 2 --threads 1 --shard 1/2   # one of two processes
+    python benchmarks/pusht_grid.py run --variants mmf fm --seeds 0 --episodes 10 25
+    python benchmarks/pusht_grid.py table                                           # markdown to stdout
+
+A cell is one `mmftraj train --task pusht` run with the task's defaults (plus `--set` overrides
+given here); its record (`benchmarks/pusht/records/<label>-e<episodes>-s<seed>.json`) keeps the
+run's results, every training-time evaluation (evals.csv) and the overrides. Cells run
+seed-major, so each finished seed completes a set of pairs. The reported score of a run is the
+test score (Diffusion Policy's 50 starts) of the weights chosen on the selection starts; the mean
+of the last evaluations and the last one are in the table beside it.
+
+Paired comparisons: `mmf` minus each other variant, paired on the training seed (which also
+draws the training episodes), a t-interval and a two-sided t-test per pair; one family per
+training-set size, Holm-adjusted. "not separable" unless the adjusted test rejects at 0.05.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+RECORDS = HERE / "pusht" / "records"
+VARIANTS = ("fm", "meanflow", "mmf-paper", "mmf", "mmf-full")
+REFERENCE = "mmf"
+
+
+def record_path(label: str, episodes: int, seed: int) -> Path:
+    return RECORDS / f"{label}-e{episodes}-s{seed}.json"
+
+
+def cells(variants, seeds, episodes) -> list[tuple[str, int, int]]:
+    return [(label, e, s) for s in seeds for e in episodes for label in variants]
+
+
+def run(args) -> None:
+    from mmftraj.core.objective import label_options
+    from mmftraj.io import atomic_write_text
+    from mmftraj.runs import prepare_and_train
+
+    index, count = (int(x) for x in args.shard.split("/"))
+    todo = [c for i, c in enumerate(cells(args.variants, args.seeds, args.episodes)) if i % count == index - 1]
+    runs = Path(args.runs_dir)
+    for label, episodes, seed in todo:
+        path = record_path(label, episodes, seed)
+        if path.exists():
+            continue
+        variant, extra = label_options(label)
+        overrides = [f"data.train_episodes={episodes}", f"train.threads={args.threads}", *args.set, *extra]
+        name = f"{label}-e{episodes}-s{seed}"
+        print(f"{time.strftime('%H:%M:%S')} training {name}", flush=True)
+        t0 = time.perf_counter()
+        results = prepare_and_train(task="pusht", overrides=overrides, objective=variant, seed=seed, name=name,
+                                    runs_dir=runs, group="grid", resume=True, progress=False)
+        with (runs / "pusht" / "grid" / name / "evals.csv").open(newline="") as fh:
+            evals = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+        record = {"label": label, "episodes": episodes, "seed": seed, "overrides": overrides,
+                  "wall_s": round(time.perf_counter() - t0, 1), "results": results, "evals": evals}
+        RECORDS.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(record, indent=1, default=float) + "\n")
+        print(f"{time.strftime('%H:%M:%S')} {name}: selected test score {results.get('selected_test_score')}",
+              flush=True)
+
+
+def load_records() -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(RECORDS.glob("*.json"))]
+
+
+def holm(pvalues: list[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (family-wise error), in the input's order."""
+    order = np.argsort(pvalues)
+    m, adjusted, running = len(pvalues), [0.0] * len(pvalues), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * pvalues[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def paired_rows(records: list[dict], episodes: int) -> list[dict]:
+    from scipy import stats
+
+    from mmftraj.experiments.report import mean_interval
+
+    score = {(r["label"], r["seed"]): r["results"]["selected_test_score"] for r in records if r["episodes"] == episodes}
+    rows = []
+    for other in [v for v in VARIANTS if v != REFERENCE]:
+        seeds = sorted(s for (label, s) in score if label == other and (REFERENCE, s) in score)
+        if len(seeds) < 2:
+            continue
+        d = np.array([score[(REFERENCE, s)] - score[(other, s)] for s in seeds])
+        mean, low, high = mean_interval(d)
+        p = float(stats.ttest_1samp(d, 0.0).pvalue) if d.std() > 0 else (0.0 if mean else 1.0)
+        rows.append({"other": other, "n": len(seeds), "mean": mean, "low": low, "high": high, "p": p})
+    for row, adjusted in zip(rows, holm([r["p"] for r in rows]), strict=True):
+        row["p_holm"] = adjusted
+        row["verdict"] = ("not separable" if adjusted >= 0.05 else
+                          f"{REFERENCE} better" if row["mean"] > 0 else f"{REFERENCE} worse")
+    return rows
+
+
+def table() -> str:
+    records = load_records()
+    if not records:
+        return "No records yet."
+    lines = []
+    for episodes in sorted({r["episodes"] for r in records}, reverse=True):
+        mine = [r for r in records if r["episodes"] == episodes]
+        lines += [f"### {episodes} training episodes", "",
+                  "| variant | seeds | chosen on selection starts | mean of last evaluations | last | success "
+                  "(chosen) | train min |", "|---|---:|---:|---:|---:|---:|---:|"]
+        for label in VARIANTS:
+            rs = [r for r in mine if r["label"] == label]
+            if not rs:
+                continue
+            res = [r["results"] for r in rs]
+            last_key = next(k for k in res[0] if k.startswith("mean_last"))
+
+            def pm(key, res=res):
+                v = np.array([x[key] for x in res], dtype=float)
+                se = v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else float("nan")
+                return f"{v.mean():.3f} ± {se:.3f}" if len(v) > 1 else f"{v.mean():.3f}"
+
+            lines.append(f"| {label} | {len(rs)} | {pm('selected_test_score')} | {pm(last_key)} | "
+                         f"{pm('last_test_score')} | {pm('selected_test_success')} | "
+                         f"{np.mean([x['train_time_s'] for x in res]) / 60:.0f} |")
+        rows = paired_rows(records, episodes)
+        if rows:
+            lines += ["", f"{REFERENCE} minus (chosen weights' test score, paired on seed, 95 % t-interval; "
+                      "Holm over this table's comparisons):", "",
+                      "| other | pairs | mean | 95 % interval | p | p (Holm) | verdict |",
+                      "|---|---:|---:|---:|---:|---:|---|"]
+            lines += [f"| {r['other']} | {r['n']} | {r['mean']:+.3f} | [{r['low']:+.3f}, {r['high']:+.3f}] | "
+                      f"{r['p']:.3f} | {r['p_holm']:.3f} | {r['verdict']} |" for r in rows]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    r.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    r.add_argument("--episodes", nargs="+", type=int, default=[90])
+    r.add_argument("--threads", type=int, default=1)
+    r.add_argument("--shard", default="1/1")
+    r.add_argument("--runs-dir", default="runs")
+    r.add_argument("--set", nargs="*", default=[])
+    sub.add_parser("table")
+    args = parser.parse_args()
+    if args.command == "run":
+        run(args)
+    else:
+        print(table())
+
+
+if __name__ == "__main__":
+    main()

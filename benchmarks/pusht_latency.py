@@ -1,0 +1,89 @@
+"""Time per action chunk on Push-T: one network evaluation (a one-step policy) beside 10 and 100
+(what a diffusion policy pays), at batch 1 on one thread, and the control rate each allows.
+
+    python benchmarks/pusht_latency.py                              # the default model, untrained weights
+    python benchmarks/pusht_latency.py --checkpoint runs/pusht/RUN --json benchmarks/pusht/latency.json
+
+Latency does not depend on the weights, so without a checkpoint the default model is timed at
+initialisation (its zero-initialised output layers randomised so the sampler does real work). A
+chunk is the whole `ChunkPolicy` call: normalisation, noise, k evaluations, unnormalisation. The
+executor draws a chunk every `eval.action_steps` env steps (8 at 10 Hz), so the rate a policy
+allows is action_steps / latency chunks-worth of actions per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+
+import numpy as np
+import torch
+
+from mmftraj.data import Normalizer
+from mmftraj.envs.pusht import OBS_DIM
+from mmftraj.io import atomic_write_text
+from mmftraj.planning.chunks import ChunkPolicy
+from mmftraj.tasks import pusht
+
+
+def policy_parts(checkpoint: str | None):
+    if checkpoint:
+        return pusht.load_policy(checkpoint)
+    cfg = pusht.Config()
+    torch.manual_seed(0)
+    net = pusht.build_model(cfg).eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            if p.abs().sum() == 0:
+                p.normal_(0, 0.02)
+    obs = Normalizer("limits", np.full(OBS_DIM, 256.0), np.full(OBS_DIM, 256.0))
+    act = Normalizer("limits", [256.0, 256.0], [256.0, 256.0])
+    return net, cfg, obs, act
+
+
+def chunk_times_ms(policy: ChunkPolicy, obs_steps: int, repeats: int) -> np.ndarray:
+    history = np.full((1, obs_steps, OBS_DIM), 256.0)
+    for _ in range(5):
+        policy(history)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        policy(history)
+        times.append(1e3 * (time.perf_counter() - t0))
+    return np.array(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", default=None)
+    parser.add_argument("--steps", type=int, nargs="+", default=[1, 10, 100])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=200)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    net, cfg, obs_norm, act_norm = policy_parts(args.checkpoint)
+    rows = {}
+    for k in args.steps:
+        policy = ChunkPolicy(net, obs_norm, act_norm, cfg.data.horizon, pusht.ACT_DIM, k)
+        t = chunk_times_ms(policy, cfg.data.obs_steps, max(10, args.repeats // k))
+        rows[k] = {"median_ms": float(np.median(t)), "min_ms": float(t.min()),
+                   "chunks_per_s": 1e3 / float(np.median(t)),
+                   "actions_per_s": cfg.eval.action_steps * 1e3 / float(np.median(t))}
+        print(f"{k:4d} evaluations per chunk: {rows[k]['median_ms']:8.2f} ms median ({rows[k]['min_ms']:.2f} min); "
+              f"{rows[k]['chunks_per_s']:8.1f} chunks/s, {rows[k]['actions_per_s']:8.0f} actions/s "
+              f"at {cfg.eval.action_steps} actions per chunk")
+    record = {"checkpoint": args.checkpoint, "threads": args.threads, "batch": 1, "horizon": cfg.data.horizon,
+              "model": {"width": cfg.model.width, "depth": cfg.model.depth,
+                        "parameters": sum(p.numel() for p in net.parameters())},
+              "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+              "load_1min": os.getloadavg()[0], "rows": rows}
+    if args.json:
+        atomic_write_text(args.json, json.dumps(record, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
