@@ -1,6 +1,6 @@
 """How accurate is du/dt on this device? Relative error of each JVP backend against float64 forward mode.
 
-The objective takes du/dt in float32 (DESIGN §2). On CUDA, cuDNN lets float32 convolutions use TF32
+The objective takes du/dt in float32 (mmftraj/core/objective.py). On CUDA, cuDNN lets float32 convolutions use TF32
 (a 10-bit mantissa) unless told otherwise; a finite difference divides that rounding by 2ε. This
 measures the error of `fd-central` (at two ε), `exact` and `dual` with TF32 off and on, on the CIFAR U-Net
 with live residual branches (the near-zero output convs of the initialisation re-drawn, so the

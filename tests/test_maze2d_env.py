@@ -21,7 +21,7 @@ D4RL_MAZES = {
     "eval-large": "############\\#OO#OOO#OGO#\\##O###O#O#O#\\#OOOO#OOOOO#\\#O##O#OO##O#\\#OOOOOO#OOO#\\"
                   "#O##O#O#O###\\#OOOO#OOOOO#\\############",
 }
-# (env id, layout, episode steps, ref min, ref max) from d4rl's registrations / DESIGN §3
+# (env id, layout, episode steps, ref min, ref max) from d4rl's registrations
 REGISTRY = [
     ("maze2d-umaze-v1", "umaze", 300, 23.85, 161.86),
     ("maze2d-medium-v1", "medium", 600, 13.13, 277.39),

@@ -183,6 +183,22 @@ def test_compile_model_compiles_blocks_in_place_or_wraps_the_whole_model(monkeyp
     assert compile_model(mlp, "blocks") == ("wrapped", mlp) and len(compiled) == len(units)
 
 
+def test_compile_is_skipped_on_the_cpu_unless_asked_for(tmp_path, capsys):
+    """`train.compile: true` (the GPU recipes) does not compile on the CPU, where a large network's
+    first step would take many minutes; it says so, and `train.compile_cpu` compiles anyway."""
+    model = TimeMLP(MLPConfig(hidden=8, depth=1, time_dim=8, freq_dim=4))
+    objective = ModularMeanFlow(ObjectiveConfig(variant="fm"))
+    batch = lambda g, step: {"x": torch.randn(8, 2, generator=g)}  # noqa: E731
+    cfg = TrainConfig(steps=1, batch_size=8, compile=True, device="cpu")
+    trainer = Trainer(model, objective, batch, cfg, tmp_path / "a", progress=True)
+    assert trainer.forward_model is trainer.model and not trainer.compiled
+    trainer.fit()
+    assert "torch.compile is skipped on the CPU" in capsys.readouterr().out
+    cfg = TrainConfig(steps=1, batch_size=8, compile=True, compile_cpu=True, device="cpu")
+    trainer = Trainer(model, objective, batch, cfg, tmp_path / "b", progress=False)
+    assert trainer.compiled and trainer.forward_model is not trainer.model
+
+
 def test_a_diverging_run_stops_with_one_line_and_keeps_its_good_checkpoints(tmp_path):
     """A loss that turns NaN at step 7: the run stops there with a UserError naming the step, no
     checkpoint holds NaN, and the newest is the last good one (issue 20): step 4, whose weights

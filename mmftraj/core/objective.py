@@ -1,4 +1,4 @@
-"""The Modular MeanFlow objective family (DESIGN §2), one object for every variant.
+"""The Modular MeanFlow objective family (docs/objective.md), one object for every variant.
 
     Δ = u_θ(z_t, r, t) + (t - r)·SG_λ[du/dt] - v,   SG_λ[a] = λ·a + (1 - λ)·stopgrad(a)
     loss = mean_batch( sg(w) · S ),   S = Σ over entries of Δ²,   w = 1 / (S + c)^p
@@ -212,7 +212,8 @@ class ModularMeanFlow:
                 u = u.index_put((eq_rows,), _wide(u_eq).to(u.dtype))
         else:
             u = check_output(model(z, r, t, **cond), z)
-        # Kept in float32 at least: the derivative is never rounded to bf16 (DESIGN §2).
+        # Kept in float32 at least: the derivative is never rounded to bf16 (a finite difference of
+        # bf16 values would lose its leading digits).
         dudt_term = torch.zeros_like(_wide(u))
         if jvp_rows.numel() == 0:
             return u, dudt_term

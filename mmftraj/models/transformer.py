@@ -4,7 +4,7 @@ DiT-style: tokens are groups of `patch` consecutive time steps, pre-norm blocks 
 are modulated (shift, scale, gate) by one conditioning vector = embed(t, t − r) [+ embed(cond)].
 Every gate and the output layer start at zero, so u ≡ 0 at initialisation.
 
-Attention has two paths with the same weights (DESIGN §2):
+Attention has two paths with the same weights:
   "math"  explicit softmax(q kᵀ/√d) v; works under forward-mode AD (torch.func.jvp) and double
           backward, so the `exact` JVP backend needs it;
   "fast"  F.scaled_dot_product_attention (fused kernels, no forward-mode AD); fine for inference

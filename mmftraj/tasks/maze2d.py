@@ -4,7 +4,7 @@
 transformer conditioned on the window's first observation and last position, and (by default)
 scores a few rollouts; `mmftraj eval --task maze2d --checkpoint RUN` runs the full evaluation
 (mmftraj.planning.rollouts). Plans hold observations only: the tracking controller never reads
-planned actions (Diffuser's own actions score 6.3 / 13.5 / 6.3, DESIGN §3).
+planned actions (Diffuser's own actions score 6.3 / 13.5 / 6.3, as its paper reports).
 """
 
 from __future__ import annotations
