@@ -143,6 +143,24 @@ def test_episode_split_is_nested_and_keeps_validation_out():
         split_episodes(206, 205, 4, seed=0)
 
 
+def test_an_angle_band_holds_out_training_episodes_and_picks_test_starts(demos):
+    assert pusht.in_band(np.radians([10, 350, 200]), [340, 20]).tolist() == [True, True, False]
+    cfg = pusht.Config()
+    cfg.data.hold_out_angle = [0, 90]
+    cfg.data.train_episodes = 150
+    train, val = pusht.episode_split(cfg, demos)
+    first = demos.state[demos.starts, 4]
+    assert not pusht.in_band(first[np.r_[train, val]], [0, 90]).any() and len(train) == 150
+    cfg.eval.angle, cfg.eval.test_starts = [0, 90], 5
+    seeds = pusht.test_seeds(cfg.eval)
+    assert len(seeds) == 5 and seeds[0] >= 100000
+    assert pusht.in_band(np.array([dp_start(s)[4] for s in seeds]), [0, 90]).all()
+    assert pusht.test_seeds(pusht.EvalConfig(test_starts=3)) == [100000, 100001, 100002]
+    cfg.eval.angle = [10]
+    with pytest.raises(UserError, match="eval.angle must be empty or two different angles"):
+        pusht.check_config(cfg)
+
+
 def test_chunk_tables_repeat_the_edges():
     """Histories repeat an episode's first step, chunks its last; no row crosses episodes."""
     arrays = tiny_demos((5, 3))

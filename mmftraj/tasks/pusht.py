@@ -48,6 +48,9 @@ class DataConfig:
     subset_seed: int | None = None  # which episodes; None: the training seed, so intervals include the data drawn
     obs_steps: int = 2
     horizon: int = 16  # actions per predicted chunk
+    # [lo, hi) degrees: training episodes whose block starts at an angle in this band are left out
+    # (an out-of-distribution split; score it with eval.angle set to the same band)
+    hold_out_angle: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -66,6 +69,9 @@ class EvalConfig:
     steps: int = 1  # network evaluations per chunk
     test_seed: int = 100000  # Diffusion Policy's test starts: seeds test_seed … test_seed + test_starts - 1
     test_starts: int = 50
+    # [lo, hi) degrees: test starts are the first test_starts seeds from test_seed whose block angle
+    # lies in this band (empty: every seed, Diffusion Policy's starts)
+    angle: list[float] = field(default_factory=list)
     select_seed: int = 0  # starts that choose the checkpoint (never reported as the score)
     select_starts: int = 50
     every: int = 1000  # evaluate during training every N steps (0: only at the end)
@@ -123,10 +129,36 @@ def chunk_tables(demos: PushTDemos, episodes: np.ndarray, obs_steps: int, horizo
     return np.concatenate(obs_rows), np.concatenate(act_rows)
 
 
+def in_band(theta, band: list[float]) -> np.ndarray:
+    """Whether angles (radians) lie in the band [lo, hi) degrees, taken modulo 360."""
+    deg = np.mod(np.degrees(theta), 360.0)
+    lo, hi = np.mod(band[0], 360.0), np.mod(band[1], 360.0)
+    return (deg >= lo) & (deg < hi) if lo <= hi else (deg >= lo) | (deg < hi)
+
+
 def episode_split(cfg: Config, demos: PushTDemos) -> tuple[np.ndarray, np.ndarray]:
+    """(training, validation) episodes; with data.hold_out_angle, episodes starting in the band
+    are removed before the draw, so the sizes count eligible episodes only."""
     d = cfg.data
     seed = cfg.train.seed if d.subset_seed is None else d.subset_seed
-    return split_episodes(demos.episodes, d.train_episodes, d.val_episodes, seed)
+    eligible = np.arange(demos.episodes)
+    if d.hold_out_angle:
+        eligible = eligible[~in_band(demos.state[demos.starts, 4], d.hold_out_angle)]
+    train, val = split_episodes(len(eligible), d.train_episodes, d.val_episodes, seed)
+    return eligible[train], eligible[val]
+
+
+def test_seeds(e: EvalConfig) -> list[int]:
+    """The env seeds of the test starts: consecutive from test_seed, or the first test_starts of
+    them whose block angle lies in eval.angle."""
+    if not e.angle:
+        return list(range(e.test_seed, e.test_seed + e.test_starts))
+    seeds, seed = [], e.test_seed
+    while len(seeds) < e.test_starts:
+        if in_band(dp_start(seed)[4], e.angle):
+            seeds.append(seed)
+        seed += 1
+    return seeds
 
 
 def make_chunks(cfg: Config, demos: PushTDemos, episodes: np.ndarray, obs_norm: Normalizer,
@@ -163,6 +195,9 @@ def check_config(cfg: Config, preset: str | None = None) -> None:
              ("eval.last", e.last >= 1, "at least 1"), ("eval.shown", e.shown >= 0, "0 or more"),
              ("eval.test_seed", e.test_seed >= 0, "0 or more"), ("eval.select_seed", e.select_seed >= 0, "0 or more"),
              ("eval.seed", e.seed >= 0, "0 or more")]
+    for name, band in (("data.hold_out_angle", d.hold_out_angle), ("eval.angle", e.angle)):
+        if band and (len(band) != 2 or not all(np.isfinite(band)) or np.mod(band[0], 360) == np.mod(band[1], 360)):
+            rules.append((name, False, "empty or two different angles [lo, hi) in degrees"))
     bad = [f"{name} must be {want}, got {_get(cfg, name)}" for name, ok, want in rules if not ok]
     if bad:
         raise UserError("; ".join(bad))
@@ -177,7 +212,7 @@ def _get(cfg, dotted: str):
 
 
 # -- evaluation ----------------------------------------------------------------------------------
-def play(net, obs_norm: Normalizer, act_norm: Normalizer, cfg: Config, mode: str, seeds: range, render: int = 0):
+def play(net, obs_norm: Normalizer, act_norm: Normalizer, cfg: Config, mode: str, seeds, render: int = 0):
     """Run the policy from Diffusion Policy's start of every seed; (scores, successes, envs)."""
     d, e = cfg.data, cfg.eval
     policy = ChunkPolicy(net, obs_norm, act_norm, d.horizon, ACT_DIM, e.steps, mode, seed=e.seed)
@@ -246,8 +281,7 @@ class TrainingEvaluator:
             s, ok, _ = play(net, self.obs_norm, self.act_norm, self.cfg, self.mode,
                             range(e.select_seed, e.select_seed + e.select_starts))
             row.update(select_score=float(s.mean()), select_success=float(ok.mean()))
-        s, ok, _ = play(net, self.obs_norm, self.act_norm, self.cfg, self.mode,
-                        range(e.test_seed, e.test_seed + e.test_starts))
+        s, ok, _ = play(net, self.obs_norm, self.act_norm, self.cfg, self.mode, test_seeds(e))
         row.update(test_score=float(s.mean()), test_success=float(ok.mean()),
                    val_mse=validation_mse(net, self.val, self.mode, e.steps, e.seed))
         best = max((r.get("select_score", -1.0) for r in self.rows), default=-1.0)
@@ -343,12 +377,13 @@ def evaluate(checkpoint: str | Path, steps: list[int] | None = None, episodes: i
     mode = ModularMeanFlow(cfg.objective).sampling_mode
     e = cfg.eval
     results = {"objective": cfg.objective.variant, "sampling": mode, "action_steps": e.action_steps,
-               "starts": f"seeds {e.test_seed}-{e.test_seed + e.test_starts - 1}"}
+               "starts": f"{e.test_starts} seeds from {e.test_seed}"
+               + (f" with the block at {e.angle[0]:g}-{e.angle[1]:g} degrees" if e.angle else "")}
     for k in steps or [e.steps]:
         if k < 1:
             raise UserError(f"--steps must be at least 1, got {k}")
         cfg.eval.steps = int(k)
-        seeds = range(e.test_seed, e.test_seed + e.test_starts)
+        seeds = test_seeds(e)
         scores, successes, envs = play(net, obs_norm, act_norm, cfg, mode, seeds, render=e.shown if out else 0)
         policy = ChunkPolicy(net, obs_norm, act_norm, cfg.data.horizon, ACT_DIM, k, mode)
         row = {**summary(scores, successes), "chunk_ms": chunk_latency_ms(policy, cfg.data.obs_steps, OBS_DIM)}
