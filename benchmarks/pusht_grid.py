@@ -29,7 +29,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 RECORDS = HERE / "pusht" / "records"
-VARIANTS = ("fm", "meanflow", "mmf-paper", "mmf", "mmf-full")
+VARIANTS = ("mmf", "fm", "meanflow", "mmf-full", "mmf-paper")  # the order cells of one seed train in
 REFERENCE = "mmf"
 
 
