@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import subprocess
 import time
 from pathlib import Path
 
@@ -49,6 +50,8 @@ def run(args) -> None:
     index, count = (int(x) for x in args.shard.split("/"))
     todo = [c for i, c in enumerate(cells(args.variants, args.seeds, args.episodes)) if i % count == index - 1]
     runs = Path(args.runs_dir)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=HERE).stdout.strip() or None
     for label, episodes, seed in todo:
         path = record_path(label, episodes, seed)
         if path.exists():
@@ -62,7 +65,7 @@ def run(args) -> None:
                                     runs_dir=runs, group="grid", resume=True, progress=False)
         with (runs / "pusht" / "grid" / name / "evals.csv").open(newline="") as fh:
             evals = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
-        record = {"label": label, "episodes": episodes, "seed": seed, "overrides": overrides,
+        record = {"label": label, "episodes": episodes, "seed": seed, "overrides": overrides, "commit": commit,
                   "wall_s": round(time.perf_counter() - t0, 1), "results": results, "evals": evals}
         RECORDS.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, json.dumps(record, indent=1, default=float) + "\n")

@@ -82,11 +82,14 @@ class EvalConfig:
 
 @dataclass
 class Config:
-    # c = 1e-3 per learned entry of the 16 × 2 chunk, the per-entry weighting the other tasks use
-    objective: ObjectiveConfig = field(default_factory=lambda: ObjectiveConfig(lambda_warmup=4000, adaptive_c=0.032))
+    # The CPU preset. c = 1e-3 per learned entry of the 16 × 2 chunk (the other tasks' weighting);
+    # λ warms over the first half. Batch 64 and 20000 steps: chosen on training seed 100 with the
+    # test starts moved to seeds 300000+ (docs/pusht.md); one step of batch 256 cost 4x one of 64
+    # while the score at 12000 steps of batch 64 was still rising.
+    objective: ObjectiveConfig = field(default_factory=lambda: ObjectiveConfig(lambda_warmup=10000, adaptive_c=0.032))
     train: TrainConfig = field(
-        default_factory=lambda: TrainConfig(steps=8000, batch_size=256, lr=1e-3, lr_schedule="cosine", warmup_steps=200,
-                                            weight_decay=1e-6, ema_decay=0.999, log_every=50, ckpt_every=1000))
+        default_factory=lambda: TrainConfig(steps=20000, batch_size=64, lr=5e-4, lr_schedule="cosine", warmup_steps=200,
+                                            weight_decay=1e-6, ema_decay=0.999, log_every=50, ckpt_every=2000))
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
