@@ -22,7 +22,7 @@ from .planning.rollouts import protocol_overrides
 from .runs import prepare_and_train, print_results, write_results
 from .tasks import TASKS, get_task
 from .tasks.image_common import default_device
-from .training import auto_threads, resolve_device
+from .training import auto_threads, max_threads, resolve_device, threads_rule
 
 app = typer.Typer(
     help="One-step generative modeling of trajectories and images with Modular MeanFlow (MMF).",
@@ -130,8 +130,8 @@ def evaluate(
     module = get_task(task)
     if module.evaluate is None:
         raise UserError(f"task {task!r} has no evaluation")
-    if threads < 0:
-        raise UserError(f"--threads must be 0 (auto) or more, got {threads}")
+    if not 0 <= threads <= max_threads():
+        raise UserError(f"--threads must be {threads_rule()}, got {threads}")
     torch.set_num_threads(threads or auto_threads())
     ckpt = resolve_checkpoint(checkpoint)
     run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt

@@ -109,7 +109,6 @@ def check_train_config(cfg: TrainConfig) -> None:
               if not math.isfinite(getattr(cfg, n))]
     if finite:
         raise UserError("; ".join(f"train.{n} must be a finite number, got {getattr(cfg, n)}" for n in finite))
-    cores = os.cpu_count() or 1
     rules = [
         ("steps", cfg.steps >= 1, "at least 1"), ("batch_size", cfg.batch_size >= 1, "at least 1"),
         ("lr", cfg.lr > 0, "positive"), ("warmup_steps", cfg.warmup_steps >= 0, "0 or more"),
@@ -118,12 +117,22 @@ def check_train_config(cfg: TrainConfig) -> None:
         ("grad_clip", cfg.grad_clip >= 0, "0 (off) or positive"), ("weight_decay", cfg.weight_decay >= 0, "0 or more"),
         ("ema_decay", 0 <= cfg.ema_decay < 1, "in [0, 1)"), ("beta1", 0 <= cfg.beta1 < 1, "in [0, 1)"),
         ("beta2", 0 <= cfg.beta2 < 1, "in [0, 1)"), ("min_lr_ratio", 0 <= cfg.min_lr_ratio <= 1, "in [0, 1]"),
-        ("threads", 0 <= cfg.threads <= 4 * cores, f"0 (auto) to {4 * cores} (4 x this machine's {cores} cores)"),
+        ("threads", 0 <= cfg.threads <= max_threads(), threads_rule()),
         ("signal_grace_s", cfg.signal_grace_s >= 0, "0 (wait for the step) or more seconds"),
     ]
     bad = [f"train.{name} must be {want}, got {getattr(cfg, name)}" for name, ok, want in rules if not ok]
     if bad:
         raise UserError("; ".join(bad))
+
+
+def max_threads() -> int:
+    """The most CPU threads a run may ask for: far more than the cores only slows it down, and
+    torch's thread pool aborts the process (exit 134) when it cannot create them."""
+    return 4 * (os.cpu_count() or 1)
+
+
+def threads_rule() -> str:
+    return f"0 (auto) to {max_threads()} (4 x this machine's {os.cpu_count() or 1} cores)"
 
 
 def auto_threads() -> int:

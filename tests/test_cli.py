@@ -222,3 +222,11 @@ def test_a_checkpoint_without_a_checksum_still_loads(tmp_path):
     meta_path.write_text(json.dumps(meta))
     assert load_checkpoint(run)[1]["step"] == 3
     assert toy(tmp_path, "old", "--steps", "5", "--resume").exit_code == 0
+
+
+# -- reliability, part 2 -------------------------------------------------------------------------
+def test_eval_refuses_more_threads_than_train_allows(tmp_path):
+    """torch aborted the process (exit 134) on --threads 100000; train has refused it all along."""
+    out = run("eval", "--task", "toy2d", "--checkpoint", str(tmp_path), "--threads", "100000")
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert "--threads must be 0 (auto) to" in out.stderr
