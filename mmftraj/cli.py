@@ -15,7 +15,7 @@ from . import __version__
 from .checkpoint import resolve_checkpoint
 from .cli_errors import user_errors
 from .data.cli import app as data_app
-from .errors import UserError, choice_error
+from .errors import UserError, check_seed, choice_error
 from .experiments.fid import compute_fid
 from .experiments.report import KINDS, load_report_config, parse_shard, run_report
 from .planning.rollouts import protocol_overrides
@@ -45,13 +45,9 @@ def main(
     """mmftraj: train one-step generators (MMF) on trajectories and images."""
 
 
+MAX_SAMPLES = 100_000  # `sample` holds noise and samples in memory: 100k CIFAR images are 2.5 GB
+
 SET_HELP = "Override any config field, e.g. --set train.lr=3e-4 (repeatable)."
-
-
-def check_seed(seed: int | None) -> None:
-    """numpy and gymnasium take only seeds ≥ 0; say so before any work starts."""
-    if seed is not None and seed < 0:
-        raise UserError(f"--seed must be 0 or more, got {seed}")
 
 
 @app.command()
@@ -163,8 +159,9 @@ def sample_cmd(
         with_sampler = [t for t in TASKS if get_task(t).sample is not None]
         raise UserError(f"task {task!r} has no sampler; `sample` works for {', '.join(with_sampler)}")
     check_seed(seed)
-    if n < 1:
-        raise UserError(f"--n must be at least 1, got {n}")
+    if not 1 <= n <= MAX_SAMPLES:
+        raise UserError(f"--n must be 1 to {MAX_SAMPLES} (every sample is held in memory and written to one "
+                        f"file), got {n}; draw more with further --seed values")
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a folder")
     dev = resolve_device(device or default_device(), source="--device")

@@ -79,6 +79,16 @@ def refuse_links(run_dir: Path) -> None:
                         f"{'it' if len(links) == 1 else 'them'} with the real file or folder")
 
 
+def refuse_wrong_kinds(run_dir: Path) -> None:
+    """A UserError when a file mmftraj rewrites in `run_dir` is a folder (or `checkpoints` a file):
+    found before training, not when the first row or the results are written."""
+    wrong = [f"{name} is {'a file' if name == 'checkpoints' else 'a folder'}" for name in WRITTEN
+             if (run_dir / name).exists() and (run_dir / name).is_dir() != (name == "checkpoints")]
+    if wrong:
+        raise UserError(f"run {run_dir}: {'; '.join(wrong)}; mmftraj will not continue this run: move "
+                        f"{'it' if len(wrong) == 1 else 'them'} away (or choose another --name)")
+
+
 def missing_run(run_dir: Path, shown: int = 12) -> str:
     """The message for --resume of a run that does not exist: the runs there are, or to drop --resume."""
     parent = run_dir.parent

@@ -17,7 +17,17 @@ from .core.objective import VARIANTS, ModularMeanFlow, resolve_tangent, variant_
 from .errors import UserError, choice_error
 from .io import atomic_write_text
 from .resources import resource_path
-from .run_folders import claim, is_ours, locked, missing_run, never_trained, refuse_links, remove, run_folder
+from .run_folders import (
+    claim,
+    is_ours,
+    locked,
+    missing_run,
+    never_trained,
+    refuse_links,
+    refuse_wrong_kinds,
+    remove,
+    run_folder,
+)
 from .tasks import get_task
 from .training import check_train_config, resolve_device
 
@@ -166,6 +176,7 @@ def prepare_and_train(
                 remove(run_dir, "overwrite")
             elif resume:
                 refuse_links(run_dir)
+                refuse_wrong_kinds(run_dir)
                 if not is_ours(run_dir) and not (saved.is_file() and (run_dir / "checkpoints").is_dir()):
                     raise UserError(f"{run_dir} exists but is not an mmftraj run (no config.yaml and checkpoints); "
                                     f"choose another --name")

@@ -55,7 +55,7 @@ from .checkpoint import (
     set_aside,
     split_prefix,
 )
-from .errors import UserError
+from .errors import MAX_SEED, UserError
 from .io import atomic_write_text, open_no_follow
 
 BatchFn = Callable[[torch.Generator, int], dict]
@@ -118,6 +118,7 @@ def check_train_config(cfg: TrainConfig) -> None:
         ("ema_decay", 0 <= cfg.ema_decay < 1, "in [0, 1)"), ("beta1", 0 <= cfg.beta1 < 1, "in [0, 1)"),
         ("beta2", 0 <= cfg.beta2 < 1, "in [0, 1)"), ("min_lr_ratio", 0 <= cfg.min_lr_ratio <= 1, "in [0, 1]"),
         ("threads", 0 <= cfg.threads <= max_threads(), threads_rule()),
+        ("seed", 0 <= cfg.seed <= MAX_SEED, f"0 to {MAX_SEED}"),
         ("signal_grace_s", cfg.signal_grace_s >= 0, "0 (wait for the step) or more seconds"),
     ]
     bad = [f"train.{name} must be {want}, got {getattr(cfg, name)}" for name, ok, want in rules if not ok]

@@ -66,7 +66,7 @@ def test_a_negative_seed_is_one_line(command):
     from mmftraj.cli import app
 
     result = CliRunner().invoke(app, [*command, "--seed", "-1"])
-    assert result.exit_code == 2 and "--seed must be 0 or more, got -1" in result.output, result.output
+    assert result.exit_code == 2 and "--seed must be 0 to 4294967295 (2**32 - 1), got -1" in result.output, result.output
 
 
 def test_pointmaze_generation_refuses_no_steps_and_a_file_as_the_folder(tmp_path):
@@ -230,3 +230,45 @@ def test_eval_refuses_more_threads_than_train_allows(tmp_path):
     out = run("eval", "--task", "toy2d", "--checkpoint", str(tmp_path), "--threads", "100000")
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
     assert "--threads must be 0 (auto) to" in out.stderr
+
+
+BIG = str(2**64)
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["train", "--task", "toy2d", "--seed", BIG], "--seed must be 0 to 4294967295"),
+    (["train", "--task", "toy2d", "--set", "train.seed=-1"], "train.seed must be 0 to 4294967295"),
+    (["eval", "--task", "toy2d", "--checkpoint", "RUNS", "--seed", BIG], "--seed must be 0 to"),
+    (["data", "generate", "maze2d-umaze-v1", "--samples", "100", "--seed", "-1", "--out", "RUNS/m.hdf5"],
+     "--seed must be 0 to"),
+    (["data", "image-subset", "--data-dir", "RUNS", "--out", "OUT", "--per-class", "1", "--seed", "-1"],
+     "--seed must be 0 to"),
+    (["train", "--task", "toy2d", "--set", "model.hidden=-3"], "model.hidden must be at least 1, got -3"),
+    (["train", "--task", "toy2d", "--set", "model.hidden=0"], "model.hidden must be at least 1, got 0"),
+    (["train", "--task", "toy2d", "--set", "eval.steps=[]"], "eval.steps must list sampling step counts"),
+    (["train", "--task", "toy2d", "--set", "eval.steps=[-1]"], "eval.steps must list sampling step counts"),
+    (["train", "--task", "toy2d", "--set", "eval.n_samples=-4"], "eval.n_samples and eval.projections must be"),
+    (["train", "--task", "toy2d", "--set", "objective.lambda_warmup=-5"], "objective.lambda_warmup must be 0 or more"),
+    (["train", "--task", "toy2d", "--set", "objective.adaptive_c=-1"], "objective.adaptive_c must be positive"),
+    (["sample", "--task", "digits", "--checkpoint", "RUNS", "--n", "100000000000"], "--n must be 1 to 100000"),
+])
+def test_bad_values_are_one_line_before_any_work(args, expected, tmp_path):
+    """Each was a traceback, or (eval.steps=[-1], lambda_warmup=-5) a run trained in full first."""
+    args = [a.replace("RUNS", str(tmp_path)).replace("OUT", str(tmp_path.parent / f"{tmp_path.name}-out"))
+            for a in args]
+    extra = ["--runs-dir", tmp_path, "--steps", "2"] if args[0] == "train" else []
+    one_error_line(cli(*args, *extra), expected)
+    assert not (tmp_path / "toy2d").exists() and not (tmp_path / "m.hdf5").exists()
+
+
+def test_a_metrics_or_results_folder_is_refused_before_resuming(tmp_path):
+    run = tmp_path / "toy2d" / "r"
+    assert toy(tmp_path, "r", "--steps", "2").exit_code == 0
+    for name in ("metrics.csv", "results.json"):
+        kept = run / f"{name}.kept"
+        (run / name).rename(kept)
+        (run / name).mkdir()
+        one_error_line(toy(tmp_path, "r", "--steps", "3", "--resume"), f"{name} is a folder")
+        (run / name).rmdir()
+        kept.rename(run / name)
+    assert toy(tmp_path, "r", "--steps", "3", "--resume").exit_code == 0

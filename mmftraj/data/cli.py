@@ -12,7 +12,7 @@ from rich.table import Table
 from ..cli_errors import user_errors
 from ..envs.maze2d import SPECS
 from ..envs.pointmaze import POINTMAZE
-from ..errors import UserError, choice_error
+from ..errors import UserError, check_seed, choice_error
 from . import load_episodes
 from .d4rl import load_d4rl
 from .generate import default_path
@@ -36,6 +36,7 @@ def generate(
 ):
     """Generate a maze2d dataset the way D4RL did (one continuous waypoint-controller run), or a
     PointMaze dataset in Minari's format the way Minari's D4RL/pointmaze datasets were made."""
+    check_seed(seed)
     key = env.split("/")[-1]
     if key not in SPECS and key not in POINTMAZE:
         raise choice_error("env to generate", env, [*SPECS, *POINTMAZE])
@@ -115,6 +116,7 @@ def image_subset(
     data.check_cifar10=false."""
     from .image_subset import write_subset
 
+    check_seed(seed)
     made = write_subset(data_dir, out, per_class, test_per_class, seed, progress=True)
     counts = ", ".join(f"{n:,} {split}" for split, n in made.counts.items())
     size = f"{made.bytes / 1e6:.1f} MB" if made.bytes >= 1e6 else f"{made.bytes / 1e3:.1f} kB"
