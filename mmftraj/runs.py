@@ -100,17 +100,22 @@ def resume_config(saved, overrides=(), steps=None, device=None, objective=None):
     return cfg
 
 
-def saved_run_config(run_dir: Path, config_type):
+def saved_run_config(run_dir: Path, config_type, task: str | None = None):
     """The config a run trained with: the one stored in its latest checkpoint, which config.yaml
-    must agree with on what the model learned (a hand-edited or emptied config.yaml is refused)."""
+    must agree with on what the model learned (a hand-edited or emptied config.yaml is refused),
+    and whose task must be `task` (another task's config could otherwise pass as this one's)."""
     saved = run_dir / "config.yaml"
     ckpt = latest_checkpoint(run_dir)
     from_ckpt = None
     if ckpt is not None:
         try:
-            stored = json.loads((ckpt / "meta.json").read_text()).get("config")
+            meta = json.loads((ckpt / "meta.json").read_text())
+            stored = meta.get("config")
         except (OSError, ValueError, AttributeError) as exc:
             raise UserError(f"checkpoint {ckpt} has an unreadable meta.json ({exc}); resume from another run") from None
+        if task is not None and meta.get("task") != task:
+            raise UserError(f"checkpoint {ckpt} belongs to task {meta.get('task')!r}, not {task!r}; resume it with "
+                            f"its own --task, or start a new run")
         from_ckpt = apply_options(from_dict(config_type, stored)) if isinstance(stored, dict) else None
     if not saved.is_file():
         if from_ckpt is None:
@@ -180,7 +185,7 @@ def prepare_and_train(
                 if not is_ours(run_dir) and not (saved.is_file() and (run_dir / "checkpoints").is_dir()):
                     raise UserError(f"{run_dir} exists but is not an mmftraj run (no config.yaml and checkpoints); "
                                     f"choose another --name")
-                cfg = resume_config(saved_run_config(run_dir, type(cfg)), overrides, steps, device, objective)
+                cfg = resume_config(saved_run_config(run_dir, type(cfg), task), overrides, steps, device, objective)
             else:
                 raise UserError(f"run {run_dir} already exists; pass --resume to continue it, --overwrite, or another --name")
         check_run_config(cfg, task, device, overrides)  # the resumed run's config, too

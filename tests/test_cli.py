@@ -272,3 +272,46 @@ def test_a_metrics_or_results_folder_is_refused_before_resuming(tmp_path):
         (run / name).rmdir()
         kept.rename(run / name)
     assert toy(tmp_path, "r", "--steps", "3", "--resume").exit_code == 0
+
+
+@pytest.mark.parametrize("edit,expected", [({"task": "digits"}, "belongs to task 'digits', not 'toy2d'"),
+                                           ({"step": 1e30}, "is not one mmftraj wrote (step 1e+30)")])
+def test_a_checkpoint_of_another_task_or_a_float_step_is_refused_on_resume(tmp_path, edit, expected):
+    """A meta.json saying task: digits in a toy2d run used to resume as if it were toy2d's."""
+    run = tmp_path / "toy2d" / "r"
+    assert toy(tmp_path, "r", "--steps", "2").exit_code == 0
+    meta_path = run / "checkpoints" / "step_00000002" / "meta.json"
+    meta_path.write_text(json.dumps({**json.loads(meta_path.read_text()), **edit}))
+    one_error_line(toy(tmp_path, "r", "--steps", "4", "--resume"), expected)
+
+
+def test_failed_starts_leave_no_lock_files(tmp_path):
+    """A start that diverged before its first checkpoint (its folder cleaned up) used to leave
+    .<name>.lock beside the runs; a run that exists keeps its own."""
+    one_error_line(toy(tmp_path, "d", "--steps", "5", "--set", "train.lr=1e6", "--set", "train.warmup_steps=0"),
+                   "training diverged")
+    assert toy(tmp_path, "ok", "--steps", "2").exit_code == 0
+    assert sorted(p.name for p in (tmp_path / "toy2d").iterdir()) == [".ok.lock", "ok"]
+
+
+def test_a_lock_file_removed_between_open_and_flock_is_not_trusted(tmp_path, monkeypatch):
+    """Its previous holder may remove the file after we open it: the lock we then get is on a
+    file no longer at the path, so locked() opens and locks the file there instead."""
+    import fcntl
+    import os
+
+    from mmftraj import run_folders
+
+    path = tmp_path / ".r.lock"
+    real_flock, calls = fcntl.flock, []
+
+    def flock_after_removal(fd, op):
+        calls.append(fd)
+        if len(calls) == 1:
+            path.unlink()  # the previous holder's clean-up, just before our flock
+        return real_flock(fd, op)
+
+    monkeypatch.setattr(run_folders.fcntl, "flock", flock_after_removal)
+    (tmp_path / "r").mkdir()
+    with run_folders.locked(tmp_path / "r"):
+        assert len(calls) == 2 and path.read_text() == str(os.getpid())
