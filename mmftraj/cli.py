@@ -18,6 +18,7 @@ from .data.cli import app as data_app
 from .errors import UserError, check_seed, choice_error
 from .experiments.fid import compute_fid
 from .experiments.report import KINDS, load_report_config, parse_shard, run_report
+from .io import check_writable
 from .planning.rollouts import protocol_overrides
 from .runs import prepare_and_train, print_results, write_results
 from .tasks import TASKS, get_task
@@ -131,7 +132,7 @@ def evaluate(
     torch.set_num_threads(threads or auto_threads())
     ckpt = resolve_checkpoint(checkpoint)
     run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt
-    out = out or run_dir / "eval"
+    out = check_writable(out or run_dir / "eval", "--out")
     out.mkdir(parents=True, exist_ok=True)
     results = module.evaluate(ckpt, steps=list(steps) or None, episodes=episodes, seed=seed, out=out, overrides=set_)
     results = {"task": task, "checkpoint": str(ckpt), "run_dir": str(out),
@@ -164,6 +165,7 @@ def sample_cmd(
                         f"file), got {n}; draw more with further --seed values")
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a folder")
+    check_writable(out, "--out")
     dev = resolve_device(device or default_device(), source="--device")
     paths = module.sample(checkpoint, steps=steps, n=n, out=out, seed=seed, device=dev, overrides=overrides or ())
     for path in paths:

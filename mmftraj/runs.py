@@ -15,7 +15,7 @@ from .checkpoint import latest_checkpoint
 from .config import apply_overrides, from_dict, load_yaml, merge_dict, save_yaml, to_dict
 from .core.objective import VARIANTS, ModularMeanFlow, resolve_tangent, variant_label
 from .errors import UserError, choice_error
-from .io import atomic_write_text
+from .io import atomic_write_text, check_writable
 from .resources import resource_path
 from .run_folders import (
     claim,
@@ -177,6 +177,9 @@ def prepare_and_train(
         if run_dir.is_symlink() or (run_dir.exists() and not run_dir.is_dir()):
             raise UserError(f"{run_dir} is not a run folder mmftraj made; choose another --name")
         if run_dir.exists() and any(run_dir.iterdir()):
+            for folder in (run_dir, run_dir / "checkpoints"):  # resumed or deleted: written either way
+                if folder.is_dir() and not folder.is_symlink():
+                    check_writable(folder, "--runs-dir (or another --name)")
             if overwrite:
                 remove(run_dir, "overwrite")
             elif resume:

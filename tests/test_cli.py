@@ -315,3 +315,99 @@ def test_a_lock_file_removed_between_open_and_flock_is_not_trusted(tmp_path, mon
     (tmp_path / "r").mkdir()
     with run_folders.locked(tmp_path / "r"):
         assert len(calls) == 2 and path.read_text() == str(os.getpid())
+
+
+@pytest.fixture
+def read_only(monkeypatch):
+    """Make folders read-only: chmod 0o555, or, as root (whom permissions do not stop), refuse
+    every creation, rename and write-mode open under them as the kernel would (EACCES)."""
+    import builtins
+    import errno
+    import os
+    from pathlib import Path
+
+    folders = []
+    if os.geteuid() == 0:
+        def inside(path) -> bool:
+            try:
+                path = Path(os.fsdecode(path)).absolute()
+            except TypeError:  # a file descriptor
+                return False
+            return any(path == f or f in path.parents for f in folders)
+
+        def refuse(path):
+            raise PermissionError(errno.EACCES, "Permission denied", os.fsdecode(path))
+
+        def guard(real, writes=lambda *a, **k: True, *, at=0):
+            def wrapped(*args, **kwargs):
+                if writes(*args, **kwargs) and inside(args[at]):
+                    refuse(args[at])
+                return real(*args, **kwargs)
+            return wrapped
+
+        write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+        monkeypatch.setattr(os, "open", guard(os.open, lambda p, flags, *a, **k: flags & write_flags))
+        monkeypatch.setattr(builtins, "open", guard(builtins.open, lambda f, mode="r", *a, **k: set(mode) & set("wax+")))
+        for name in ("mkdir", "unlink", "rmdir", "chmod"):
+            monkeypatch.setattr(os, name, guard(getattr(os, name)))
+        for name in ("replace", "rename"):
+            monkeypatch.setattr(os, name, guard(guard(getattr(os, name)), at=1))
+
+    def make(folder):
+        folders.append(Path(folder).absolute())
+        if os.geteuid() != 0:
+            os.chmod(folder, 0o555)
+        return folder
+
+    yield make
+    if os.geteuid() != 0:
+        for folder in folders:
+            os.chmod(folder, 0o755)
+
+
+def test_read_only_outputs_are_one_line_exit_2(tmp_path, read_only):
+    """Each was a traceback: resuming or overwriting a read-only run, eval into its read-only run
+    folder or --out, sample --out read-only, data generate --out in a read-only folder."""
+    run = tmp_path / "toy2d" / "r"
+    assert toy(tmp_path, "r", "--steps", "2").exit_code == 0
+    (tmp_path / "ro").mkdir()
+    read_only(run)
+    read_only(run / "checkpoints")
+    read_only(tmp_path / "ro")
+    writable = "choose a writable"
+    one_error_line(toy(tmp_path, "r", "--steps", "3", "--resume"), f"cannot write to {run}: permission denied", writable)
+    one_error_line(toy(tmp_path, "r", "--steps", "3", "--overwrite"), f"cannot write to {run}", writable)
+    one_error_line(cli("eval", "--task", "toy2d", "--checkpoint", run, "--threads", "1"), f"cannot write to {run}",
+                   "--out")
+    one_error_line(cli("eval", "--task", "toy2d", "--checkpoint", run, "--threads", "1", "--out", tmp_path / "ro"),
+                   f"cannot write to {tmp_path / 'ro'}: permission denied")
+    one_error_line(cli("sample", "--task", "digits", "--checkpoint", run, "--out", tmp_path / "ro" / "s"),
+                   f"cannot write to {tmp_path / 'ro'}", "--out")
+    one_error_line(cli("data", "generate", "maze2d-umaze-v1", "--samples", "100", "--out", tmp_path / "ro" / "m.hdf5"),
+                   f"cannot write to {tmp_path / 'ro'}", "--out folder")
+    assert sorted(p.name for p in (tmp_path / "ro").iterdir()) == []
+
+
+def test_a_full_disk_during_a_checkpoint_save_is_one_line_keeping_the_earlier_ones(tmp_path, monkeypatch):
+    import errno
+
+    from mmftraj import checkpoint
+    from mmftraj.checkpoint import list_checkpoints, load_checkpoint
+
+    real, saves = checkpoint.save_file, []
+
+    def fills_the_disk(tensors, path):
+        saves.append(path)
+        if len(saves) == 2:
+            real(tensors, path)  # half a file, then the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device", path)
+        return real(tensors, path)
+
+    monkeypatch.setattr(checkpoint, "save_file", fills_the_disk)
+    run = tmp_path / "toy2d" / "f"
+    one_error_line(toy(tmp_path, "f", "--steps", "6", "--set", "train.ckpt_every=2"),
+                   f"cannot write to {run / 'checkpoints'}: no space left on device; free some space",
+                   "checkpoint step 4 was not saved, the ones before it are intact")
+    assert [p.name for p in list_checkpoints(run)] == ["step_00000002"]
+    assert load_checkpoint(run)[1]["step"] == 2
+    assert not list((run / "checkpoints").glob(".step_*"))

@@ -13,6 +13,7 @@ from ..cli_errors import user_errors
 from ..envs.maze2d import SPECS
 from ..envs.pointmaze import POINTMAZE
 from ..errors import UserError, check_seed, choice_error
+from ..io import check_writable
 from . import load_episodes
 from .d4rl import load_d4rl
 from .generate import default_path
@@ -51,6 +52,7 @@ def generate(
     if target.suffix.lower() not in (".hdf5", ".h5"):
         raise UserError(f"--out {target} must end in .hdf5 or .h5 (its manifest is written beside it as "
                         f"{target.with_suffix('.json').name})")
+    check_writable(target.parent, "--out folder")
     existing = [p for p in (target, target.with_suffix(".json")) if p.exists()]
     if existing and not overwrite:
         raise UserError(f"{' and '.join(map(str, existing))} already exist{'s' if len(existing) == 1 else ''}; "
