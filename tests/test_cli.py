@@ -411,3 +411,35 @@ def test_a_full_disk_during_a_checkpoint_save_is_one_line_keeping_the_earlier_on
     assert [p.name for p in list_checkpoints(run)] == ["step_00000002"]
     assert load_checkpoint(run)[1]["step"] == 2
     assert not list((run / "checkpoints").glob(".step_*"))
+
+
+@pytest.mark.parametrize("kind,expected", [("external", "keeps its data outside the file (external storage)"),
+                                           ("virtual", "keeps its data outside the file (a virtual layout)"),
+                                           ("bytes", "holds |S2 values, not numbers"),
+                                           ("huge", "GB, more than half this machine's memory")])
+def test_hdf5_data_outside_the_file_or_of_the_wrong_kind_is_one_line(tmp_path, kind, expected):
+    """External storage read a file the dataset named (here a stand-in for a system file); byte
+    strings and a declared (1e10, 4) dataset were tracebacks."""
+    import h5py
+    import numpy as np
+
+    outside = tmp_path / "system-file"
+    outside.write_bytes(np.arange(40, dtype="f8").tobytes())
+    path = tmp_path / "d.hdf5"
+    with h5py.File(path, "w") as f:
+        for key, shape in [("actions", (10, 2)), ("rewards", (10,)), ("terminals", (10,)), ("timeouts", (10,))]:
+            f.create_dataset(key, data=np.zeros(shape))
+        if kind == "external":
+            f.create_dataset("observations", shape=(10, 4), dtype="f8", external=[(str(outside), 0, 320)])
+        elif kind == "virtual":
+            with h5py.File(tmp_path / "src.hdf5", "w") as src:
+                src.create_dataset("x", data=np.zeros((10, 4)))
+            layout = h5py.VirtualLayout(shape=(10, 4), dtype="f8")
+            layout[:] = h5py.VirtualSource(str(tmp_path / "src.hdf5"), "x", shape=(10, 4))
+            f.create_virtual_dataset("observations", layout)
+        elif kind == "bytes":
+            f.create_dataset("observations", data=np.array([[b"ab"] * 4] * 10))
+        else:
+            f.create_dataset("observations", shape=(10**10, 4), dtype="f4", chunks=(1024, 4))
+    assert path.stat().st_size < 100_000
+    one_error_line(cli("data", "inspect", path), expected)
