@@ -113,7 +113,7 @@ def saved_run_config(run_dir: Path, config_type, task: str | None = None):
             stored = meta.get("config")
         except (OSError, ValueError, AttributeError) as exc:
             raise UserError(f"checkpoint {ckpt} has an unreadable meta.json ({exc}); resume from another run") from None
-        if task is not None and meta.get("task") != task:
+        if task is not None and "task" in meta and meta["task"] != task:  # no task: load_checkpoint's checks
             raise UserError(f"checkpoint {ckpt} belongs to task {meta.get('task')!r}, not {task!r}; resume it with "
                             f"its own --task, or start a new run")
         from_ckpt = apply_options(from_dict(config_type, stored)) if isinstance(stored, dict) else None
