@@ -14,6 +14,7 @@ listed, loaded or rotated.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -28,7 +29,7 @@ from safetensors.torch import load_file, save_file
 
 from .config import from_dict
 from .errors import UserError
-from .io import atomic_write_text, umask_mode
+from .io import atomic_write_text, umask_mode, write_error
 
 TENSORS = "tensors.safetensors"
 META = "meta.json"
@@ -102,7 +103,24 @@ def save_checkpoint(
     for stale in root.glob(".step_*"):  # left by a process killed mid-write (one process per run: the lock)
         if stale.is_dir():
             shutil.rmtree(stale, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".step_{step:08d}.", dir=root))
+    try:
+        _write_atomically(tensors, info, root, final)
+    except (OSError, SafetensorError) as exc:  # a full disk, a folder made read-only mid-run
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        error = exc if isinstance(exc, OSError) else OSError(errno.ENOSPC if "No space left" in text else None, text)
+        raise UserError(f"{write_error(error, root, '--runs-dir')}; checkpoint step {step} was not saved, the "
+                        f"ones before it are intact") from None
+    good = last_good_checkpoint(run_dir)
+    for old in list_checkpoints(run_dir)[:-keep] if keep > 0 else []:
+        if old != good:
+            shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def _write_atomically(tensors: dict, info: dict, root: Path, final: Path) -> None:
+    """Build the checkpoint in a temporary folder under `root`, then rename it to `final`; a
+    failure at any point removes the temporary folder and leaves `final` as it was."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=root))
     try:
         save_file(tensors, str(tmp / TENSORS))
         info["tensors_sha256"] = file_sha256(tmp / TENSORS)
@@ -118,11 +136,6 @@ def save_checkpoint(
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    good = last_good_checkpoint(run_dir)
-    for old in list_checkpoints(run_dir)[:-keep] if keep > 0 else []:
-        if old != good:
-            shutil.rmtree(old, ignore_errors=True)
-    return final
 
 
 def list_checkpoints(run_dir: Path) -> list[Path]:

@@ -15,14 +15,15 @@ from . import __version__
 from .checkpoint import resolve_checkpoint
 from .cli_errors import user_errors
 from .data.cli import app as data_app
-from .errors import UserError, choice_error
+from .errors import UserError, check_seed, choice_error
 from .experiments.fid import compute_fid
 from .experiments.report import KINDS, load_report_config, parse_shard, run_report
+from .io import check_writable
 from .planning.rollouts import protocol_overrides
 from .runs import prepare_and_train, print_results, write_results
 from .tasks import TASKS, get_task
 from .tasks.image_common import default_device
-from .training import auto_threads, resolve_device
+from .training import auto_threads, max_threads, resolve_device, threads_rule
 
 app = typer.Typer(
     help="One-step generative modeling of trajectories and images with Modular MeanFlow (MMF).",
@@ -45,13 +46,9 @@ def main(
     """mmftraj: train one-step generators (MMF) on trajectories and images."""
 
 
+MAX_SAMPLES = 100_000  # `sample` holds noise and samples in memory: 100k CIFAR images are 2.5 GB
+
 SET_HELP = "Override any config field, e.g. --set train.lr=3e-4 (repeatable)."
-
-
-def check_seed(seed: int | None) -> None:
-    """numpy and gymnasium take only seeds ≥ 0; say so before any work starts."""
-    if seed is not None and seed < 0:
-        raise UserError(f"--seed must be 0 or more, got {seed}")
 
 
 @app.command()
@@ -130,12 +127,12 @@ def evaluate(
     module = get_task(task)
     if module.evaluate is None:
         raise UserError(f"task {task!r} has no evaluation")
-    if threads < 0:
-        raise UserError(f"--threads must be 0 (auto) or more, got {threads}")
+    if not 0 <= threads <= max_threads():
+        raise UserError(f"--threads must be {threads_rule()}, got {threads}")
     torch.set_num_threads(threads or auto_threads())
     ckpt = resolve_checkpoint(checkpoint)
     run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt
-    out = out or run_dir / "eval"
+    out = check_writable(out or run_dir / "eval", "--out")
     out.mkdir(parents=True, exist_ok=True)
     results = module.evaluate(ckpt, steps=list(steps) or None, episodes=episodes, seed=seed, out=out, overrides=set_)
     results = {"task": task, "checkpoint": str(ckpt), "run_dir": str(out),
@@ -163,10 +160,12 @@ def sample_cmd(
         with_sampler = [t for t in TASKS if get_task(t).sample is not None]
         raise UserError(f"task {task!r} has no sampler; `sample` works for {', '.join(with_sampler)}")
     check_seed(seed)
-    if n < 1:
-        raise UserError(f"--n must be at least 1, got {n}")
+    if not 1 <= n <= MAX_SAMPLES:
+        raise UserError(f"--n must be 1 to {MAX_SAMPLES} (every sample is held in memory and written to one "
+                        f"file), got {n}; draw more with further --seed values")
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a folder")
+    check_writable(out, "--out")
     dev = resolve_device(device or default_device(), source="--device")
     paths = module.sample(checkpoint, steps=steps, n=n, out=out, seed=seed, device=dev, overrides=overrides or ())
     for path in paths:

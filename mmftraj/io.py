@@ -20,6 +20,39 @@ def cache_dir() -> Path:
     return Path(os.environ.get("MMFTRAJ_CACHE", Path.home() / ".cache" / "mmftraj"))
 
 
+# errors of the place written to (permissions, a read-only mount, a full disk), not of mmftraj
+WRITE_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT)
+
+
+def write_error(exc: OSError, path: str | Path, what: str = "folder") -> UserError:
+    """One line for an OSError met writing under `path`, naming the remedy (`what` to choose)."""
+    why = (exc.strerror or str(exc)).lower()
+    remedy = "free some space or choose another" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "choose a writable"
+    return UserError(f"cannot write to {path}: {why}; {remedy} {what}")
+
+
+def check_writable(folder: str | Path, what: str = "folder") -> Path:
+    """`folder`, after writing and removing a probe file in it (or, while it does not exist yet, in
+    the nearest folder above it), so an unwritable output fails with one line before any work
+    rather than with a traceback after it. Creates nothing."""
+    folder = Path(folder)
+    there = folder
+    while not there.exists() and there != there.parent:
+        there = there.parent
+    if not there.is_dir():
+        raise UserError(f"{there} is a file; give a folder as the {what}" if there == folder else
+                        f"{folder} would be under the file {there}; choose another {what}")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=there)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        if exc.errno in WRITE_ERRNOS:
+            raise write_error(exc, there, what) from None
+        raise
+    return folder
+
+
 def umask_mode(directory: bool = False) -> int:
     """The mode a plain open()/mkdir() would give under the current umask. Temp files and folders
     are created owner-only; results renamed from them should be readable like any other file."""

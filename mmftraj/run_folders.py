@@ -79,6 +79,16 @@ def refuse_links(run_dir: Path) -> None:
                         f"{'it' if len(links) == 1 else 'them'} with the real file or folder")
 
 
+def refuse_wrong_kinds(run_dir: Path) -> None:
+    """A UserError when a file mmftraj rewrites in `run_dir` is a folder (or `checkpoints` a file):
+    found before training, not when the first row or the results are written."""
+    wrong = [f"{name} is {'a file' if name == 'checkpoints' else 'a folder'}" for name in WRITTEN
+             if (run_dir / name).exists() and (run_dir / name).is_dir() != (name == "checkpoints")]
+    if wrong:
+        raise UserError(f"run {run_dir}: {'; '.join(wrong)}; mmftraj will not continue this run: move "
+                        f"{'it' if len(wrong) == 1 else 'them'} away (or choose another --name)")
+
+
 def missing_run(run_dir: Path, shown: int = 12) -> str:
     """The message for --resume of a run that does not exist: the runs there are, or to drop --resume."""
     parent = run_dir.parent
@@ -109,26 +119,48 @@ def locked(run_dir: Path) -> Iterator[None]:
 
     The kernel releases an flock when its process ends, however it ends, so a lock is never stale;
     the file keeps the holder's PID for the message a second process gets. A symbolic link there is
-    refused (O_NOFOLLOW), never opened: the PID would overwrite its target."""
+    refused (O_NOFOLLOW), never opened: the PID would overwrite its target. When the block leaves
+    no run folder (a refused or cleaned-up start), the lock file is removed while still held; a
+    process that opened it before then finds its lock on a file no longer at the path and retries."""
     path = run_dir.parent / f".{run_dir.name}.lock"
+    fd = _lock(path, run_dir)
     try:
-        run_dir.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o644)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise UserError(f"{path}, the lock file of run {run_dir}, is a symbolic link; mmftraj never writes "
-                            "through links: remove the link (its target is left as it is)") from None
-        raise UserError(f"cannot write runs under {run_dir.parent}: {exc.strerror or exc}; choose a writable "
-                        "--runs-dir") from None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
-            raise UserError(f"run {run_dir} is in use by process {holder}; wait for it or choose another --name") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         yield
     finally:
+        if not (run_dir.exists() or run_dir.is_symlink()):
+            with contextlib.suppress(OSError):
+                path.unlink()
         os.close(fd)  # releases the lock
 
+
+def _lock(path: Path, run_dir: Path) -> int:
+    """An open descriptor of `path` holding its flock, the file still being the one at `path`."""
+    while True:
+        try:
+            run_dir.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o644)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise UserError(f"{path}, the lock file of run {run_dir}, is a symbolic link; mmftraj never writes "
+                                "through links: remove the link (its target is left as it is)") from None
+            raise UserError(f"cannot write runs under {run_dir.parent}: {exc.strerror or exc}; choose a writable "
+                            "--runs-dir") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise UserError(f"run {run_dir} is in use by process {holder}; wait for it or choose another --name") from None
+        if _is_at(path, fd):
+            return fd
+        os.close(fd)  # its last holder removed it after we opened it: lock the file now there
+
+
+def _is_at(path: Path, fd: int) -> bool:
+    try:
+        here, held = os.lstat(path), os.fstat(fd)
+    except OSError:
+        return False
+    return (here.st_dev, here.st_ino) == (held.st_dev, held.st_ino)

@@ -15,9 +15,19 @@ from .checkpoint import latest_checkpoint
 from .config import apply_overrides, from_dict, load_yaml, merge_dict, save_yaml, to_dict
 from .core.objective import VARIANTS, ModularMeanFlow, resolve_tangent, variant_label
 from .errors import UserError, choice_error
-from .io import atomic_write_text
+from .io import atomic_write_text, check_writable
 from .resources import resource_path
-from .run_folders import claim, is_ours, locked, missing_run, never_trained, refuse_links, remove, run_folder
+from .run_folders import (
+    claim,
+    is_ours,
+    locked,
+    missing_run,
+    never_trained,
+    refuse_links,
+    refuse_wrong_kinds,
+    remove,
+    run_folder,
+)
 from .tasks import get_task
 from .training import check_train_config, resolve_device
 
@@ -90,17 +100,22 @@ def resume_config(saved, overrides=(), steps=None, device=None, objective=None):
     return cfg
 
 
-def saved_run_config(run_dir: Path, config_type):
+def saved_run_config(run_dir: Path, config_type, task: str | None = None):
     """The config a run trained with: the one stored in its latest checkpoint, which config.yaml
-    must agree with on what the model learned (a hand-edited or emptied config.yaml is refused)."""
+    must agree with on what the model learned (a hand-edited or emptied config.yaml is refused),
+    and whose task must be `task` (another task's config could otherwise pass as this one's)."""
     saved = run_dir / "config.yaml"
     ckpt = latest_checkpoint(run_dir)
     from_ckpt = None
     if ckpt is not None:
         try:
-            stored = json.loads((ckpt / "meta.json").read_text()).get("config")
+            meta = json.loads((ckpt / "meta.json").read_text())
+            stored = meta.get("config")
         except (OSError, ValueError, AttributeError) as exc:
             raise UserError(f"checkpoint {ckpt} has an unreadable meta.json ({exc}); resume from another run") from None
+        if task is not None and "task" in meta and meta["task"] != task:  # no task: load_checkpoint's checks
+            raise UserError(f"checkpoint {ckpt} belongs to task {meta.get('task')!r}, not {task!r}; resume it with "
+                            f"its own --task, or start a new run")
         from_ckpt = apply_options(from_dict(config_type, stored)) if isinstance(stored, dict) else None
     if not saved.is_file():
         if from_ckpt is None:
@@ -162,14 +177,18 @@ def prepare_and_train(
         if run_dir.is_symlink() or (run_dir.exists() and not run_dir.is_dir()):
             raise UserError(f"{run_dir} is not a run folder mmftraj made; choose another --name")
         if run_dir.exists() and any(run_dir.iterdir()):
+            for folder in (run_dir, run_dir / "checkpoints"):  # resumed or deleted: written either way
+                if folder.is_dir() and not folder.is_symlink():
+                    check_writable(folder, "--runs-dir (or another --name)")
             if overwrite:
                 remove(run_dir, "overwrite")
             elif resume:
                 refuse_links(run_dir)
+                refuse_wrong_kinds(run_dir)
                 if not is_ours(run_dir) and not (saved.is_file() and (run_dir / "checkpoints").is_dir()):
                     raise UserError(f"{run_dir} exists but is not an mmftraj run (no config.yaml and checkpoints); "
                                     f"choose another --name")
-                cfg = resume_config(saved_run_config(run_dir, type(cfg)), overrides, steps, device, objective)
+                cfg = resume_config(saved_run_config(run_dir, type(cfg), task), overrides, steps, device, objective)
             else:
                 raise UserError(f"run {run_dir} already exists; pass --resume to continue it, --overwrite, or another --name")
         check_run_config(cfg, task, device, overrides)  # the resumed run's config, too

@@ -55,7 +55,7 @@ from .checkpoint import (
     set_aside,
     split_prefix,
 )
-from .errors import UserError
+from .errors import MAX_SEED, UserError
 from .io import atomic_write_text, open_no_follow
 
 BatchFn = Callable[[torch.Generator, int], dict]
@@ -96,15 +96,19 @@ class TrainConfig:
     # (2.0 vs 4.3 it/s with one thread); alone it keeps every core (7.1 it/s). Set N for runs that
     # must match bit for bit across processes (results may differ in the last bits with N).
     threads: int = 0
+    # After SIGINT/SIGTERM the run finishes its step, saves and exits; a step still running this
+    # many seconds after the signal is abandoned instead (exit 128 + signal, the last checkpoint
+    # kept), since a cluster kills a job 30-120 s after SIGTERM. 0: wait for the step however long.
+    signal_grace_s: float = 60.0
 
 
 def check_train_config(cfg: TrainConfig) -> None:
     """Refuse values that would crash deep inside torch or train on nothing (NaN losses)."""
-    finite = [n for n in ("lr", "grad_clip", "weight_decay", "ema_decay", "beta1", "beta2", "min_lr_ratio")
+    finite = [n for n in ("lr", "grad_clip", "weight_decay", "ema_decay", "beta1", "beta2", "min_lr_ratio",
+                          "signal_grace_s")
               if not math.isfinite(getattr(cfg, n))]
     if finite:
         raise UserError("; ".join(f"train.{n} must be a finite number, got {getattr(cfg, n)}" for n in finite))
-    cores = os.cpu_count() or 1
     rules = [
         ("steps", cfg.steps >= 1, "at least 1"), ("batch_size", cfg.batch_size >= 1, "at least 1"),
         ("lr", cfg.lr > 0, "positive"), ("warmup_steps", cfg.warmup_steps >= 0, "0 or more"),
@@ -113,11 +117,23 @@ def check_train_config(cfg: TrainConfig) -> None:
         ("grad_clip", cfg.grad_clip >= 0, "0 (off) or positive"), ("weight_decay", cfg.weight_decay >= 0, "0 or more"),
         ("ema_decay", 0 <= cfg.ema_decay < 1, "in [0, 1)"), ("beta1", 0 <= cfg.beta1 < 1, "in [0, 1)"),
         ("beta2", 0 <= cfg.beta2 < 1, "in [0, 1)"), ("min_lr_ratio", 0 <= cfg.min_lr_ratio <= 1, "in [0, 1]"),
-        ("threads", 0 <= cfg.threads <= 4 * cores, f"0 (auto) to {4 * cores} (4 x this machine's {cores} cores)"),
+        ("threads", 0 <= cfg.threads <= max_threads(), threads_rule()),
+        ("seed", 0 <= cfg.seed <= MAX_SEED, f"0 to {MAX_SEED}"),
+        ("signal_grace_s", cfg.signal_grace_s >= 0, "0 (wait for the step) or more seconds"),
     ]
     bad = [f"train.{name} must be {want}, got {getattr(cfg, name)}" for name, ok, want in rules if not ok]
     if bad:
         raise UserError("; ".join(bad))
+
+
+def max_threads() -> int:
+    """The most CPU threads a run may ask for: far more than the cores only slows it down, and
+    torch's thread pool aborts the process (exit 134) when it cannot create them."""
+    return 4 * (os.cpu_count() or 1)
+
+
+def threads_rule() -> str:
+    return f"0 (auto) to {max_threads()} (4 x this machine's {os.cpu_count() or 1} cores)"
 
 
 def auto_threads() -> int:
@@ -144,25 +160,47 @@ class Interrupted(KeyboardInterrupt):
         self.signum, self.code = signum, 128 + signum
 
 
+class Aborted(KeyboardInterrupt):
+    """Training stopped by a signal without saving: a second signal, or a step still running
+    `signal_grace_s` after the first. `code` is 128 + the signal's number."""
+
+    def __init__(self, signum: int, why: str):
+        super().__init__(why)
+        self.signum, self.code = signum, 128 + signum
+
+
 @contextmanager
-def deferred_signals():
+def deferred_signals(grace_s: float = 0.0):
     """SIGINT and SIGTERM only set a flag, which the loop reads between steps, so the checkpoint it
-    then saves is a whole step's state; a second signal aborts at once (no save). Main thread only."""
-    state = {"signum": None, "aborted": False}
+    then saves is a whole step's state. A second signal, or the end of `grace_s` seconds after the
+    first (a SIGALRM timer; 0: no limit), raises Aborted at once (no save). Main thread only;
+    the loop calls state["settled"]() once it has seen the flag, which stops the timer."""
+    state = {"signum": None, "settled": lambda: None}
     if threading.current_thread() is not threading.main_thread():
         yield state
         return
 
+    def stop_timer():
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
     def handler(signum, frame):
         if state["signum"] is not None:
-            state["aborted"] = True
-            raise KeyboardInterrupt
+            stop_timer()
+            raise Aborted(signum, f"a second signal ({signal.Signals(signum).name})")
         state["signum"] = signum
+        if grace_s > 0:
+            signal.setitimer(signal.ITIMER_REAL, grace_s)
 
+    def expired(signum, frame):
+        raise Aborted(state["signum"], f"the step did not finish within {grace_s:g} s of the signal")
+
+    state["settled"] = stop_timer
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous[signal.SIGALRM] = signal.signal(signal.SIGALRM, expired)
     try:
         yield state
     finally:
+        stop_timer()
         for s, h in previous.items():
             signal.signal(s, h)
 
@@ -533,6 +571,11 @@ class Trainer:
                       f"{'were' if len(moved) > 1 else 'was'} renamed aside to {', '.join(p.name for p in moved)}")
         raise UserError(head + where + advice)
 
+    def _last_saved(self) -> str:
+        """The checkpoint a --resume would continue from, in words."""
+        latest = latest_checkpoint(self.run_dir) if self.run_dir is not None and self.dist.is_main else None
+        return f"checkpoint {latest}; continue with --resume" if latest else "the start (no checkpoint yet)"
+
     # -- the loop ------------------------------------------------------------------------
     def fit(self, resume: bool = False, callback: Callable[[Trainer], None] | None = None) -> dict:
         cfg = self.cfg
@@ -556,7 +599,7 @@ class Trainer:
         last_line, line_step = last_t, self.step
         row: dict = {}
         info = ""
-        with _progress(self.progress and not plain) as bar, deferred_signals() as signals:
+        with _progress(self.progress and not plain) as bar, deferred_signals(cfg.signal_grace_s) as signals:
             task = bar.add_task("train", total=max(cfg.steps, self.step), completed=self.step, info="")
             if self.step >= cfg.steps:
                 say(f"the run is already at step {self.step} (steps: {cfg.steps}); nothing to train")
@@ -600,12 +643,13 @@ class Trainer:
                     if callback is not None:
                         callback(self)
                     if signals["signum"] is not None:
+                        signals["settled"]()
                         raise Interrupted(signals["signum"])
+            except Aborted as stop:  # stop now, save nothing half-done
+                say(f"aborted during step {self.step + 1}: {stop}; nothing saved since "
+                    f"{self._last_saved()}", soft_wrap=True, highlight=False)
+                raise
             except KeyboardInterrupt as stop:
-                if signals["aborted"]:  # a second signal: stop now, save nothing half-done
-                    say(f"aborted during step {self.step + 1}: nothing saved since the last checkpoint",
-                        highlight=False)
-                    raise
                 saved = self.save() if self.step > start_step else None
                 where = f"saved {saved}; continue with --resume" if saved else "nothing new to save"
                 by = f" by {stop}" if str(stop) else ""

@@ -195,3 +195,20 @@ def test_cifar_task_trains_and_samples_end_to_end(tmp_path):
     missing = CliRunner().invoke(app, ["train", "--task", "cifar", "--device", "cpu", "--steps", "1",
                                        "--runs-dir", str(tmp_path), "--name", "m"])
     assert missing.exit_code == 2 and "data.dir" in missing.output
+
+
+@pytest.mark.parametrize("labels,expected", [("deep", "nested more than 4 deep"), ("wide", "more than 2,000,000 entries")])
+def test_a_small_pickle_standing_for_a_huge_tree_is_refused(tmp_path, labels, expected):
+    """Shared references let a few KB of allowed pickle stand for labels nested 27 deep (4 GB once
+    np.asarray expanded them); here shallower/narrower versions that old code read quickly."""
+    inner = [0]
+    if labels == "deep":
+        for _ in range(8):
+            inner = [inner, inner]
+    else:
+        inner = [[0] * 1500] * 1500  # one list of 1500 zeros, referenced 1500 times
+    path = tmp_path / "data_batch_1"
+    _dump({b"data": np.zeros((2, 3072), np.uint8), b"labels": inner}, path)
+    assert path.stat().st_size < 20_000
+    with pytest.raises(UserError, match=expected):
+        read_batch(path)

@@ -66,7 +66,7 @@ def test_a_negative_seed_is_one_line(command):
     from mmftraj.cli import app
 
     result = CliRunner().invoke(app, [*command, "--seed", "-1"])
-    assert result.exit_code == 2 and "--seed must be 0 or more, got -1" in result.output, result.output
+    assert result.exit_code == 2 and "--seed must be 0 to 4294967295 (2**32 - 1), got -1" in result.output, result.output
 
 
 def test_pointmaze_generation_refuses_no_steps_and_a_file_as_the_folder(tmp_path):
@@ -222,3 +222,224 @@ def test_a_checkpoint_without_a_checksum_still_loads(tmp_path):
     meta_path.write_text(json.dumps(meta))
     assert load_checkpoint(run)[1]["step"] == 3
     assert toy(tmp_path, "old", "--steps", "5", "--resume").exit_code == 0
+
+
+# -- reliability, part 2 -------------------------------------------------------------------------
+def test_eval_refuses_more_threads_than_train_allows(tmp_path):
+    """torch aborted the process (exit 134) on --threads 100000; train has refused it all along."""
+    out = run("eval", "--task", "toy2d", "--checkpoint", str(tmp_path), "--threads", "100000")
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert "--threads must be 0 (auto) to" in out.stderr
+
+
+BIG = str(2**64)
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["train", "--task", "toy2d", "--seed", BIG], "--seed must be 0 to 4294967295"),
+    (["train", "--task", "toy2d", "--set", "train.seed=-1"], "train.seed must be 0 to 4294967295"),
+    (["eval", "--task", "toy2d", "--checkpoint", "RUNS", "--seed", BIG], "--seed must be 0 to"),
+    (["data", "generate", "maze2d-umaze-v1", "--samples", "100", "--seed", "-1", "--out", "RUNS/m.hdf5"],
+     "--seed must be 0 to"),
+    (["data", "image-subset", "--data-dir", "RUNS", "--out", "OUT", "--per-class", "1", "--seed", "-1"],
+     "--seed must be 0 to"),
+    (["train", "--task", "toy2d", "--set", "model.hidden=-3"], "model.hidden must be at least 1, got -3"),
+    (["train", "--task", "toy2d", "--set", "model.hidden=0"], "model.hidden must be at least 1, got 0"),
+    (["train", "--task", "toy2d", "--set", "eval.steps=[]"], "eval.steps must list sampling step counts"),
+    (["train", "--task", "toy2d", "--set", "eval.steps=[-1]"], "eval.steps must list sampling step counts"),
+    (["train", "--task", "toy2d", "--set", "eval.n_samples=-4"], "eval.n_samples and eval.projections must be"),
+    (["train", "--task", "toy2d", "--set", "objective.lambda_warmup=-5"], "objective.lambda_warmup must be 0 or more"),
+    (["train", "--task", "toy2d", "--set", "objective.adaptive_c=-1"], "objective.adaptive_c must be positive"),
+    (["sample", "--task", "digits", "--checkpoint", "RUNS", "--n", "100000000000"], "--n must be 1 to 100000"),
+])
+def test_bad_values_are_one_line_before_any_work(args, expected, tmp_path):
+    """Each was a traceback, or (eval.steps=[-1], lambda_warmup=-5) a run trained in full first."""
+    args = [a.replace("RUNS", str(tmp_path)).replace("OUT", str(tmp_path.parent / f"{tmp_path.name}-out"))
+            for a in args]
+    extra = ["--runs-dir", tmp_path, "--steps", "2"] if args[0] == "train" else []
+    one_error_line(cli(*args, *extra), expected)
+    assert not (tmp_path / "toy2d").exists() and not (tmp_path / "m.hdf5").exists()
+
+
+def test_a_metrics_or_results_folder_is_refused_before_resuming(tmp_path):
+    run = tmp_path / "toy2d" / "r"
+    assert toy(tmp_path, "r", "--steps", "2").exit_code == 0
+    for name in ("metrics.csv", "results.json"):
+        kept = run / f"{name}.kept"
+        (run / name).rename(kept)
+        (run / name).mkdir()
+        one_error_line(toy(tmp_path, "r", "--steps", "3", "--resume"), f"{name} is a folder")
+        (run / name).rmdir()
+        kept.rename(run / name)
+    assert toy(tmp_path, "r", "--steps", "3", "--resume").exit_code == 0
+
+
+@pytest.mark.parametrize("edit,expected", [({"task": "digits"}, "belongs to task 'digits', not 'toy2d'"),
+                                           ({"step": 1e30}, "is not one mmftraj wrote (step 1e+30)")])
+def test_a_checkpoint_of_another_task_or_a_float_step_is_refused_on_resume(tmp_path, edit, expected):
+    """A meta.json saying task: digits in a toy2d run used to resume as if it were toy2d's."""
+    run = tmp_path / "toy2d" / "r"
+    assert toy(tmp_path, "r", "--steps", "2").exit_code == 0
+    meta_path = run / "checkpoints" / "step_00000002" / "meta.json"
+    meta_path.write_text(json.dumps({**json.loads(meta_path.read_text()), **edit}))
+    one_error_line(toy(tmp_path, "r", "--steps", "4", "--resume"), expected)
+
+
+def test_failed_starts_leave_no_lock_files(tmp_path):
+    """A start that diverged before its first checkpoint (its folder cleaned up) used to leave
+    .<name>.lock beside the runs; a run that exists keeps its own."""
+    one_error_line(toy(tmp_path, "d", "--steps", "5", "--set", "train.lr=1e6", "--set", "train.warmup_steps=0"),
+                   "training diverged")
+    assert toy(tmp_path, "ok", "--steps", "2").exit_code == 0
+    assert sorted(p.name for p in (tmp_path / "toy2d").iterdir()) == [".ok.lock", "ok"]
+
+
+def test_a_lock_file_removed_between_open_and_flock_is_not_trusted(tmp_path, monkeypatch):
+    """Its previous holder may remove the file after we open it: the lock we then get is on a
+    file no longer at the path, so locked() opens and locks the file there instead."""
+    import fcntl
+    import os
+
+    from mmftraj import run_folders
+
+    path = tmp_path / ".r.lock"
+    real_flock, calls = fcntl.flock, []
+
+    def flock_after_removal(fd, op):
+        calls.append(fd)
+        if len(calls) == 1:
+            path.unlink()  # the previous holder's clean-up, just before our flock
+        return real_flock(fd, op)
+
+    monkeypatch.setattr(run_folders.fcntl, "flock", flock_after_removal)
+    (tmp_path / "r").mkdir()
+    with run_folders.locked(tmp_path / "r"):
+        assert len(calls) == 2 and path.read_text() == str(os.getpid())
+
+
+@pytest.fixture
+def read_only(monkeypatch):
+    """Make folders read-only: chmod 0o555, or, as root (whom permissions do not stop), refuse
+    every creation, rename and write-mode open under them as the kernel would (EACCES)."""
+    import builtins
+    import errno
+    import os
+    from pathlib import Path
+
+    folders = []
+    if os.geteuid() == 0:
+        def inside(path) -> bool:
+            try:
+                path = Path(os.fsdecode(path)).absolute()
+            except TypeError:  # a file descriptor
+                return False
+            return any(path == f or f in path.parents for f in folders)
+
+        def refuse(path):
+            raise PermissionError(errno.EACCES, "Permission denied", os.fsdecode(path))
+
+        def guard(real, writes=lambda *a, **k: True, *, at=0):
+            def wrapped(*args, **kwargs):
+                if writes(*args, **kwargs) and inside(args[at]):
+                    refuse(args[at])
+                return real(*args, **kwargs)
+            return wrapped
+
+        write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+        monkeypatch.setattr(os, "open", guard(os.open, lambda p, flags, *a, **k: flags & write_flags))
+        monkeypatch.setattr(builtins, "open", guard(builtins.open, lambda f, mode="r", *a, **k: set(mode) & set("wax+")))
+        for name in ("mkdir", "unlink", "rmdir", "chmod"):
+            monkeypatch.setattr(os, name, guard(getattr(os, name)))
+        for name in ("replace", "rename"):
+            monkeypatch.setattr(os, name, guard(guard(getattr(os, name)), at=1))
+
+    def make(folder):
+        folders.append(Path(folder).absolute())
+        if os.geteuid() != 0:
+            os.chmod(folder, 0o555)
+        return folder
+
+    yield make
+    if os.geteuid() != 0:
+        for folder in folders:
+            os.chmod(folder, 0o755)
+
+
+def test_read_only_outputs_are_one_line_exit_2(tmp_path, read_only):
+    """Each was a traceback: resuming or overwriting a read-only run, eval into its read-only run
+    folder or --out, sample --out read-only, data generate --out in a read-only folder."""
+    run = tmp_path / "toy2d" / "r"
+    assert toy(tmp_path, "r", "--steps", "2").exit_code == 0
+    (tmp_path / "ro").mkdir()
+    read_only(run)
+    read_only(run / "checkpoints")
+    read_only(tmp_path / "ro")
+    writable = "choose a writable"
+    one_error_line(toy(tmp_path, "r", "--steps", "3", "--resume"), f"cannot write to {run}: permission denied", writable)
+    one_error_line(toy(tmp_path, "r", "--steps", "3", "--overwrite"), f"cannot write to {run}", writable)
+    one_error_line(cli("eval", "--task", "toy2d", "--checkpoint", run, "--threads", "1"), f"cannot write to {run}",
+                   "--out")
+    one_error_line(cli("eval", "--task", "toy2d", "--checkpoint", run, "--threads", "1", "--out", tmp_path / "ro"),
+                   f"cannot write to {tmp_path / 'ro'}: permission denied")
+    one_error_line(cli("sample", "--task", "digits", "--checkpoint", run, "--out", tmp_path / "ro" / "s"),
+                   f"cannot write to {tmp_path / 'ro'}", "--out")
+    one_error_line(cli("data", "generate", "maze2d-umaze-v1", "--samples", "100", "--out", tmp_path / "ro" / "m.hdf5"),
+                   f"cannot write to {tmp_path / 'ro'}", "--out folder")
+    assert sorted(p.name for p in (tmp_path / "ro").iterdir()) == []
+
+
+def test_a_full_disk_during_a_checkpoint_save_is_one_line_keeping_the_earlier_ones(tmp_path, monkeypatch):
+    import errno
+
+    from mmftraj import checkpoint
+    from mmftraj.checkpoint import list_checkpoints, load_checkpoint
+
+    real, saves = checkpoint.save_file, []
+
+    def fills_the_disk(tensors, path):
+        saves.append(path)
+        if len(saves) == 2:
+            real(tensors, path)  # half a file, then the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device", path)
+        return real(tensors, path)
+
+    monkeypatch.setattr(checkpoint, "save_file", fills_the_disk)
+    run = tmp_path / "toy2d" / "f"
+    one_error_line(toy(tmp_path, "f", "--steps", "6", "--set", "train.ckpt_every=2"),
+                   f"cannot write to {run / 'checkpoints'}: no space left on device; free some space",
+                   "checkpoint step 4 was not saved, the ones before it are intact")
+    assert [p.name for p in list_checkpoints(run)] == ["step_00000002"]
+    assert load_checkpoint(run)[1]["step"] == 2
+    assert not list((run / "checkpoints").glob(".step_*"))
+
+
+@pytest.mark.parametrize("kind,expected", [("external", "keeps its data outside the file (external storage)"),
+                                           ("virtual", "keeps its data outside the file (a virtual layout)"),
+                                           ("bytes", "holds |S2 values, not numbers"),
+                                           ("huge", "GB, more than half this machine's memory")])
+def test_hdf5_data_outside_the_file_or_of_the_wrong_kind_is_one_line(tmp_path, kind, expected):
+    """External storage read a file the dataset named (here a stand-in for a system file); byte
+    strings and a declared (1e10, 4) dataset were tracebacks."""
+    import h5py
+    import numpy as np
+
+    outside = tmp_path / "system-file"
+    outside.write_bytes(np.arange(40, dtype="f8").tobytes())
+    path = tmp_path / "d.hdf5"
+    with h5py.File(path, "w") as f:
+        for key, shape in [("actions", (10, 2)), ("rewards", (10,)), ("terminals", (10,)), ("timeouts", (10,))]:
+            f.create_dataset(key, data=np.zeros(shape))
+        if kind == "external":
+            f.create_dataset("observations", shape=(10, 4), dtype="f8", external=[(str(outside), 0, 320)])
+        elif kind == "virtual":
+            with h5py.File(tmp_path / "src.hdf5", "w") as src:
+                src.create_dataset("x", data=np.zeros((10, 4)))
+            layout = h5py.VirtualLayout(shape=(10, 4), dtype="f8")
+            layout[:] = h5py.VirtualSource(str(tmp_path / "src.hdf5"), "x", shape=(10, 4))
+            f.create_virtual_dataset("observations", layout)
+        elif kind == "bytes":
+            f.create_dataset("observations", data=np.array([[b"ab"] * 4] * 10))
+        else:
+            f.create_dataset("observations", shape=(10**10, 4), dtype="f4", chunks=(1024, 4))
+    assert path.stat().st_size < 100_000
+    one_error_line(cli("data", "inspect", path), expected)

@@ -293,9 +293,40 @@ def test_a_second_signal_aborts_without_saving(tmp_path):
         return loss(*args, **kwargs)
 
     trainer.objective.loss = twice
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt) as stop:
         trainer.fit()
+    assert stop.value.code == 143  # two SIGTERMs: the shell's code for SIGTERM, not Ctrl-C's 130
     assert [p.name for p in list_checkpoints(tmp_path)] == ["step_00000010"]  # the periodic one only
+
+
+def test_a_step_past_the_signal_grace_period_aborts_keeping_the_last_checkpoint(tmp_path, capsys):
+    """A step that outlasts train.signal_grace_s after SIGTERM is abandoned with one line, exit
+    code 143, and the periodic checkpoint before it left as it was (a cluster kills soon after)."""
+    import time
+
+    from mmftraj.training import Aborted
+
+    trainer = _trainer(tmp_path, steps=40)
+    trainer.cfg.signal_grace_s = 0.5
+    trainer.progress = True
+    batches = trainer.batch_fn
+
+    def slow_step_after_a_signal(generator, step):
+        if step == 12:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(30)  # a first compiled step: far longer than the grace period
+        return batches(generator, step)
+
+    trainer.batch_fn = slow_step_after_a_signal
+    began = time.perf_counter()
+    with pytest.raises(Aborted) as stop:
+        trainer.fit()
+    assert time.perf_counter() - began < 10 and stop.value.code == 143
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step_00000010"]
+    said = [line for line in capsys.readouterr().out.splitlines() if "aborted" in line]
+    assert len(said) == 1 and "did not finish within 0.5 s of the signal" in said[0]
+    assert "step_00000010" in said[0]
+    assert signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, None) and signal.getitimer(signal.ITIMER_REAL)[0] == 0
 
 
 NODE_SCRIPT = """

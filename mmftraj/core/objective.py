@@ -64,6 +64,20 @@ class ObjectiveConfig:
     adaptive_c: float = 1e-3  # on the per-sample sum of squares, as in MeanFlow's code
 
 
+def check_ranges(cfg: ObjectiveConfig) -> None:
+    """Refuse values the objective would turn into NaN losses or silently misread (a negative
+    warm-up, a negative adaptive c dividing by zero), all in one line."""
+    positive_or_none = [("time_r_std", cfg.time_r_std is None or cfg.time_r_std > 0, "positive")]
+    rules = [("time_std", cfg.time_std > 0, "positive"), *positive_or_none,
+             ("equal_fraction", 0 <= cfg.equal_fraction <= 1, "in [0, 1]"),
+             ("lambda_start", cfg.lambda_start >= 0, "0 or more"), ("lambda_warmup", cfg.lambda_warmup >= 0, "0 or more"),
+             ("lambda_value", 0 <= cfg.lambda_value <= 1, "in [0, 1]"), ("fd_eps", cfg.fd_eps > 0, "positive"),
+             ("adaptive_p", cfg.adaptive_p >= 0, "0 (plain L2) or more"), ("adaptive_c", cfg.adaptive_c > 0, "positive")]
+    bad = [f"objective.{name} must be {want}, got {getattr(cfg, name)}" for name, ok, want in rules if not ok]
+    if bad:
+        raise UserError("; ".join(bad))
+
+
 def resolve_tangent(cfg: ObjectiveConfig) -> str:
     """The tangent a config trains with: its own setting, or its variant's when `auto`."""
     if cfg.tangent not in TANGENTS:
@@ -132,8 +146,7 @@ class ModularMeanFlow:
         bad = [n for n in numbers if getattr(cfg, n) is not None and not math.isfinite(getattr(cfg, n))]
         if bad:
             raise UserError("; ".join(f"objective.{n} must be a finite number, got {getattr(cfg, n)}" for n in bad))
-        if cfg.fd_eps <= 0:
-            raise UserError(f"fd_eps must be positive, got {cfg.fd_eps}")
+        check_ranges(cfg)
         self.tangent = resolve_tangent(cfg)
         self.label = variant_label(cfg)
         self.jvp_fn = get_jvp_backend(cfg.jvp)

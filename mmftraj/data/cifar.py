@@ -73,13 +73,40 @@ class RestrictedUnpickler(pickle.Unpickler):
         raise UserError(f"{self.source}: refusing a pickle with persistent references")
 
 
+# A batch is a dict of a label list, a filename list, an array and a name (depth 2, ~20k items).
+# Shared references let a small pickle stand for an enormous tree (a 31 KB file of labels nested
+# 27 deep through shared lists became 4 GB in np.asarray), so trees beyond these bounds are refused.
+MAX_DEPTH = 4
+MAX_ITEMS = 2_000_000  # container entries, counted as often as a shared container is reached
+
+
 def restricted_load(data: bytes, source: str = "<pickle>"):
     try:
-        return RestrictedUnpickler(io.BytesIO(data), source).load()
+        obj = RestrictedUnpickler(io.BytesIO(data), source).load()
     except UserError:
         raise
     except Exception as exc:  # malformed stream: EOF, bad opcode, bad array state, ...
         raise UserError(f"{source}: not a readable CIFAR-10 pickle ({type(exc).__name__}: {exc})") from None
+    check_bounded(obj, source)
+    return obj
+
+
+def check_bounded(obj, source: str) -> None:
+    """Refuse containers nested deeper than MAX_DEPTH or holding more than MAX_ITEMS entries in
+    all, shared ones counted each time they are reached; the walk stops at the first excess, so it
+    costs at most MAX_ITEMS steps whatever the pickle."""
+    items, stack = 0, [(obj, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if not isinstance(node, (dict, list, tuple, set, frozenset)):
+            continue
+        if depth >= MAX_DEPTH:
+            raise UserError(f"{source}: containers nested more than {MAX_DEPTH} deep; not a CIFAR-10 batch")
+        items += len(node)
+        if items > MAX_ITEMS:
+            raise UserError(f"{source}: more than {MAX_ITEMS:,} entries in all; not a CIFAR-10 batch")
+        children = [x for kv in node.items() for x in kv] if isinstance(node, dict) else node
+        stack.extend((child, depth + 1) for child in children)
 
 
 def _key(d: dict, name: str, source: str):

@@ -12,7 +12,8 @@ from rich.table import Table
 from ..cli_errors import user_errors
 from ..envs.maze2d import SPECS
 from ..envs.pointmaze import POINTMAZE
-from ..errors import UserError, choice_error
+from ..errors import UserError, check_seed, choice_error
+from ..io import check_writable
 from . import load_episodes
 from .d4rl import load_d4rl
 from .generate import default_path
@@ -36,6 +37,7 @@ def generate(
 ):
     """Generate a maze2d dataset the way D4RL did (one continuous waypoint-controller run), or a
     PointMaze dataset in Minari's format the way Minari's D4RL/pointmaze datasets were made."""
+    check_seed(seed)
     key = env.split("/")[-1]
     if key not in SPECS and key not in POINTMAZE:
         raise choice_error("env to generate", env, [*SPECS, *POINTMAZE])
@@ -50,6 +52,7 @@ def generate(
     if target.suffix.lower() not in (".hdf5", ".h5"):
         raise UserError(f"--out {target} must end in .hdf5 or .h5 (its manifest is written beside it as "
                         f"{target.with_suffix('.json').name})")
+    check_writable(target.parent, "--out folder")
     existing = [p for p in (target, target.with_suffix(".json")) if p.exists()]
     if existing and not overwrite:
         raise UserError(f"{' and '.join(map(str, existing))} already exist{'s' if len(existing) == 1 else ''}; "
@@ -115,6 +118,7 @@ def image_subset(
     data.check_cifar10=false."""
     from .image_subset import write_subset
 
+    check_seed(seed)
     made = write_subset(data_dir, out, per_class, test_per_class, seed, progress=True)
     counts = ", ".join(f"{n:,} {split}" for split, n in made.counts.items())
     size = f"{made.bytes / 1e6:.1f} MB" if made.bytes >= 1e6 else f"{made.bytes / 1e3:.1f} kB"

@@ -6,6 +6,7 @@ changes (equivalently where our `timeouts` are set). Other D4RL files split at t
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import h5py
@@ -35,11 +36,15 @@ def read_d4rl_arrays(path: str | Path) -> dict[str, np.ndarray]:
     arrays: dict[str, np.ndarray] = {}
     try:
         with h5py.File(path, "r") as f:
-            def visit(name, item):
+            datasets = {}
+
+            def visit(name, item):  # returns None: a value would end the visit
                 if isinstance(item, h5py.Dataset) and not name.startswith("metadata"):
-                    arrays[name] = item[()]
+                    datasets[name] = item
 
             f.visititems(visit)
+            check_datasets(datasets, path)
+            arrays = {name: item[()] for name, item in datasets.items()}
     except OSError as exc:
         raise UserError(f"{path}: not a readable HDF5 file ({exc})") from None
     for key in REQUIRED:
@@ -47,6 +52,31 @@ def read_d4rl_arrays(path: str | Path) -> dict[str, np.ndarray]:
             raise UserError(f"{path}: missing key '{key}' (a D4RL file has {', '.join(REQUIRED)})")
     check_arrays(arrays, str(path))
     return arrays
+
+
+def check_datasets(datasets: dict, path: Path) -> None:
+    """Refuse, before reading a byte, datasets stored outside the file (external storage or a
+    virtual layout would read whatever files they name), of non-numeric types, or declaring more
+    data than half this machine's memory (a chunked dataset can declare (1e10, 4) in a few KB)."""
+    for name, item in datasets.items():
+        if item.external or item.is_virtual:
+            raise UserError(f"{path}: dataset '{name}' keeps its data outside the file ("
+                            f"{'external storage' if item.external else 'a virtual layout'}); mmftraj reads only "
+                            "data stored in the HDF5 file itself")
+        if item.dtype.kind not in "biuf":
+            raise UserError(f"{path}: dataset '{name}' holds {item.dtype} values, not numbers")
+    declared = sum(item.size * item.dtype.itemsize for item in datasets.values())
+    if declared > memory_bytes() // 2:
+        raise UserError(f"{path}: its datasets declare {declared / 1e9:,.1f} GB, more than half this machine's "
+                        f"memory ({memory_bytes() / 1e9:,.1f} GB); not a dataset mmftraj can load")
+
+
+def memory_bytes() -> int:
+    """This machine's physical memory (a generous 64 GB where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 64 << 30
 
 
 def episode_ends(arrays: dict[str, np.ndarray], split: str = "auto") -> np.ndarray:

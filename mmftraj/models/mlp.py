@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..errors import UserError
 from .embeddings import TimeEmbedding
 from .layers import LayerNorm
 
@@ -18,6 +19,14 @@ class MLPConfig:
     depth: int = 3
     time_dim: int = 64
     freq_dim: int = 32
+
+
+def check_mlp(cfg: MLPConfig, section: str = "model") -> None:
+    """Refuse sizes torch would fail on deep inside a layer (negative) or train nothing with (0)."""
+    bad = [f"{section}.{name} must be at least 1, got {getattr(cfg, name)}"
+           for name in ("dim", "hidden", "depth", "time_dim", "freq_dim") if getattr(cfg, name) < 1]
+    if bad:
+        raise UserError("; ".join(bad))
 
 
 class TimeMLP(nn.Module):

@@ -16,10 +16,10 @@ from ..checkpoint import load_task_model
 from ..config import apply_overrides, check_eval_overrides, to_dict
 from ..core import ModularMeanFlow, ObjectiveConfig, sample
 from ..data.toy2d import DISTRIBUTIONS, check_hold_out, draw, mode_of, sample_data, training_set
-from ..errors import UserError
+from ..errors import UserError, check_seed
 from ..evaluation.distances import sliced_wasserstein
 from ..evaluation.figures import pyplot, save_png
-from ..models.mlp import MLPConfig, TimeMLP
+from ..models.mlp import MLPConfig, TimeMLP, check_mlp
 from ..training import TrainConfig, Trainer
 from . import Task
 
@@ -99,6 +99,24 @@ def train(cfg: Config, run_dir: Path, resume: bool = False, progress: bool = Tru
     return {"objective": cfg.objective.variant, "distribution": cfg.data.distribution, **fit, **metrics}
 
 
+def check_config(cfg: Config, preset: str | None = None) -> None:
+    """Values that would fail deep inside torch, or only after training (eval.*), refused first."""
+    check_data(cfg.data)
+    check_mlp(cfg.model)
+    if cfg.model.dim != 2:
+        raise UserError(f"model.dim must be 2 for toy2d's 2-D points, got {cfg.model.dim}")
+    check_eval(cfg.eval)
+
+
+def check_eval(e: EvalConfig) -> None:
+    if not e.steps or min(e.steps) < 1:
+        raise UserError(f"eval.steps must list sampling step counts of at least 1, got {e.steps}")
+    if e.n_samples < 1 or e.projections < 1:
+        raise UserError(f"eval.n_samples and eval.projections must be at least 1, got {e.n_samples} and "
+                        f"{e.projections}")
+    check_seed(e.seed, "eval.seed")
+
+
 def check_data(d: DataConfig) -> None:
     if d.size < 0:
         raise UserError(f"data.size must be 0 (fresh points every step) or a number of points, got {d.size}")
@@ -169,10 +187,11 @@ def evaluate(checkpoint: str | Path, steps: list[int] | None = None, out: Path |
     model, cfg = load_model(checkpoint)
     cfg = apply_overrides(cfg, list(overrides))
     cfg.eval.seed = cfg.eval.seed + seed
+    check_eval(cfg.eval)
     if steps:
         cfg.eval.steps = list(steps)
     mode = ModularMeanFlow(cfg.objective).sampling_mode
     return evaluate_model(model, cfg, mode, plot_path=out / "samples.png" if out else None)
 
 
-TASK = Task("toy2d", Config, default_config, train, PRESETS, default_preset, evaluate)
+TASK = Task("toy2d", Config, default_config, train, PRESETS, default_preset, evaluate, check=check_config)
