@@ -54,10 +54,14 @@ def run(args) -> None:
                             cwd=HERE).stdout.strip() or None
     for label, episodes, seed in todo:
         path = record_path(label, episodes, seed)
-        if path.exists():
-            continue
         variant, extra = label_options(label)
         overrides = [f"data.train_episodes={episodes}", f"train.threads={args.threads}", *args.set, *extra]
+        if path.exists():
+            kept = json.loads(path.read_text()).get("overrides")
+            if kept != overrides:
+                raise SystemExit(f"{path} was trained with {kept}, not {overrides}: move it away or run with the "
+                                 "same --set options")
+            continue
         name = f"{label}-e{episodes}-s{seed}"
         print(f"{time.strftime('%H:%M:%S')} training {name}", flush=True)
         t0 = time.perf_counter()
@@ -112,7 +116,7 @@ def paired_rows(records: list[dict], episodes: int) -> list[dict]:
 def table() -> str:
     records = load_records()
     if not records:
-        return "No records yet."
+        return f"No records yet in {RECORDS}."
     lines = []
     for episodes in sorted({r["episodes"] for r in records}, reverse=True):
         mine = [r for r in records if r["episodes"] == episodes]
@@ -124,7 +128,7 @@ def table() -> str:
             if not rs:
                 continue
             res = [r["results"] for r in rs]
-            last_key = next(k for k in res[0] if k.startswith("mean_last"))
+            last_key = "mean_last_test_score" if "mean_last_test_score" in res[0] else "mean_last10_test_score"
 
             def pm(key, res=res):
                 v = np.array([x[key] for x in res], dtype=float)
@@ -147,17 +151,18 @@ def table() -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("run")
-    r.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
-    r.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    r.add_argument("--episodes", nargs="+", type=int, default=[90])
-    r.add_argument("--threads", type=int, default=1)
-    r.add_argument("--shard", default="1/1")
-    r.add_argument("--runs-dir", default="runs")
-    r.add_argument("--set", nargs="*", default=[])
-    sub.add_parser("table")
+    r = sub.add_parser("run", help="train the cells that have no record yet",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    r.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS, help="objective variants")
+    r.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="training seeds (also draw the episodes)")
+    r.add_argument("--episodes", nargs="+", type=int, default=[90], help="training-set sizes (data.train_episodes)")
+    r.add_argument("--threads", type=int, default=1, help="train.threads of each run")
+    r.add_argument("--shard", default="1/1", help="I/N: this process trains cells I, I+N, ... of the grid")
+    r.add_argument("--runs-dir", default="runs", help="where the runs live: <runs-dir>/pusht/grid/<cell>/")
+    r.add_argument("--set", action="append", default=[], help="a config override for every cell (repeatable)")
+    sub.add_parser("table", help=f"print the markdown table of the records in {RECORDS}")
     args = parser.parse_args()
     if args.command == "run":
         run(args)

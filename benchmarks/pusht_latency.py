@@ -7,8 +7,8 @@
 Latency does not depend on the weights, so without a checkpoint the default model is timed at
 initialisation (its zero-initialised output layers randomised so the sampler does real work). A
 chunk is the whole `ChunkPolicy` call: normalisation, noise, k evaluations, unnormalisation. The
-executor draws a chunk every `eval.action_steps` env steps (8 at 10 Hz), so the rate a policy
-allows is action_steps / latency chunks-worth of actions per second.
+executor draws a chunk every `eval.action_steps` env steps (8 at 10 Hz), so a policy whose chunk
+takes L seconds can supply at most action_steps / L actions per second.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import time
 import numpy as np
 import torch
 
+from mmftraj.core import ModularMeanFlow
 from mmftraj.data import Normalizer
 from mmftraj.envs.pusht import OBS_DIM
 from mmftraj.io import atomic_write_text
@@ -58,22 +59,24 @@ def chunk_times_ms(policy: ChunkPolicy, obs_steps: int, repeats: int) -> np.ndar
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", default=None)
-    parser.add_argument("--steps", type=int, nargs="+", default=[1, 10, 100])
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=200)
-    parser.add_argument("--json", default=None)
+    parser.add_argument("--checkpoint", default=None, help="a pusht run or checkpoint (default: untrained weights)")
+    parser.add_argument("--steps", type=int, nargs="+", default=[1, 10, 100], help="network evaluations per chunk")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument("--repeats", type=int, default=200,
+                        help="timed chunks for one evaluation; k evaluations get repeats / k (at least 10)")
+    parser.add_argument("--json", default=None, help="write the measurements to this file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     net, cfg, obs_norm, act_norm = policy_parts(args.checkpoint)
+    mode = ModularMeanFlow(cfg.objective).sampling_mode
     rows = {}
     for k in args.steps:
-        policy = ChunkPolicy(net, obs_norm, act_norm, cfg.data.horizon, pusht.ACT_DIM, k)
+        policy = ChunkPolicy(net, obs_norm, act_norm, cfg.data.horizon, pusht.ACT_DIM, k, mode)
         t = chunk_times_ms(policy, cfg.data.obs_steps, max(10, args.repeats // k))
         rows[k] = {"median_ms": float(np.median(t)), "min_ms": float(t.min()),
                    "chunks_per_s": 1e3 / float(np.median(t)),
                    "actions_per_s": cfg.eval.action_steps * 1e3 / float(np.median(t))}
-        print(f"{k:4d} evaluations per chunk: {rows[k]['median_ms']:8.2f} ms median ({rows[k]['min_ms']:.2f} min); "
+        print(f"{k:4d} evaluations per chunk: {rows[k]['median_ms']:8.2f} ms median ({rows[k]['min_ms']:.2f} ms fastest); "
               f"{rows[k]['chunks_per_s']:8.1f} chunks/s, {rows[k]['actions_per_s']:8.0f} actions/s "
               f"at {cfg.eval.action_steps} actions per chunk")
     record = {"checkpoint": args.checkpoint, "threads": args.threads, "batch": 1, "horizon": cfg.data.horizon,

@@ -54,8 +54,8 @@ SET_HELP = "Override any config field, e.g. --set train.lr=3e-4 (repeatable)."
 @app.command()
 @user_errors
 def train(
-    task: str = typer.Option("toy2d", help="Task to train (toy2d, maze2d, motion, digits, cifar)."),
-    preset: str = typer.Option(None, help="Task preset: maze2d umaze|medium|large, toy2d a distribution, cifar small (a CPU-sized run)."),
+    task: str = typer.Option("toy2d", help="Task to train (toy2d, maze2d, motion, pusht, digits, cifar)."),
+    preset: str = typer.Option(None, help="Task preset: maze2d umaze|medium|large, toy2d a distribution, cifar small (a CPU-sized run), pusht gpu (Diffusion Policy's size)."),
     maze: str = typer.Option(None, help="maze2d only: umaze, medium or large (same as --preset)."),
     config: Path = typer.Option(None, help="YAML config file overlaid on the task's defaults."),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
@@ -103,7 +103,7 @@ def train(
 @user_errors
 def evaluate(
     task: str = typer.Option(..., help="Task of the checkpoint."),
-    checkpoint: Path = typer.Option(..., help="A run directory or one of its checkpoints/step_* directories."),
+    checkpoint: Path = typer.Option(..., help="A run directory (its last checkpoint), one of its checkpoints/step_* directories, or pusht's RUN/selected (the weights chosen on the selection starts)."),
     episodes: int = typer.Option(None, help="Evaluation episodes (trajectory tasks)."),
     steps: list[int] = typer.Option([], "--steps", help="Network evaluations per sample/plan (repeatable)."),
     seed: int = typer.Option(0, help="Evaluation seed."),
@@ -132,9 +132,21 @@ def evaluate(
     torch.set_num_threads(threads or auto_threads())
     ckpt = resolve_checkpoint(checkpoint)
     run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt
+    bad = [k for k in steps if k < 1]
+    if bad:
+        raise UserError(f"--steps must be at least 1, got {bad[0]}")
+    if episodes is not None and episodes < 1:
+        raise UserError(f"--episodes must be at least 1, got {episodes}")
     out = check_writable(out or run_dir / "eval", "--out")
+    made = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    results = module.evaluate(ckpt, steps=list(steps) or None, episodes=episodes, seed=seed, out=out, overrides=set_)
+    try:
+        results = module.evaluate(ckpt, steps=list(steps) or None, episodes=episodes, seed=seed, out=out,
+                                  overrides=set_)
+    except BaseException:
+        if made and not any(out.iterdir()):  # refused before it wrote anything: leave no empty folder
+            out.rmdir()
+        raise
     results = {"task": task, "checkpoint": str(ckpt), "run_dir": str(out),
                **({"protocol": protocol} if protocol is not None else {}), **results}
     write_results(out, results)

@@ -130,7 +130,7 @@ def test_missing_and_corrupt_stores(tmp_path):
     with pytest.raises(UserError, match="not a readable zarr store"):
         load_demos(store)
     (tmp_path / "bad.npz").write_bytes(b"PK\x03\x04 not really")
-    with pytest.raises(UserError, match="not a readable .npz"):
+    with pytest.raises(UserError, match="not an .npz archive"):
         load_demos(tmp_path / "bad.npz")
 
 
@@ -157,7 +157,7 @@ def test_an_angle_band_holds_out_training_episodes_and_picks_test_starts(demos):
     assert pusht.in_band(np.array([dp_start(s)[4] for s in seeds]), [0, 90]).all()
     assert pusht.test_seeds(pusht.EvalConfig(test_starts=3)) == [100000, 100001, 100002]
     cfg.eval.angle = [10]
-    with pytest.raises(UserError, match="eval.angle must be empty or two different angles"):
+    with pytest.raises(UserError, match="eval.angle must be empty or two angles"):
         pusht.check_config(cfg)
 
 
@@ -192,8 +192,13 @@ def test_episodes_keep_their_best_reward_and_end_at_the_limit():
 def test_checkpoint_choice_never_uses_the_test_starts():
     cfg = pusht.Config()
     cfg.eval.select_seed = 100010
-    with pytest.raises(UserError, match="overlap the test starts"):
+    with pytest.raises(UserError, match="share 40 seed"):
         pusht.check_config(cfg)
+    cfg = pusht.Config()  # with an angle band the test seeds run past test_seed + test_starts
+    cfg.eval.angle, cfg.eval.test_starts, cfg.eval.select_seed = [0, 90], 2, 100003
+    with pytest.raises(UserError, match="share 1 seed"):
+        pusht.check_config(cfg)
+    pusht.check_config(cfg, selecting=False)  # `eval` chooses nothing: no overlap to refuse
     cfg = pusht.Config()
     cfg.eval.action_steps = 17
     with pytest.raises(UserError, match="eval.action_steps must be 1 to data.horizon"):
@@ -211,6 +216,7 @@ def test_train_then_eval_through_the_cli(tmp_path):
     run_dir = tmp_path / "pusht" / "t"
     results = json.loads((run_dir / "results.json").read_text())
     assert results["evaluations"] == 2 and results["selected_step"] in (2, 4) and results["train_episodes"] == 90
+    assert results["mean_last_n"] == 2 and 0 <= results["mean_last_test_score"] <= 1
     assert (run_dir / "selected" / "checkpoints").is_dir() and (run_dir / "evals.csv").is_file()
     out = run("eval", "--task", "pusht", "--checkpoint", str(run_dir), "--episodes", "2", "--threads", "1",
               "--set", "eval.shown=2")
@@ -218,6 +224,21 @@ def test_train_then_eval_through_the_cli(tmp_path):
     ev = json.loads((run_dir / "eval" / "results.json").read_text())
     assert ev["1-step"]["episodes"] == 2 and 0 <= ev["1-step"]["score"] <= 1 and ev["1-step"]["chunk_ms"] > 0
     assert (run_dir / "eval" / "rollouts.gif").stat().st_size > 0 and (run_dir / "eval" / "rollouts.png").is_file()
+
+
+def test_no_validation_episodes_trains(tmp_path):
+    out = run("train", "--task", "pusht", "--steps", "2", "--name", "v0", "--runs-dir", str(tmp_path),
+              "--set", "data.val_episodes=0", *TINY)
+    assert out.returncode == 0, out.stderr
+
+
+def test_a_refused_eval_leaves_no_output_folder(tmp_path):
+    assert run("train", "--task", "pusht", "--steps", "2", "--name", "e", "--runs-dir", str(tmp_path), *TINY
+               ).returncode == 0
+    run_dir = tmp_path / "pusht" / "e"
+    for bad in (["--episodes", "0"], ["--steps", "0"], ["--set", "eval.angle=[30]"]):
+        out = run("eval", "--task", "pusht", "--checkpoint", str(run_dir), *bad)
+        assert out.returncode == 2 and not (run_dir / "eval").exists(), (bad, out.stderr)
 
 
 def test_bad_data_path_is_one_line_and_leaves_no_run(tmp_path):

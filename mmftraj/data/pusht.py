@@ -62,11 +62,16 @@ def load_demos(path: str | Path | None = None) -> PushTDemos:
     if not path.exists():
         raise UserError(f"Push-T data not found: {path}; give a Diffusion Policy zarr store (data.path=DIR.zarr) "
                         "or drop data.path for the shipped demonstrations")
+    if path.is_file() and path.suffix != ".npz" and not path.name.endswith(".zip"):
+        raise UserError(f"{path} is a file but not a recording: give a .zarr folder, a .zarr.zip or an .npz")
     arrays = _read_npz(path) if path.suffix == ".npz" else _read_zarr(path)
     return _checked(arrays, path)
 
 
 def _read_npz(path: Path) -> dict:
+    if not zipfile.is_zipfile(path):
+        raise UserError(f"{path} is not an .npz archive (not a zip file); re-export it with "
+                        "mmftraj.data.pusht.export_lowdim")
     try:
         with np.load(path, allow_pickle=False) as f:
             return {k: f[k] for k in f.files}
@@ -141,6 +146,6 @@ def split_episodes(episodes: int, train: int, val: int, seed: int) -> tuple[np.n
         raise UserError(f"data.train_episodes must be at least 1 and data.val_episodes 0 or more, got {train} and {val}")
     if train + val > episodes:
         raise UserError(f"data.train_episodes {train} + data.val_episodes {val} exceed the {episodes} episodes "
-                        "of the recording")
+                        "of the recording; lower them with --set data.train_episodes=N")
     order = np.random.default_rng(seed).permutation(episodes)
     return np.sort(order[val : val + train]), np.sort(order[:val])

@@ -123,7 +123,8 @@ class ChunkData:
 
 def chunk_tables(demos: PushTDemos, episodes: np.ndarray, obs_steps: int, horizon: int, action_steps: int):
     """Index tables (obs_idx (M, k), act_idx (M, H)) into the demos' rows for `episodes`."""
-    obs_rows, act_rows = [], []
+    obs_rows = [np.zeros((0, obs_steps), dtype=np.int64)]
+    act_rows = [np.zeros((0, horizon), dtype=np.int64)]
     for k in episodes:
         a, b = int(demos.starts[k]), int(demos.episode_ends[k])
         steps = np.arange(a, max(a + 1, b - action_steps + 1))
@@ -147,6 +148,9 @@ def episode_split(cfg: Config, demos: PushTDemos) -> tuple[np.ndarray, np.ndarra
     eligible = np.arange(demos.episodes)
     if d.hold_out_angle:
         eligible = eligible[~in_band(demos.state[demos.starts, 4], d.hold_out_angle)]
+    if d.hold_out_angle and d.train_episodes + d.val_episodes > len(eligible):
+        raise UserError(f"data.hold_out_angle {d.hold_out_angle} leaves {len(eligible)} of {demos.episodes} episodes, "
+                        f"fewer than data.train_episodes {d.train_episodes} + data.val_episodes {d.val_episodes}")
     train, val = split_episodes(len(eligible), d.train_episodes, d.val_episodes, seed)
     return eligible[train], eligible[val]
 
@@ -188,8 +192,9 @@ def build_model(cfg: Config):
     return build_transformer(tcfg)
 
 
-def check_config(cfg: Config, preset: str | None = None) -> None:
-    """Values that would fail late (after training) or silently, refused before any work."""
+def check_config(cfg: Config, preset: str | None = None, selecting: bool = True) -> None:
+    """Values that would fail late (after training) or silently, refused before any work.
+    `selecting`: the run chooses a checkpoint on the selection starts (training, not `eval`)."""
     d, e = cfg.data, cfg.eval
     rules = [("data.obs_steps", d.obs_steps >= 1, "at least 1"), ("data.horizon", d.horizon >= 1, "at least 1"),
              ("eval.action_steps", 1 <= e.action_steps <= d.horizon, f"1 to data.horizon ({d.horizon})"),
@@ -197,16 +202,21 @@ def check_config(cfg: Config, preset: str | None = None) -> None:
              ("eval.select_starts", e.select_starts >= 0, "0 or more"), ("eval.every", e.every >= 0, "0 or more"),
              ("eval.last", e.last >= 1, "at least 1"), ("eval.shown", e.shown >= 0, "0 or more"),
              ("eval.test_seed", e.test_seed >= 0, "0 or more"), ("eval.select_seed", e.select_seed >= 0, "0 or more"),
-             ("eval.seed", e.seed >= 0, "0 or more")]
+             ("eval.seed", e.seed >= 0, "0 or more"),
+             ("data.subset_seed", d.subset_seed is None or d.subset_seed >= 0, "0 or more (or null: the training seed)"),
+             ("data.path", d.path is None or str(d.path).strip() != "", "a file or folder (or null: the shipped data)")]
     for name, band in (("data.hold_out_angle", d.hold_out_angle), ("eval.angle", e.angle)):
         if band and (len(band) != 2 or not all(np.isfinite(band)) or np.mod(band[0], 360) == np.mod(band[1], 360)):
-            rules.append((name, False, "empty or two different angles [lo, hi) in degrees"))
+            rules.append((name, False, "empty or two angles [lo, hi) in degrees, different modulo 360"))
     bad = [f"{name} must be {want}, got {_get(cfg, name)}" for name, ok, want in rules if not ok]
     if bad:
         raise UserError("; ".join(bad))
-    if e.select_starts and e.select_seed < e.test_seed + e.test_starts and e.test_seed < e.select_seed + e.select_starts:
-        raise UserError(f"eval.select_seed {e.select_seed} + {e.select_starts} starts overlap the test starts "
-                        f"({e.test_seed} + {e.test_starts}): the checkpoint would be chosen on the reported episodes")
+    if selecting and e.select_starts:
+        shared = set(range(e.select_seed, e.select_seed + e.select_starts)) & set(test_seeds(e))
+        if shared:
+            raise UserError(f"the selection starts (eval.select_seed {e.select_seed}, {e.select_starts} seeds) share "
+                            f"{len(shared)} seed(s) with the test starts, e.g. {min(shared)}: the checkpoint would be "
+                            "chosen on the reported episodes")
 
 
 def _get(cfg, dotted: str):
@@ -308,7 +318,7 @@ class TrainingEvaluator:
         last = self.rows[-self.cfg.eval.last :]
         out = {"evaluations": len(self.rows), "last_step": int(self.rows[-1]["step"]),
                "last_test_score": self.rows[-1]["test_score"],
-               f"mean_last{len(last)}_test_score": float(np.mean([r["test_score"] for r in last]))}
+               "mean_last_test_score": float(np.mean([r["test_score"] for r in last])), "mean_last_n": len(last)}
         if self.cfg.eval.select_starts:
             chosen = max(self.rows, key=lambda r: r["select_score"])
             out.update(selected_step=int(chosen["step"]), selected_select_score=chosen["select_score"],
@@ -344,7 +354,9 @@ def train(cfg: Config, run_dir: Path, resume: bool = False, progress: bool = Tru
     fit = trainer.fit(resume=resume, callback=evaluator)
     if not evaluator.rows or evaluator.rows[-1]["step"] < trainer.step:
         evaluator.evaluate(trainer)
-    return {"objective": cfg.objective.variant, "train_episodes": len(train_eps), "chunks": len(data),
+    held = int(in_band(demos.state[demos.starts, 4], cfg.data.hold_out_angle).sum()) if cfg.data.hold_out_angle else 0
+    return {"objective": cfg.objective.variant, "train_episodes": len(train_eps), "held_out_episodes": held,
+            "test_starts": f"{cfg.eval.test_starts} from seed {cfg.eval.test_seed}", "chunks": len(data),
             "parameters": count_parameters(net), **fit, **evaluator.report()}
 
 
@@ -374,17 +386,18 @@ def evaluate(checkpoint: str | Path, steps: list[int] | None = None, episodes: i
         if episodes < 1:
             raise UserError(f"--episodes must be at least 1, got {episodes}")
         cfg.eval.test_starts = episodes
-    cfg.eval.seed = seed
-    check_config(cfg)
+    if not any(o.replace(" ", "").startswith("eval.seed=") for o in overrides):
+        cfg.eval.seed = seed
+    check_config(cfg, selecting=False)
     require_gym_pusht()
     mode = ModularMeanFlow(cfg.objective).sampling_mode
     e = cfg.eval
     results = {"objective": cfg.objective.variant, "sampling": mode, "action_steps": e.action_steps,
                "starts": f"{e.test_starts} seeds from {e.test_seed}"
                + (f" with the block at {e.angle[0]:g}-{e.angle[1]:g} degrees" if e.angle else "")}
+    if any(k < 1 for k in steps or []):
+        raise UserError(f"--steps must be at least 1, got {min(steps)}")
     for k in steps or [e.steps]:
-        if k < 1:
-            raise UserError(f"--steps must be at least 1, got {k}")
         cfg.eval.steps = int(k)
         seeds = test_seeds(e)
         scores, successes, envs = play(net, obs_norm, act_norm, cfg, mode, seeds, render=e.shown if out else 0)
