@@ -4,6 +4,8 @@ record stored as it finishes, and a table with paired intervals corrected for mu
     python benchmarks/pusht_grid.py run --seeds 0 1 2 --threads 1 --shard 1/2   # one of two processes
     python benchmarks/pusht_grid.py run --variants mmf fm --seeds 0 --episodes 10 25
     python benchmarks/pusht_grid.py table                                           # markdown to stdout
+    python benchmarks/pusht_grid.py run --study ood-180-270 --set 'data.hold_out_angle=[180,270]' \
+        --set 'eval.angle=[180,270]'                                                # a study of its own
 
 A cell is one `mmftraj train --task pusht` run with the task's defaults (plus `--set` overrides
 given here); its record (`benchmarks/pusht/records/<label>-e<episodes>-s<seed>.json`) keeps the
@@ -34,8 +36,10 @@ VARIANTS = ("mmf", "fm", "meanflow", "mmf-full", "mmf-paper")  # the order cells
 REFERENCE = "mmf"
 
 
-def record_path(label: str, episodes: int, seed: int) -> Path:
-    return RECORDS / f"{label}-e{episodes}-s{seed}.json"
+def record_path(label: str, episodes: int, seed: int, study: str = "") -> Path:
+    """Records of the headline grid sit in RECORDS; those of another study (e.g. an OOD split run
+    with other --set options) in RECORDS/<study>/, so the two never mix."""
+    return (RECORDS / study if study else RECORDS) / f"{label}-e{episodes}-s{seed}.json"
 
 
 def cells(variants, seeds, episodes) -> list[tuple[str, int, int]]:
@@ -53,7 +57,7 @@ def run(args) -> None:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=HERE).stdout.strip() or None
     for label, episodes, seed in todo:
-        path = record_path(label, episodes, seed)
+        path = record_path(label, episodes, seed, args.study)
         variant, extra = label_options(label)
         overrides = [f"data.train_episodes={episodes}", f"train.threads={args.threads}", *args.set, *extra]
         if path.exists():
@@ -62,7 +66,7 @@ def run(args) -> None:
                 raise SystemExit(f"{path} was trained with {kept}, not {overrides}: move it away or run with the "
                                  "same --set options")
             continue
-        name = f"{label}-e{episodes}-s{seed}"
+        name = f"{args.study + '-' if args.study else ''}{label}-e{episodes}-s{seed}"
         print(f"{time.strftime('%H:%M:%S')} training {name}", flush=True)
         t0 = time.perf_counter()
         results = prepare_and_train(task="pusht", overrides=overrides, objective=variant, seed=seed, name=name,
@@ -71,14 +75,14 @@ def run(args) -> None:
             evals = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
         record = {"label": label, "episodes": episodes, "seed": seed, "overrides": overrides, "commit": commit,
                   "wall_s": round(time.perf_counter() - t0, 1), "results": results, "evals": evals}
-        RECORDS.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, json.dumps(record, indent=1, default=float) + "\n")
         print(f"{time.strftime('%H:%M:%S')} {name}: selected test score {results.get('selected_test_score')}",
               flush=True)
 
 
-def load_records() -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(RECORDS.glob("*.json"))]
+def load_records(study: str = "") -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((RECORDS / study if study else RECORDS).glob("*.json"))]
 
 
 def holm(pvalues: list[float]) -> list[float]:
@@ -113,8 +117,8 @@ def paired_rows(records: list[dict], episodes: int) -> list[dict]:
     return rows
 
 
-def table() -> str:
-    records = load_records()
+def table(study: str = "") -> str:
+    records = load_records(study)
     if not records:
         return f"No records yet in {RECORDS}."
     lines = []
@@ -162,12 +166,14 @@ def main() -> None:
     r.add_argument("--shard", default="1/1", help="I/N: this process trains cells I, I+N, ... of the grid")
     r.add_argument("--runs-dir", default="runs", help="where the runs live: <runs-dir>/pusht/grid/<cell>/")
     r.add_argument("--set", action="append", default=[], help="a config override for every cell (repeatable)")
-    sub.add_parser("table", help=f"print the markdown table of the records in {RECORDS}")
+    r.add_argument("--study", default="", help="name of a study with its own --set options (records in a subfolder)")
+    t = sub.add_parser("table", help=f"print the markdown table of the records in {RECORDS}")
+    t.add_argument("--study", default="", help="the study's records instead of the headline grid's")
     args = parser.parse_args()
     if args.command == "run":
         run(args)
     else:
-        print(table())
+        print(table(args.study))
 
 
 if __name__ == "__main__":
