@@ -33,7 +33,7 @@ from .training import check_train_config, resolve_device
 
 
 def preset_config(task_module, task: str, preset: str | None):
-    """The task's dataclass defaults overlaid with mmftraj/resources/configs/<task>[-<preset>].yaml when present."""
+    """The task's dataclass defaults overlaid with configs/<task>[-<preset>].yaml when present."""
     presets = task_module.presets
     if preset is not None and not presets:
         raise UserError(f"task {task} has no presets (got --preset {preset}); change it with --set or --config")

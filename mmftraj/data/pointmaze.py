@@ -7,7 +7,7 @@ within 0.45 of the current one), N(0, 0.5²) noise added to every action and cli
 first reset seeded; an episode ends (truncation) at every step the ball reaches its goal, and the
 next one starts from that observation. Observations are PointMaze's dicts (observation,
 achieved_goal, desired_goal), infos hold qpos, qvel, goal and success. Reference returns are the
-committed table's (same recipe; mmftraj/resources/envs/pointmaze/).
+committed table's (same recipe; envs/pointmaze/).
 """
 
 from __future__ import annotations

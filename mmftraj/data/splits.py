@@ -1,4 +1,4 @@
-"""Generalization splits as data (mmftraj/resources/envs/splits/*.yaml) and their training side, applied in memory.
+"""Generalization splits as data (envs/splits/*.yaml) and their training side, applied in memory.
 
 A split says what the model must not see in training and how it is then tested (the evaluation
 conditions live in `mmftraj.planning.conditions`). Kinds:
@@ -84,7 +84,7 @@ def builtin_splits() -> list[str]:
 
 
 def load_split(name_or_path: str | Path | Split) -> Split:
-    """A built-in split by name (mmftraj/resources/envs/splits/<name>.yaml) or a YAML file; strict schema."""
+    """A built-in split by name (envs/splits/<name>.yaml) or a YAML file; strict schema."""
 
     if isinstance(name_or_path, Split):
         return name_or_path

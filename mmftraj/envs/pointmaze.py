@@ -206,7 +206,7 @@ def compute_reference_returns(env_id: str, episodes: int = 100, seed: int = 123)
 
 
 def reference_returns(env_id: str) -> tuple[float, float]:
-    """(ref_min, ref_max) from the committed table (mmftraj/resources/envs/pointmaze/)."""
+    """(ref_min, ref_max) from the committed table (envs/pointmaze/)."""
     table = json.loads(resource_path(*REFERENCE_FILE).read_text())
     if env_id not in table:
         raise UserError(f"no reference returns for {env_id}; compute them with "

@@ -87,7 +87,7 @@ class ReportConfig:
 
 def load_report_config(preset: str | None = None, config_file: str | Path | None = None, overrides=(),
                        task: str | None = None) -> ReportConfig:
-    """Defaults ← mmftraj/resources/configs/report-<preset>.yaml ← --config FILE ← --set overrides ← --task."""
+    """Defaults ← configs/report-<preset>.yaml ← --config FILE ← --set overrides ← --task."""
 
     cfg = ReportConfig()
     if preset is not None:

@@ -1,4 +1,7 @@
-"""Data shipped inside the package: preset YAML (`configs/`), maze layouts and splits (`envs/`)."""
+"""Data shipped inside the package. `configs` (preset YAML) and `envs` (maze layouts, splits,
+PointMaze reference returns) are links to the repository's top-level `configs/` and `envs/`, the
+one source the design card names; building a wheel copies their files in, so an installed package
+has them too (tests/test_wheel.py). `data/` holds the shipped Push-T demonstrations."""
 
 from pathlib import Path
 

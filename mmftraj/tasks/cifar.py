@@ -44,7 +44,7 @@ from .image_common import (
     train_images,
 )
 
-PRESETS = ("small",)  # resources/configs/cifar-small.yaml: a CPU-sized run
+PRESETS = ("small",)  # configs/cifar-small.yaml: a CPU-sized run
 
 
 @dataclass

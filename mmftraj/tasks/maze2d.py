@@ -49,7 +49,7 @@ class DataConfig:
     path: str | None = None  # None: datasets/maze2d/<env>.hdf5, generated on first use
     horizon: int = 128
     normalizer: Literal["limits", "gaussian"] = "limits"
-    split: str | None = None  # a split (mmftraj/resources/envs/splits name or YAML path) applied to the training data
+    split: str | None = None  # a split (envs/splits name or YAML path) applied to the training data
     fraction: float = 1.0  # nested low-data subset: this fraction of the episodes (by subset_seed)
     subset_seed: int = 0
     # Windows may run past their episode's end (the controller's goal), continuing at rest at the
