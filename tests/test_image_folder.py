@@ -179,6 +179,19 @@ def test_cifar_trains_from_a_folder_and_samples_png_grids(tmp_path):
         assert data["images"].shape == (6, 8, 8, 3)
 
 
+def test_an_image_size_the_unet_cannot_halve_is_one_line_before_training(tmp_path):
+    """33×33 images: the message names the size the U-Net can take, never a `--set
+    model.image_size=33` that would then fail inside the network."""
+    root = write_folder(tmp_path / "imgs", per_class=2, size=33)
+    args = ["train", "--task", "cifar", "--device", "cpu", "--runs-dir", str(tmp_path / "runs"), "--data-dir",
+            str(root), "--steps", "1", "--set", "train.threads=1", "--set", "train.compile=false"]
+    for extra in ([], ["--set", "model.image_size=33"]):
+        out = CliRunner().invoke(app, [*args, *extra])
+        assert out.exit_code == 2 and "needs a size divisible by" in out.output, out.output
+        assert "Traceback" not in out.output and "model.image_size=33" not in out.output
+    assert not (tmp_path / "runs" / "cifar" / "mmf-s0").exists()
+
+
 def test_classifier_frechet_distance_after_training_and_from_eval(tmp_path):
     """eval.fd: a classifier trained on the folder (cached), its test accuracy, and a Fréchet
     distance per step count beside the real-data floor; `mmftraj eval` recomputes it."""

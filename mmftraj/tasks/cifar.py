@@ -89,6 +89,11 @@ def check_model_fits(model: UNetConfig, shape: tuple[int, ...]) -> None:
     c, h, w = shape
     if h != w:
         raise UserError(f"the images are {w}×{h}; the U-Net takes square images (crop or resize them first)")
+    factor = 2 ** (len(model.channel_mult) - 1)  # the U-Net halves the image this many times over
+    if h % factor:
+        raise UserError(f"the images are {h}×{w}, but this U-Net ({len(model.channel_mult)} levels) needs a size "
+                        f"divisible by {factor}: resize them (e.g. to {h // factor * factor or factor}) or use "
+                        f"fewer levels (model.channel_mult)")
     if (model.image_size, model.in_channels) != (h, c):
         fixes = ([f"--set model.image_size={h}"] if model.image_size != h else []) + (
             [f"--set model.in_channels={c}"] if model.in_channels != c else [])
