@@ -228,8 +228,15 @@ def split_prefix(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, tor
 
 
 def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict) -> None:
-    if "optimizer" in meta:
+    """Load the saved optimizer state; one that does not fit (a damaged meta.json, another model's
+    optimizer) is a UserError rather than torch's KeyError or ValueError from deep inside."""
+    if "optimizer" not in meta:
+        return
+    try:
         optimizer.load_state_dict(_unflatten_optimizer(tensors, meta["optimizer"]))
+    except (KeyError, ValueError, TypeError, AttributeError, IndexError, RuntimeError) as exc:
+        raise UserError(f"the checkpoint's optimizer state does not fit this run ({type(exc).__name__}: {exc}); "
+                        "its meta.json is damaged or from another run: resume from another checkpoint") from None
 
 
 def load_weights(model: torch.nn.Module, tensors: dict[str, torch.Tensor], which: str = "ema") -> None:

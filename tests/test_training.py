@@ -498,3 +498,22 @@ def test_the_trainer_never_writes_through_symbolic_links(tmp_path):
     with pytest.raises(UserError, match="checkpoints is a symbolic link"):
         save_checkpoint(tmp_path / "linked", 1, torch.nn.Linear(2, 2))
     assert not list((tmp_path / "mine").iterdir())
+
+
+def test_a_damaged_optimizer_state_is_one_line_on_resume(tmp_path):
+    """meta.json's optimizer param_groups overwritten (no checksum covers meta.json): --resume ends
+    with one line and exit 2, not torch's KeyError."""
+    import json
+    import subprocess
+    import sys
+
+    args = [sys.executable, "-m", "mmftraj", "train", "--task", "toy2d", "--name", "p", "--runs-dir", str(tmp_path),
+            "--set", "train.threads=1", "--set", "train.batch_size=32"]
+    assert subprocess.run([*args, "--steps", "4"], capture_output=True).returncode == 0
+    meta_path = list_checkpoints(tmp_path / "toy2d" / "p")[-1] / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["optimizer"]["param_groups"] = [{"lr": "x"}]
+    meta_path.write_text(json.dumps(meta))
+    out = subprocess.run([*args, "--steps", "6", "--resume"], capture_output=True, text=True)
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert out.returncode == 2 and len(lines) == 1 and "optimizer state does not fit" in lines[0], out.stderr
