@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Fixed-seed toy2d, maze2d and motion runs at a base commit and at the working tree, compared on
+# results.json without timing fields: what a behaviour-preserving refactor must keep identical.
+#   bash benchmarks/same_results.sh BASE_COMMIT        (about 8 minutes on 2 shared cores)
+set -euo pipefail
+base=${1:?give the base commit}
+repo=$(git rev-parse --show-toplevel)
+tmp=$(mktemp -d)
+git -C "$repo" worktree add -q -f "$tmp/base" "$base"
+trap 'git -C "$repo" worktree remove -f "$tmp/base"; rm -rf "$tmp"' EXIT
+for tree in "$tmp/base" "$repo"; do
+  out="$tmp/out/$(basename "$tree")"; mkdir -p "$out"
+  (cd "$tree"
+   python -m mmftraj train --task toy2d --steps 300 --seed 3 --name t --runs-dir "$out" --set train.threads=1 >/dev/null
+   python -m mmftraj data generate maze2d-umaze-v1 --samples 20000 --seed 1 --out "$out/u.hdf5" >/dev/null
+   python -m mmftraj train --task maze2d --steps 60 --seed 3 --name m --runs-dir "$out" --set train.threads=1 \
+     --set data.path="$out/u.hdf5" --set model.width=32 --set model.depth=1 --set eval.train_episodes=2 \
+     --set eval.latency_repeats=2 >/dev/null
+   python -m mmftraj train --task motion --steps 60 --seed 3 --name g --runs-dir "$out" --set train.threads=1 \
+     --set model.width=32 --set model.depth=1 >/dev/null)
+done
+python - "$tmp/out/base" "$tmp/out/$(basename "$repo")" <<'PY'
+import json, sys
+skip = ("time", "_s", "latency", "plan_seconds", "rate", "run_dir", "wall", "threads", "_ms")
+def clean(d):
+    return {k: clean(v) for k, v in d.items() if not any(s in k for s in skip)} if isinstance(d, dict) else d
+bad = 0
+for task, name in (("toy2d", "t"), ("maze2d", "m"), ("motion", "g")):
+    a, b = (clean(json.load(open(f"{root}/{task}/{name}/results.json"))) for root in sys.argv[1:])
+    diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    bad += bool(diff)
+    print(task, "identical" if not diff else f"differs in {diff}")
+sys.exit(bad)
+PY
