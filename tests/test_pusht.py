@@ -270,3 +270,19 @@ def test_policy_is_one_network_evaluation_per_chunk():
     chunk = policy(np.zeros((3, cfg.data.obs_steps, 20)))
     assert chunk.shape == (3, 16, 2) and len(calls) == 1
     assert torch.isfinite(torch.as_tensor(chunk)).all()
+
+
+def test_a_resumed_run_forgets_evaluations_and_chosen_weights_after_its_checkpoint(tmp_path):
+    cfg = pusht.Config()
+    rows = "\n".join(f"{s},0.{s},0,0.{s},0,0.1" for s in (1, 2, 3, 4))
+    (tmp_path / "evals.csv").write_text(",".join(pusht.EVAL_FIELDS) + "\n" + rows + "\n")
+    chosen = tmp_path / "selected" / "checkpoints" / "step_00000004"
+    chosen.mkdir(parents=True)
+    (chosen / "meta.json").write_text("{}")
+    (chosen / "tensors.safetensors").write_bytes(b"")
+    ev = pusht.TrainingEvaluator(cfg, tmp_path, None, None, None, "mean", {})
+    ev.resume(4)
+    assert len(ev.rows) == 4 and chosen.is_dir()
+    ev.resume(2)
+    assert [r["step"] for r in ev.rows] == [1, 2] and not (tmp_path / "selected").exists()
+    assert (tmp_path / "evals.csv").read_text().count("\n") == 3

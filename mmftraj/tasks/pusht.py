@@ -16,6 +16,7 @@ score of those weights, of the last ones and the mean over the last `eval.last` 
 from __future__ import annotations
 
 import csv
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -274,12 +275,16 @@ class TrainingEvaluator:
         self.rows: list[dict] = []
 
     def resume(self, step: int) -> None:
-        """Keep the rows of evaluations at or before `step` (a resumed run repeats the rest)."""
+        """Keep the rows of evaluations at or before `step` (a resumed run repeats the rest), and drop
+        chosen weights saved after it: they belong to steps the resumed run trains again."""
         if self.path.is_file():
             with self.path.open(newline="") as fh:
                 self.rows = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(fh)]
             self.rows = [r for r in self.rows if r["step"] <= step]
             self._write()
+        chosen = latest_checkpoint(self.run_dir / "selected")
+        if chosen is not None and int(chosen.name.split("_")[1]) > step:
+            shutil.rmtree(self.run_dir / "selected")
 
     def __call__(self, trainer) -> None:
         every = self.cfg.eval.every
