@@ -165,6 +165,7 @@ def prepare_and_train(
     if resume and overwrite:
         raise UserError("--resume continues a run and --overwrite deletes it first; give one of them, not both")
     module, cfg = resolve_config(task, preset, config_file, overrides, objective, steps, seed, device)
+    asked_preset = preset
     preset = preset or module.default_preset(cfg)
     run_dir = run_folder(runs_dir, task, default_run_name(cfg, preset) if name is None else name, group)
     check_run_config(cfg, task, device, overrides)  # before any folder exists
@@ -188,7 +189,9 @@ def prepare_and_train(
                 if not is_ours(run_dir) and not (saved.is_file() and (run_dir / "checkpoints").is_dir()):
                     raise UserError(f"{run_dir} exists but is not an mmftraj run (no config.yaml and checkpoints); "
                                     f"choose another --name")
-                cfg = resume_config(saved_run_config(run_dir, type(cfg), task), overrides, steps, device, objective)
+                saved_cfg = saved_run_config(run_dir, type(cfg), task)
+                check_resumed_preset(module, task, asked_preset, saved_cfg)
+                cfg = resume_config(saved_cfg, overrides, steps, device, objective)
             else:
                 raise UserError(f"run {run_dir} already exists; pass --resume to continue it, --overwrite, or another --name")
         check_run_config(cfg, task, device, overrides)  # the resumed run's config, too
@@ -205,6 +208,21 @@ def prepare_and_train(
         write_results(run_dir, results)
     print_results(results)
     return results
+
+
+def check_resumed_preset(module, task: str, preset: str | None, saved) -> None:
+    """--resume keeps the run's model, data and objective: a --preset that sets any of them to
+    other values than the run's is refused rather than silently ignored."""
+    if preset is None:
+        return
+    plain, chosen = to_dict(preset_config(module, task, None)), to_dict(preset_config(module, task, preset))
+    ran = to_dict(saved)
+    differ = [f"{sec}.{key} ({ran[sec][key]!r} in the run, {value!r} in the preset)"
+              for sec, fields in chosen.items() if sec not in RESUMABLE_SECTIONS
+              for key, value in fields.items() if value != plain[sec][key] and ran.get(sec, {}).get(key) != value]
+    if differ:
+        raise UserError(f"--resume keeps the run's model, data and objective, but --preset {preset} sets "
+                        f"{', '.join(differ[:4])}; resume without --preset or start a new run (--name)")
 
 
 def check_run_config(cfg, task: str, device, overrides) -> None:

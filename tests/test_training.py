@@ -517,3 +517,19 @@ def test_a_damaged_optimizer_state_is_one_line_on_resume(tmp_path):
     out = subprocess.run([*args, "--steps", "6", "--resume"], capture_output=True, text=True)
     lines = [line for line in out.stderr.splitlines() if line.strip()]
     assert out.returncode == 2 and len(lines) == 1 and "optimizer state does not fit" in lines[0], out.stderr
+
+
+def test_resume_refuses_a_preset_that_contradicts_the_run(tmp_path):
+    """--preset two_moons on a checkerboard run would be silently ignored by resume; it is refused
+    with one line naming the field, and the run's own preset (or none) still resumes."""
+    import subprocess
+    import sys
+
+    args = [sys.executable, "-m", "mmftraj", "train", "--task", "toy2d", "--name", "q", "--runs-dir", str(tmp_path),
+            "--set", "train.threads=1", "--set", "train.batch_size=32"]
+    assert subprocess.run([*args, "--preset", "checkerboard", "--steps", "3"], capture_output=True).returncode == 0
+    out = subprocess.run([*args, "--preset", "two_moons", "--steps", "5", "--resume"], capture_output=True, text=True)
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert out.returncode == 2 and len(lines) == 1 and "data.distribution ('checkerboard' in the run" in lines[0]
+    again = subprocess.run([*args, "--preset", "checkerboard", "--steps", "5", "--resume"], capture_output=True)
+    assert again.returncode == 0
