@@ -312,3 +312,18 @@ def test_an_eval_field_added_later_keeps_stored_scores_valid_at_its_neutral_valu
     random_goals = copy.deepcopy(task_cfg)
     random_goals.eval.goals = "random"
     assert eval_id(cfg, random_goals, STANDARD, None) != eval_id(cfg, task_cfg, STANDARD, None)
+
+
+REPO = Path(__file__).resolve().parents[1]
+STANDARD = REPO / "benchmarks" / "reports" / "standard"
+
+
+@pytest.mark.parametrize("kind", ["ood", "lowdata"])
+def test_the_committed_standard_records_rebuild_the_committed_report(kind, tmp_path):
+    """train.compile_cpu and train.signal_grace_s, added after the grid was stored, changed every
+    record's training hash: `--no-train` refused the whole committed grid as trained differently."""
+    cfg = load_report_config("standard", overrides=[f"store={STANDARD / 'results'}"])
+    paths = run_report(kind, cfg, tmp_path / "runs", tmp_path / "out", progress=False, train=False)
+    assert not (tmp_path / "runs").exists()
+    for name in ("report.csv", "per_run.csv"):
+        assert paths[name].read_text() == (STANDARD / kind / name).read_text()

@@ -291,7 +291,9 @@ EVALUATORS = {"maze2d": _maze2d_evaluate}
 
 # -- stored per-run results: the grid accumulates across machines and sessions ----------------------------
 # Where and how a run trained, not what it learned: a stored result counts whichever machine made it.
-MACHINE_FIELDS = ("device", "threads", "log_every", "ckpt_every", "keep_checkpoints", "compile", "compile_scope")
+# compile_cpu and signal_grace_s came after the standard grid was stored; as machine fields they keep it valid.
+MACHINE_FIELDS = ("device", "threads", "log_every", "ckpt_every", "keep_checkpoints", "compile", "compile_scope",
+                  "compile_cpu", "signal_grace_s")
 
 
 def training_hash(task_cfg) -> str:
