@@ -3,6 +3,7 @@ sampling in batches, and loading a checkpoint back into a model."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
 
+from .. import training
 from ..checkpoint import load_task_model, run_name
 from ..config import to_dict
 from ..core import ModularMeanFlow, sample
@@ -72,7 +74,10 @@ def progress_bar(description: str, total: int, enabled: bool = True) -> Iterator
     no-op otherwise, so library callers, tests and logs run without one (rich would leave blank lines)."""
 
     console = Console(stderr=True)
-    if not (enabled and console.is_terminal):
+    if enabled and not console.is_terminal:  # a pipe or a log: a plain line every PLAIN_PROGRESS_EVERY_S
+        yield _plain_advance(description, total)
+        return
+    if not enabled:
         yield lambda k: None
         return
 
@@ -81,6 +86,20 @@ def progress_bar(description: str, total: int, enabled: bool = True) -> Iterator
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task(description, total=total)
         yield lambda k: bar.advance(task, k)
+
+
+def _plain_advance(description: str, total: int) -> Callable[[int], None]:
+    """advance(k) that prints `description done/total` on stdout, at most every PLAIN_PROGRESS_EVERY_S."""
+    state = {"done": 0, "last": time.perf_counter()}
+
+    def advance(k: int) -> None:
+        state["done"] += k
+        now = time.perf_counter()
+        if now - state["last"] >= training.PLAIN_PROGRESS_EVERY_S or state["done"] >= total:
+            Console().print(f"{description} {state['done']}/{total}", markup=False, highlight=False, soft_wrap=True)
+            state["last"] = now
+
+    return advance
 
 
 @torch.no_grad()
