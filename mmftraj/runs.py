@@ -190,7 +190,7 @@ def prepare_and_train(
                                     f"choose another --name")
                 cfg = resume_config(saved_run_config(run_dir, type(cfg), task), overrides, steps, device, objective)
             else:
-                raise UserError(f"run {run_dir} already exists; pass --resume to continue it, --overwrite, or another --name")
+                raise UserError(exists_message(run_dir, cfg))
         check_run_config(cfg, task, device, overrides)  # the resumed run's config, too
         claim(run_dir, task)
         save_yaml(cfg, saved)
@@ -205,6 +205,29 @@ def prepare_and_train(
         write_results(run_dir, results)
     print_results(results)
     return results
+
+
+def exists_message(run_dir: Path, cfg) -> str:
+    """Why a new run cannot start in `run_dir`, naming the config fields in which its config.yaml
+    differs from this command's: a default name (objective, preset, seed) leaves out --set values."""
+    plain = f"run {run_dir} already exists; pass --resume to continue it, --overwrite, or another --name"
+    try:
+        saved = to_dict(apply_options(from_dict(type(cfg), load_yaml(run_dir / "config.yaml") or {})))
+    except (UserError, OSError, TypeError, ValueError, AttributeError):
+        return plain
+    now = to_dict(cfg)
+    differ = [(f"{sec}.{key}", value, now[sec][key]) for sec, fields in saved.items() if isinstance(fields, dict)
+              for key, value in fields.items() if sec in now and key in now[sec] and now[sec][key] != value]
+    if not differ:
+        return plain
+    shown = ", ".join(f"{name}={_show(old)} (this command: {_show(new)})" for name, old, new in differ[:4])
+    more = f" and {len(differ) - 4} more fields" if len(differ) > 4 else ""
+    return (f"run {run_dir} already exists and was trained with {shown}{more}; give this run its own --name, "
+            f"or --resume/--overwrite that one")
+
+
+def _show(value) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def check_run_config(cfg, task: str, device, overrides) -> None:
