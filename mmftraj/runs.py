@@ -11,7 +11,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from .checkpoint import latest_checkpoint
+from .checkpoint import latest_checkpoint, read_meta
 from .config import apply_overrides, from_dict, load_yaml, merge_dict, save_yaml, to_dict
 from .core.objective import VARIANTS, ModularMeanFlow, resolve_tangent, variant_label
 from .errors import UserError, choice_error
@@ -108,11 +108,8 @@ def saved_run_config(run_dir: Path, config_type, task: str | None = None):
     ckpt = latest_checkpoint(run_dir)
     from_ckpt = None
     if ckpt is not None:
-        try:
-            meta = json.loads((ckpt / "meta.json").read_text())
-            stored = meta.get("config")
-        except (OSError, ValueError, AttributeError) as exc:
-            raise UserError(f"checkpoint {ckpt} has an unreadable meta.json ({exc}); resume from another run") from None
+        meta = read_meta(ckpt)
+        stored = meta.get("config")
         if task is not None and "task" in meta and meta["task"] != task:  # no task: load_checkpoint's checks
             raise UserError(f"checkpoint {ckpt} belongs to task {meta.get('task')!r}, not {task!r}; resume it with "
                             f"its own --task, or start a new run")

@@ -218,10 +218,28 @@ def test_a_checkpoint_without_a_checksum_still_loads(tmp_path):
     assert toy(tmp_path, "old", "--steps", "3").exit_code == 0
     meta_path = run / "checkpoints" / "step_00000003" / "meta.json"
     meta = json.loads(meta_path.read_text())
-    del meta["tensors_sha256"], meta["loss_median"]  # as written before either was stored
+    del meta["tensors_sha256"], meta["loss_median"], meta["meta_sha256"]  # as written before these were stored
     meta_path.write_text(json.dumps(meta))
     assert load_checkpoint(run)[1]["step"] == 3
     assert toy(tmp_path, "old", "--steps", "5", "--resume").exit_code == 0
+
+
+def test_a_changed_value_in_meta_json_is_refused_by_eval_and_resume(tmp_path):
+    """meta.json had no checksum: one changed digit of its config (lr 0.001 -> 0.003) resumed with
+    that lr and exit 0. Now its own sha256 is stored in it; the key order and spacing do not count."""
+    run = tmp_path / "toy2d" / "r"
+    assert toy(tmp_path, "r", "--steps", "3").exit_code == 0
+    meta_path = run / "checkpoints" / "step_00000003" / "meta.json"
+    text = meta_path.read_text()
+    meta = json.loads(text)
+    meta_path.write_text(json.dumps(dict(reversed(meta.items())), indent=3))  # the same content, another layout
+    assert cli("eval", "--task", "toy2d", "--checkpoint", run, "--out", tmp_path / "e").exit_code == 0
+    assert '"lr": 0.001,' in text
+    meta_path.write_text(text.replace('"lr": 0.001,', '"lr": 0.003,', 1))
+    one_error_line(cli("eval", "--task", "toy2d", "--checkpoint", run, "--out", tmp_path / "e2"),
+                   "is corrupt: its meta.json does not match the checksum saved in it")
+    one_error_line(toy(tmp_path, "r", "--steps", "5", "--resume"), "is corrupt: its meta.json does not match")
+    assert json.loads((run / "results.json").read_text())["steps"] == 3
 
 
 # -- reliability, part 2 -------------------------------------------------------------------------
@@ -281,7 +299,8 @@ def test_a_checkpoint_of_another_task_or_a_float_step_is_refused_on_resume(tmp_p
     run = tmp_path / "toy2d" / "r"
     assert toy(tmp_path, "r", "--steps", "2").exit_code == 0
     meta_path = run / "checkpoints" / "step_00000002" / "meta.json"
-    meta_path.write_text(json.dumps({**json.loads(meta_path.read_text()), **edit}))
+    meta = {k: v for k, v in json.loads(meta_path.read_text()).items() if k != "meta_sha256"}  # no checksum yet
+    meta_path.write_text(json.dumps({**meta, **edit}))
     one_error_line(toy(tmp_path, "r", "--steps", "4", "--resume"), expected)
 
 
