@@ -462,3 +462,25 @@ def test_hdf5_data_outside_the_file_or_of_the_wrong_kind_is_one_line(tmp_path, k
             f.create_dataset("observations", shape=(10**10, 4), dtype="f4", chunks=(1024, 4))
     assert path.stat().st_size < 100_000
     one_error_line(cli("data", "inspect", path), expected)
+
+
+@pytest.mark.parametrize("task,setting,expected", [
+    ("maze2d", "eval.episodes=0", "eval.episodes must be at least 1, got 0"),
+    ("maze2d", "eval.fm_steps=0", "eval.fm_steps must be at least 1, got 0"),
+    ("maze2d", "eval.candidates=0", "eval.candidates must be at least 1, got 0"),
+    ("maze2d", "eval.train_episodes=-1", "eval.train_episodes must be at least 0, got -1"),
+    ("maze2d", "eval.goal_radius=0", "eval.goal_radius must be positive, got 0"),
+    ("motion", "eval.steps=[]", "eval.steps must list sampling step counts"),
+    ("motion", "eval.seed=-1", "eval.seed must be 0 to"),
+    ("motion", "eval.n_samples=0", "eval.n_samples and eval.projections must be at least 1"),
+    ("digits", "eval.steps=[0]", "eval.steps must list sampling step counts"),
+    ("digits", "eval.n_samples=-1", "eval.n_samples must be at least 0 (0: no evaluation after training)"),
+    ("digits", "eval.batch=0", "eval.batch must be at least 1, got 0"),
+    ("cifar", "eval.n_samples=0", "eval.n_samples must be at least 1, got 0"),
+    ("cifar", "eval.classifier_epochs=0", "eval.classifier_epochs must be at least 1"),
+])
+def test_eval_values_of_every_task_are_refused_before_a_run_folder_exists(tmp_path, task, setting, expected):
+    """Only toy2d checked its eval.* before training: the others trained, then failed (or, for a
+    report cell or a `--resume`, left a half-made run)."""
+    one_error_line(cli("train", "--task", task, "--steps", "1", "--runs-dir", tmp_path, "--set", setting), expected)
+    assert list(tmp_path.iterdir()) == []

@@ -17,7 +17,7 @@ from .. import training
 from ..checkpoint import load_task_model, run_name
 from ..config import to_dict
 from ..core import ModularMeanFlow, sample
-from ..errors import UserError
+from ..errors import UserError, check_seed
 from ..evaluation.images import save_grid, save_npz
 from ..models import count_parameters
 from ..models.unet import UNet, UNetConfig, build_unet
@@ -35,6 +35,17 @@ class ImageEvalConfig:
     steps: list[int] = field(default_factory=lambda: [1, 2])
     batch: int = 500
     seed: int = 1234
+
+
+def check_image_eval(e: ImageEvalConfig, min_samples: int = 1, why: str = "") -> None:
+    """eval.* values an image run could only fail on after training, refused before it starts."""
+    if not e.steps or min(e.steps) < 1:
+        raise UserError(f"eval.steps must list sampling step counts of at least 1, got {e.steps}")
+    if e.n_samples < min_samples:
+        raise UserError(f"eval.n_samples must be at least {min_samples}{why}, got {e.n_samples}")
+    if e.batch < 1:
+        raise UserError(f"eval.batch must be at least 1, got {e.batch}")
+    check_seed(e.seed, "eval.seed")
 
 
 def build_model(model_cfg: UNetConfig, runtime: RuntimeConfig, device: str) -> UNet:
