@@ -2,7 +2,7 @@
 
 A checkpoint is `<run>/checkpoints/step_XXXXXXXX/` holding `tensors.safetensors` (model, EMA,
 optimizer state) and `meta.json` (step, config, optimizer hyper-parameters, extra task state, and
-the sha256 of the tensors file, checked on load). The directory is built under a temporary name
+the sha256 of the tensors file, checked on load, and its own, over its content less that field). The directory is built under a temporary name
 and renamed into place, so a crash mid-write never leaves a checkpoint that looks complete.
 Nothing is unpickled on load.
 
@@ -35,6 +35,7 @@ TENSORS = "tensors.safetensors"
 META = "meta.json"
 LAST_GOOD = "last_good.json"
 DIVERGED = "diverged_"  # prefix of checkpoints set aside after a divergence
+META_SHA = "meta_sha256"  # meta.json's own checksum, stored in it
 
 
 def file_sha256(path: Path) -> str:
@@ -124,7 +125,9 @@ def _write_atomically(tensors: dict, info: dict, root: Path, final: Path) -> Non
     try:
         save_file(tensors, str(tmp / TENSORS))
         info["tensors_sha256"] = file_sha256(tmp / TENSORS)
-        (tmp / META).write_text(json.dumps(info, indent=1, default=str))
+        plain = json.loads(json.dumps(info, default=str))  # as it will be read back
+        plain[META_SHA] = meta_digest(plain)
+        (tmp / META).write_text(json.dumps(plain, indent=1))
         os.chmod(tmp, umask_mode(directory=True))
         for f in tmp.iterdir():
             os.chmod(f, umask_mode())
@@ -200,14 +203,35 @@ def resolve_checkpoint(path: str | Path) -> Path:
     raise UserError(f"checkpoint not found: {path}")
 
 
+def meta_digest(meta: dict) -> str:
+    """sha256 of a checkpoint's metadata less its own checksum, whatever the key order or spacing."""
+    body = {k: v for k, v in meta.items() if k != META_SHA}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def read_meta(ckpt: Path) -> dict:
+    """A checkpoint's meta.json, refused (UserError) when it is not JSON, names no whole-number step,
+    or does not match the checksum saved in it (absent in checkpoints written before it was stored):
+    a changed byte could otherwise resume or evaluate with other settings and exit 0."""
+    try:
+        meta = json.loads((ckpt / META).read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"checkpoint {ckpt} is unreadable or corrupt: {exc}") from None
+    step = meta.get("step") if isinstance(meta, dict) else None
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise UserError(f"checkpoint {ckpt}: {META} is not one mmftraj wrote (step {step!r}); use another checkpoint")
+    saved = meta.get(META_SHA)
+    if saved is not None and saved != meta_digest(meta):
+        raise UserError(f"checkpoint {ckpt} is corrupt: its {META} does not match the checksum saved in it; "
+                        "use an earlier checkpoint")
+    return meta
+
+
 def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     """Return (tensors, meta) of a checkpoint directory or of a run's latest checkpoint."""
     ckpt = resolve_checkpoint(path)
+    meta = read_meta(ckpt)
     try:
-        meta = json.loads((ckpt / META).read_text())
-        step = meta.get("step") if isinstance(meta, dict) else None
-        if not isinstance(step, int) or isinstance(step, bool) or step < 0:
-            raise UserError(f"checkpoint {ckpt}: {META} is not one mmftraj wrote (step {step!r}); use another checkpoint")
         saved = meta.get("tensors_sha256")  # absent in checkpoints written before it was stored
         if saved is not None and file_sha256(ckpt / TENSORS) != saved:
             raise UserError(f"checkpoint {ckpt} is corrupt: its tensors do not match the checksum saved with them; "

@@ -17,7 +17,7 @@ from .cli_errors import user_errors
 from .data.cli import app as data_app
 from .errors import UserError, check_seed, choice_error
 from .experiments.fid import compute_fid
-from .experiments.report import KINDS, load_report_config, parse_shard, run_report
+from .experiments.report import FEW_RUNS, KINDS, load_report_config, parse_shard, run_report
 from .io import check_writable
 from .planning.rollouts import protocol_overrides
 from .runs import prepare_and_train, print_results, write_results
@@ -215,14 +215,18 @@ def report_cmd(
     runs_dir: Path = typer.Option(Path("runs"), help="Where the grid's runs live: <runs-dir>/<task>/<name>/<run>/."),
     out: Path = typer.Option(None, help="Report folder; default <out>/<kind>/ from the config, else <runs-dir>/<task>/<name>/<kind>/."),
     no_train: bool = typer.Option(False, "--no-train", help="Rebuild the report from stored results only; list what is missing."),
+    train: bool = typer.Option(False, "--train", help=f"Train the missing runs even when more than {FEW_RUNS} (each is minutes to hours on a CPU); without it such a grid is refused with its size and an estimate of the hours."),
     shard: str = typer.Option(None, help="I/N: train only runs I, I+N, ... of the grid (N processes share it)."),
 ):
     """Score the grid (variants × splits or data fractions × seeds), training only what has no result yet; write report.md, report.csv and plots."""
 
     if kind not in KINDS:
         raise choice_error("report", kind, KINDS)
+    if train and no_train:
+        raise UserError("--train and --no-train exclude each other; give one of them")
     cfg = load_report_config(preset, config, set_, task)
-    for path in run_report(kind, cfg, runs_dir, out, train=not no_train, shard=parse_shard(shard)).values():
+    for path in run_report(kind, cfg, runs_dir, out, train=not no_train, shard=parse_shard(shard),
+                           confirmed=train).values():
         typer.echo(f"wrote {path}")
 
 

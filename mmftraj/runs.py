@@ -11,7 +11,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from .checkpoint import latest_checkpoint
+from .checkpoint import latest_checkpoint, read_meta
 from .config import apply_overrides, from_dict, load_yaml, merge_dict, save_yaml, to_dict
 from .core.objective import VARIANTS, ModularMeanFlow, resolve_tangent, variant_label
 from .errors import UserError, choice_error
@@ -108,11 +108,8 @@ def saved_run_config(run_dir: Path, config_type, task: str | None = None):
     ckpt = latest_checkpoint(run_dir)
     from_ckpt = None
     if ckpt is not None:
-        try:
-            meta = json.loads((ckpt / "meta.json").read_text())
-            stored = meta.get("config")
-        except (OSError, ValueError, AttributeError) as exc:
-            raise UserError(f"checkpoint {ckpt} has an unreadable meta.json ({exc}); resume from another run") from None
+        meta = read_meta(ckpt)
+        stored = meta.get("config")
         if task is not None and "task" in meta and meta["task"] != task:  # no task: load_checkpoint's checks
             raise UserError(f"checkpoint {ckpt} belongs to task {meta.get('task')!r}, not {task!r}; resume it with "
                             f"its own --task, or start a new run")
@@ -193,7 +190,7 @@ def prepare_and_train(
                 check_resumed_preset(module, task, asked_preset, saved_cfg)
                 cfg = resume_config(saved_cfg, overrides, steps, device, objective)
             else:
-                raise UserError(f"run {run_dir} already exists; pass --resume to continue it, --overwrite, or another --name")
+                raise UserError(exists_message(run_dir, cfg))
         check_run_config(cfg, task, device, overrides)  # the resumed run's config, too
         claim(run_dir, task)
         save_yaml(cfg, saved)
@@ -223,6 +220,29 @@ def check_resumed_preset(module, task: str, preset: str | None, saved) -> None:
     if differ:
         raise UserError(f"--resume keeps the run's model, data and objective, but --preset {preset} sets "
                         f"{', '.join(differ[:4])}; resume without --preset or start a new run (--name)")
+
+
+def exists_message(run_dir: Path, cfg) -> str:
+    """Why a new run cannot start in `run_dir`, naming the config fields in which its config.yaml
+    differs from this command's: a default name (objective, preset, seed) leaves out --set values."""
+    plain = f"run {run_dir} already exists; pass --resume to continue it, --overwrite, or another --name"
+    try:
+        saved = to_dict(apply_options(from_dict(type(cfg), load_yaml(run_dir / "config.yaml") or {})))
+    except (UserError, OSError, TypeError, ValueError, AttributeError):
+        return plain
+    now = to_dict(cfg)
+    differ = [(f"{sec}.{key}", value, now[sec][key]) for sec, fields in saved.items() if isinstance(fields, dict)
+              for key, value in fields.items() if sec in now and key in now[sec] and now[sec][key] != value]
+    if not differ:
+        return plain
+    shown = ", ".join(f"{name}={_show(old)} (this command: {_show(new)})" for name, old, new in differ[:4])
+    more = f" and {len(differ) - 4} more fields" if len(differ) > 4 else ""
+    return (f"run {run_dir} already exists and was trained with {shown}{more}; give this run its own --name, "
+            f"or --resume/--overwrite that one")
+
+
+def _show(value) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def check_run_config(cfg, task: str, device, overrides) -> None:

@@ -43,7 +43,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn, track
 
 from .checkpoint import (
     last_good_checkpoint,
@@ -379,6 +379,25 @@ def compile_model(model: torch.nn.Module, scope: str) -> torch.nn.Module:
 
 
 PLAIN_PROGRESS_EVERY_S = 10.0  # a progress line this often when stdout is not a terminal
+
+
+def tracked(items, description: str, total: int, enabled: bool = True):
+    """Yield `items` under a transient rich bar on a terminal; off one (a pipe, a log), a plain
+    `description i/total` line once PLAIN_PROGRESS_EVERY_S have passed since the last, checked
+    after each item, and after the last: a rich bar there would print nothing until it ends."""
+    console = Console()
+    if not enabled:
+        yield from items
+    elif console.is_terminal:
+        yield from track(items, description=description, total=total, transient=True, console=console)
+    else:
+        last = time.perf_counter()
+        for i, item in enumerate(items, 1):
+            yield item
+            now = time.perf_counter()
+            if now - last >= PLAIN_PROGRESS_EVERY_S or i == total:
+                console.print(f"{description} {i}/{total}", markup=False, highlight=False, soft_wrap=True)
+                last = now
 
 
 def _progress(enabled: bool):

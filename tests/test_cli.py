@@ -218,10 +218,28 @@ def test_a_checkpoint_without_a_checksum_still_loads(tmp_path):
     assert toy(tmp_path, "old", "--steps", "3").exit_code == 0
     meta_path = run / "checkpoints" / "step_00000003" / "meta.json"
     meta = json.loads(meta_path.read_text())
-    del meta["tensors_sha256"], meta["loss_median"]  # as written before either was stored
+    del meta["tensors_sha256"], meta["loss_median"], meta["meta_sha256"]  # as written before these were stored
     meta_path.write_text(json.dumps(meta))
     assert load_checkpoint(run)[1]["step"] == 3
     assert toy(tmp_path, "old", "--steps", "5", "--resume").exit_code == 0
+
+
+def test_a_changed_value_in_meta_json_is_refused_by_eval_and_resume(tmp_path):
+    """meta.json had no checksum: one changed digit of its config (lr 0.001 -> 0.003) resumed with
+    that lr and exit 0. Now its own sha256 is stored in it; the key order and spacing do not count."""
+    run = tmp_path / "toy2d" / "r"
+    assert toy(tmp_path, "r", "--steps", "3").exit_code == 0
+    meta_path = run / "checkpoints" / "step_00000003" / "meta.json"
+    text = meta_path.read_text()
+    meta = json.loads(text)
+    meta_path.write_text(json.dumps(dict(reversed(meta.items())), indent=3))  # the same content, another layout
+    assert cli("eval", "--task", "toy2d", "--checkpoint", run, "--out", tmp_path / "e").exit_code == 0
+    assert '"lr": 0.001,' in text
+    meta_path.write_text(text.replace('"lr": 0.001,', '"lr": 0.003,', 1))
+    one_error_line(cli("eval", "--task", "toy2d", "--checkpoint", run, "--out", tmp_path / "e2"),
+                   "is corrupt: its meta.json does not match the checksum saved in it")
+    one_error_line(toy(tmp_path, "r", "--steps", "5", "--resume"), "is corrupt: its meta.json does not match")
+    assert json.loads((run / "results.json").read_text())["steps"] == 3
 
 
 # -- reliability, part 2 -------------------------------------------------------------------------
@@ -281,7 +299,8 @@ def test_a_checkpoint_of_another_task_or_a_float_step_is_refused_on_resume(tmp_p
     run = tmp_path / "toy2d" / "r"
     assert toy(tmp_path, "r", "--steps", "2").exit_code == 0
     meta_path = run / "checkpoints" / "step_00000002" / "meta.json"
-    meta_path.write_text(json.dumps({**json.loads(meta_path.read_text()), **edit}))
+    meta = {k: v for k, v in json.loads(meta_path.read_text()).items() if k != "meta_sha256"}  # no checksum yet
+    meta_path.write_text(json.dumps({**meta, **edit}))
     one_error_line(toy(tmp_path, "r", "--steps", "4", "--resume"), expected)
 
 
@@ -443,3 +462,25 @@ def test_hdf5_data_outside_the_file_or_of_the_wrong_kind_is_one_line(tmp_path, k
             f.create_dataset("observations", shape=(10**10, 4), dtype="f4", chunks=(1024, 4))
     assert path.stat().st_size < 100_000
     one_error_line(cli("data", "inspect", path), expected)
+
+
+@pytest.mark.parametrize("task,setting,expected", [
+    ("maze2d", "eval.episodes=0", "eval.episodes must be at least 1, got 0"),
+    ("maze2d", "eval.fm_steps=0", "eval.fm_steps must be at least 1, got 0"),
+    ("maze2d", "eval.candidates=0", "eval.candidates must be at least 1, got 0"),
+    ("maze2d", "eval.train_episodes=-1", "eval.train_episodes must be at least 0, got -1"),
+    ("maze2d", "eval.goal_radius=0", "eval.goal_radius must be positive, got 0"),
+    ("motion", "eval.steps=[]", "eval.steps must list sampling step counts"),
+    ("motion", "eval.seed=-1", "eval.seed must be 0 to"),
+    ("motion", "eval.n_samples=0", "eval.n_samples and eval.projections must be at least 1"),
+    ("digits", "eval.steps=[0]", "eval.steps must list sampling step counts"),
+    ("digits", "eval.n_samples=-1", "eval.n_samples must be at least 0 (0: no evaluation after training)"),
+    ("digits", "eval.batch=0", "eval.batch must be at least 1, got 0"),
+    ("cifar", "eval.n_samples=0", "eval.n_samples must be at least 1, got 0"),
+    ("cifar", "eval.classifier_epochs=0", "eval.classifier_epochs must be at least 1"),
+])
+def test_eval_values_of_every_task_are_refused_before_a_run_folder_exists(tmp_path, task, setting, expected):
+    """Only toy2d checked its eval.* before training: the others trained, then failed (or, for a
+    report cell or a `--resume`, left a half-made run)."""
+    one_error_line(cli("train", "--task", task, "--steps", "1", "--runs-dir", tmp_path, "--set", setting), expected)
+    assert list(tmp_path.iterdir()) == []

@@ -125,6 +125,7 @@ def test_bad_inputs_exit_2_with_one_message(run, tmp_path):
     shutil.copytree(ckpt, bad)
     meta = json.loads((bad / "meta.json").read_text())
     meta["config"]["model"]["width"] = 64
+    del meta["meta_sha256"]  # as a checkpoint from before meta.json had its checksum
     (bad / "meta.json").write_text(json.dumps(meta))
     code, out = cli("eval", "--task", "maze2d", "--checkpoint", str(bad))
     assert code == 2 and "does not fit this model" in out
@@ -208,3 +209,21 @@ def test_protocols_set_what_they_say_and_plan_as_often_as_they_say(run, tmp_path
     assert plans["every-step"] > 50  # a plan at every env step until the goal is held (300-step episodes)
     code, out = cli("eval", *common, "--protocol", "sometimes")
     assert code == 2 and "unknown protocol 'sometimes'" in out
+
+
+def test_piped_eval_prints_plain_progress_lines(run, tmp_path):
+    """Off a terminal the rollouts' rich bar printed nothing until the end: a long `eval` piped to
+    a log was silent. Now, as `train`, a plain line every PLAIN_PROGRESS_EVERY_S (here 0 s)."""
+    import subprocess
+    import sys
+
+    root, _, _ = run
+    code = ("import mmftraj.training as t; t.PLAIN_PROGRESS_EVERY_S = 0.0; "
+            "from mmftraj.cli import app; app(prog_name='mmftraj')")
+    out = subprocess.run([sys.executable, "-c", code, "eval", "--task", "maze2d", "--checkpoint",
+                          str(root / "runs/maze2d/tiny"), "--episodes", "3", "--threads", "1", "--out", str(tmp_path),
+                          "--set", "eval.latency_repeats=1", "--set", "eval.plots=0"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    lines = [line for line in out.stdout.splitlines() if line.startswith("rollouts ")]
+    assert lines == [f"rollouts maze2d-umaze-v1 {i}/3" for i in (1, 2, 3)], out.stdout

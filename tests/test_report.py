@@ -147,7 +147,7 @@ def tiny_config(data: Path, **extra):
 
 def test_tiny_ood_grid_of_real_runs_then_resume(tiny_data, tmp_path):
     cfg = tiny_config(tiny_data, ood={"splits": ["umaze-goal", "umaze-dynamics", "umaze-layout"]})
-    paths = run_report("ood", cfg, tmp_path / "runs", tmp_path / "out", progress=False)
+    paths = run_report("ood", cfg, tmp_path / "runs", tmp_path / "out", progress=False, confirmed=True)
     for name in ("report.md", "report.csv", "per_run.csv", "paired.csv", "ood.png", "losses.png"):
         assert paths[name].is_file() and paths[name].stat().st_size > 0
     per_run = pd.read_csv(paths["per_run.csv"])
@@ -178,7 +178,7 @@ def test_tiny_ood_grid_of_real_runs_then_resume(tiny_data, tmp_path):
     others = {p: p.stat().st_mtime_ns for d in runs.iterdir() if d.is_dir() and d != victim
               for p in [d / "results.json", *(d / "report-eval").iterdir(), *(d / "checkpoints").rglob("*")]}
     per_run_before = per_run
-    run_report("ood", cfg, tmp_path / "runs", tmp_path / "out", progress=False)
+    run_report("ood", cfg, tmp_path / "runs", tmp_path / "out", progress=False, confirmed=True)
     assert all(p.stat().st_mtime_ns == t for p, t in others.items())  # finished runs untouched
     after = json.loads((victim / "results.json").read_text())
     assert after["steps"] == 24 and after["final_loss"] == pytest.approx(before["final_loss"], rel=1e-6)
@@ -190,7 +190,7 @@ def test_tiny_ood_grid_of_real_runs_then_resume(tiny_data, tmp_path):
 
 def test_tiny_lowdata_grid_and_changed_config(tiny_data, tmp_path):
     cfg = tiny_config(tiny_data, lowdata={"fractions": [0.25, 1.0], "subset_seed": 0})
-    paths = run_report("lowdata", cfg, tmp_path / "runs", tmp_path / "out", progress=False)
+    paths = run_report("lowdata", cfg, tmp_path / "runs", tmp_path / "out", progress=False, confirmed=True)
     per_run = pd.read_csv(paths["per_run.csv"])
     assert len(per_run) == 2 * 2 * 2 and set(per_run.fraction) == {0.25, 1.0}
     assert paths["lowdata.png"].is_file()
@@ -201,14 +201,14 @@ def test_tiny_lowdata_grid_and_changed_config(tiny_data, tmp_path):
     rescored = tiny_config(tiny_data, lowdata={"fractions": [0.25, 1.0], "subset_seed": 0})
     rescored.overrides.append("eval.candidates=3")
     trained = {p: p.stat().st_mtime_ns for p in runs.rglob("results.json")}
-    run_report("lowdata", rescored, tmp_path / "runs", tmp_path / "out2", progress=False)
+    run_report("lowdata", rescored, tmp_path / "runs", tmp_path / "out2", progress=False, confirmed=True)
     assert {p: p.stat().st_mtime_ns for p in runs.rglob("results.json")} == trained
     assert len(list((runs / "mmf-all-f1-s0" / "report-eval").iterdir())) == 2
     # other training settings under the same report name: refused
     changed = tiny_config(tiny_data, lowdata={"fractions": [0.25, 1.0], "subset_seed": 0})
     changed.overrides.append("model.width=16")
     with pytest.raises(UserError, match="was trained with a different config"):
-        run_report("lowdata", changed, tmp_path / "runs", tmp_path / "out", progress=False)
+        run_report("lowdata", changed, tmp_path / "runs", tmp_path / "out", progress=False, confirmed=True)
 
 
 # -- the command line ------------------------------------------------------------------------------------
@@ -263,11 +263,11 @@ def test_a_stored_grid_accumulates_in_shards_and_rebuilds_without_runs(tiny_data
     store = tmp_path / "store"
     cfg = tiny_config(tiny_data, lowdata={"fractions": [1.0], "subset_seed": 0}, store=str(store),
                       fm_steps=[1, 2], variants=["fm", "mmf", "meanflow-tmodel"])
-    first = run_report("lowdata", cfg, tmp_path / "runs", tmp_path / "out", progress=False, shard=(0, 2))
+    first = run_report("lowdata", cfg, tmp_path / "runs", tmp_path / "out", progress=False, confirmed=True, shard=(0, 2))
     half = sorted(p.stem for p in store.iterdir())
     assert len(half) == 3 and first  # runs 0, 2, 4 of 6
     assert "Incomplete" in first["report.md"].read_text()
-    run_report("lowdata", cfg, tmp_path / "runs", tmp_path / "out", progress=False, shard=(1, 2))
+    run_report("lowdata", cfg, tmp_path / "runs", tmp_path / "out", progress=False, confirmed=True, shard=(1, 2))
     assert len(list(store.iterdir())) == 6
     record = json.loads((store / "meanflow-tmodel-all-f1-s0.json").read_text())
     assert record["tangent"] == "model" and record["variant"] == "meanflow-tmodel" and record["curve"]["step"]
@@ -312,3 +312,56 @@ def test_an_eval_field_added_later_keeps_stored_scores_valid_at_its_neutral_valu
     random_goals = copy.deepcopy(task_cfg)
     random_goals.eval.goals = "random"
     assert eval_id(cfg, random_goals, STANDARD, None) != eval_id(cfg, task_cfg, STANDARD, None)
+
+
+REPO = Path(__file__).resolve().parents[1]
+STANDARD = REPO / "benchmarks" / "reports" / "standard"
+
+
+@pytest.mark.parametrize("kind", ["ood", "lowdata"])
+def test_the_committed_standard_records_rebuild_the_committed_report(kind, tmp_path):
+    """train.compile_cpu and train.signal_grace_s, added after the grid was stored, changed every
+    record's training hash: `--no-train` refused the whole committed grid as trained differently."""
+    cfg = load_report_config("standard", overrides=[f"store={STANDARD / 'results'}"])
+    paths = run_report(kind, cfg, tmp_path / "runs", tmp_path / "out", progress=False, train=False)
+    assert not (tmp_path / "runs").exists()
+    for name in ("report.csv", "per_run.csv"):
+        assert paths[name].read_text() == (STANDARD / kind / name).read_text()
+
+
+def test_the_standard_report_finds_the_committed_results_from_any_folder(tmp_path, monkeypatch):
+    """Run elsewhere, `report ood --preset standard` found none of benchmarks/'s records and set out
+    to train 45 runs; now it reads them from the repository this package runs from."""
+    monkeypatch.chdir(tmp_path)
+    for extra in (["--no-train"], ["--runs-dir", str(tmp_path / "runs")]):
+        code, stderr = cli("ood", "--preset", "standard", "--out", str(tmp_path / "out"), *extra)
+        assert code == 0, stderr
+        assert (tmp_path / "out" / "report.csv").read_text() == (STANDARD / "ood" / "report.csv").read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # nothing trained, no store made here
+
+
+def test_a_grid_of_many_runs_to_train_needs_train(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, stderr = cli("ood", "--preset", "standard", "--set", "seeds=[0,1,2,3]", "--runs-dir", str(tmp_path / "runs"))
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1, stderr
+    assert "would train 15 of its 60 runs (75000 steps in all, about" in lines[0]
+    assert "CPU-hours (train.threads=1)" in lines[0] and "median of 45 stored runs" in lines[0]
+    assert "pass --train" in lines[0] and "--no-train" in lines[0]
+    code, stderr = cli("ood", "--preset", "standard", "--train", "--no-train")
+    assert code == 2 and "exclude each other" in stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_installed_package_says_it_has_no_committed_results(tmp_path, monkeypatch):
+    from mmftraj.experiments import report
+
+    monkeypatch.setattr(report, "checkout_root", lambda: None)  # as from a wheel: no repository around it
+    monkeypatch.chdir(tmp_path)
+    assert load_report_config("standard").store == "benchmarks/reports/standard/results"
+    code, stderr = cli("lowdata", "--preset", "standard", "--runs-dir", str(tmp_path / "runs"))
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1, stderr
+    assert "would train 90 of its 90 runs" in lines[0] and "no stored run of this grid to time them by" in lines[0]
+    assert "installed without its repository" in lines[0]
+    assert list(tmp_path.iterdir()) == []

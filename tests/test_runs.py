@@ -297,3 +297,17 @@ def test_resume_refuses_a_run_whose_files_are_symbolic_links(tmp_path, name):
     before = snapshot()
     _refused(_train(tmp_path / "runs", "r", "--steps", "6", "--resume"), f"{name} is a symbolic link")
     assert snapshot() == before
+
+
+def test_a_default_named_run_that_exists_says_which_fields_differ(tmp_path):
+    """`--set` is not part of a default name: a second command with other values used to get only
+    "already exists", leaving the user to guess it meant the first command's run."""
+    base = ["train", "--task", "toy2d", "--steps", "2", "--runs-dir", tmp_path, "--set", "train.threads=1",
+            "--set", "eval.n_samples=64"]
+    assert _cli(*base).exit_code == 0
+    line = _refused(_cli(*base, "--set", "data.size=500", "--set", "train.lr=0.01"),
+                    f"run {tmp_path / 'toy2d' / 'mmf-checkerboard-s0'} already exists and was trained with",
+                    "data.size=0 (this command: 500)", "train.lr=0.001 (this command: 0.01)",
+                    "give this run its own --name, or --resume/--overwrite that one")
+    assert "eval." not in line
+    _refused(_cli(*base), "already exists; pass --resume to continue it")  # the same command: nothing differs

@@ -240,7 +240,7 @@ def test_a_checkpoint_with_non_finite_tensors_is_refused_on_load(tmp_path):
     tensors[first] = torch.full_like(tensors[first], float("nan"))
     save_file(tensors, str(ckpt / "tensors.safetensors"))
     meta = json.loads((ckpt / "meta.json").read_text())
-    del meta["tensors_sha256"]
+    del meta["tensors_sha256"], meta["meta_sha256"]
     (ckpt / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(UserError, match="non-finite values"):
         load_checkpoint(ckpt)
@@ -501,8 +501,8 @@ def test_the_trainer_never_writes_through_symbolic_links(tmp_path):
 
 
 def test_a_damaged_optimizer_state_is_one_line_on_resume(tmp_path):
-    """meta.json's optimizer param_groups overwritten (no checksum covers meta.json): --resume ends
-    with one line and exit 2, not torch's KeyError."""
+    """meta.json's optimizer param_groups overwritten in a checkpoint without meta.json's own checksum:
+    --resume ends with one line and exit 2, not torch's KeyError."""
     import json
     import subprocess
     import sys
@@ -513,6 +513,7 @@ def test_a_damaged_optimizer_state_is_one_line_on_resume(tmp_path):
     meta_path = list_checkpoints(tmp_path / "toy2d" / "p")[-1] / "meta.json"
     meta = json.loads(meta_path.read_text())
     meta["optimizer"]["param_groups"] = [{"lr": "x"}]
+    meta.pop("meta_sha256", None)  # as a checkpoint from before meta.json carried its checksum
     meta_path.write_text(json.dumps(meta))
     out = subprocess.run([*args, "--steps", "6", "--resume"], capture_output=True, text=True)
     lines = [line for line in out.stderr.splitlines() if line.strip()]

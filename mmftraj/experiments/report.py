@@ -38,6 +38,7 @@ from ..data.splits import check_fraction, load_split
 from ..errors import UserError, choice_error
 from ..io import atomic_write_text
 from ..planning.conditions import evaluate_condition, split_conditions
+from ..resources import ROOT as RESOURCES
 from ..resources import resource_path
 from ..run_folders import run_folder
 from ..runs import prepare_and_train, resolve_config
@@ -93,7 +94,7 @@ def load_report_config(preset: str | None = None, config_file: str | Path | None
     if preset is not None:
         if preset not in PRESETS:
             raise choice_error("report preset", preset, PRESETS)
-        cfg = merge_dict(cfg, load_yaml(resource_path("configs", f"report-{preset}.yaml")))
+        cfg = from_checkout(merge_dict(cfg, load_yaml(resource_path("configs", f"report-{preset}.yaml"))))
     if config_file is not None:
         cfg = merge_dict(cfg, load_yaml(config_file))
     cfg = apply_overrides(cfg, list(overrides))
@@ -112,6 +113,33 @@ def load_report_config(preset: str | None = None, config_file: str | Path | None
     if not 0 < cfg.confidence < 1:
         raise UserError(f"confidence must be in (0, 1), got {cfg.confidence}")
     return cfg
+
+
+def checkout_root() -> Path | None:
+    """The repository this package runs from (an editable install or PYTHONPATH), whose benchmarks/
+    holds the committed report records; None for an installed wheel, which ships no records."""
+    root = RESOURCES.parents[1]
+    return root if (root / "pyproject.toml").is_file() and (root / "benchmarks").is_dir() else None
+
+
+def from_checkout(cfg: ReportConfig) -> ReportConfig:
+    """A preset's `store` and `out` name folders of the repository: found there from any current
+    folder (shown relative when under it, so a report written at the root reads as before).
+    Without a checkout they stay relative to the current folder."""
+    root = checkout_root()
+    if root is not None:
+        for name in ("store", "out"):
+            value = getattr(cfg, name)
+            if value is not None and not Path(value).is_absolute():
+                setattr(cfg, name, _shown(root / value))
+    return cfg
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 # -- the grid ------------------------------------------------------------------------------------------
@@ -291,7 +319,9 @@ EVALUATORS = {"maze2d": _maze2d_evaluate}
 
 # -- stored per-run results: the grid accumulates across machines and sessions ----------------------------
 # Where and how a run trained, not what it learned: a stored result counts whichever machine made it.
-MACHINE_FIELDS = ("device", "threads", "log_every", "ckpt_every", "keep_checkpoints", "compile", "compile_scope")
+# compile_cpu and signal_grace_s came after the standard grid was stored; as machine fields they keep it valid.
+MACHINE_FIELDS = ("device", "threads", "log_every", "ckpt_every", "keep_checkpoints", "compile", "compile_scope",
+                  "compile_cpu", "signal_grace_s")
 
 
 def training_hash(task_cfg) -> str:
@@ -348,32 +378,45 @@ def parse_shard(text: str | None) -> tuple[int, int]:
     return i, n
 
 
+FEW_RUNS = 3  # a grid trains more runs than this only when told to (confirmed / --train): hours each on a CPU
+
+
 def run_report(kind: str, cfg: ReportConfig, runs_dir: Path = Path("runs"), out: Path | None = None,
-               progress: bool = True, train: bool = True, shard: tuple[int, int] = (0, 1)) -> dict:
+               progress: bool = True, train: bool = True, shard: tuple[int, int] = (0, 1),
+               confirmed: bool = False) -> dict:
     """Score the grid, training what is missing, then write the report; returns {file name: Path}.
 
     With `cfg.store`, each finished run's scores are kept there as one small JSON: later calls
     (any machine, any session) reuse them without the run folders. `train=False` builds the
     report from what is stored and lists the missing cells; `shard=(i, n)` trains only every
-    n-th run, so n processes can share one grid."""
+    n-th run, so n processes can share one grid. More than FEW_RUNS runs to train are refused
+    (one line: how many, and the hours the stored runs' speed makes of them) unless `confirmed`."""
 
     console = Console()
     evaluator(cfg.task)  # before any training: a task the report cannot score is an error now
     if not train and cfg.store is None:
         raise UserError("--no-train rebuilds a report from stored results; this report has no store (--set store=DIR)")
+    if cfg.store is not None and not Path(cfg.store).is_dir():
+        console.print(f"no stored results in {cfg.store}{_no_checkout_note()}", soft_wrap=True, highlight=False)
     grid = build_grid(kind, cfg)
     keys = list(dict.fromkeys(item.key for item in grid))
     needs = {k: list(dict.fromkeys(c for item in grid if item.key == k for c in item.conditions)) for k in keys}
     console.print(f"[bold]report {kind}[/]: {len(grid)} (run, split) cells over {len(keys)} training runs")
-    records, missing, ids = {}, [], {}
-    for i, key in enumerate(keys):
-        t0 = time.perf_counter()
+    stored = {}
+    for key in keys:
         _, task_cfg = resolved_task_config(cfg, key)
-        wanted = ids[key] = {(c, k): eval_id(cfg, task_cfg, c, k) for c in needs[key] for k in score_steps(cfg, key)}
         record = load_record(cfg, key)
         if record is not None and record["training"] != training_hash(task_cfg):
             raise UserError(f"stored result {Path(cfg.store) / key.run_name}.json was trained with a different config; "
                             "give this report another store (--set store=...) or delete that file")
+        stored[key] = task_cfg, record
+    if train and not confirmed:
+        check_training_size(kind, cfg, keys, needs, stored, runs_dir, shard)
+    records, missing, ids = {}, [], {}
+    for i, key in enumerate(keys):
+        t0 = time.perf_counter()
+        task_cfg, record = stored[key]
+        wanted = ids[key] = {(c, k): eval_id(cfg, task_cfg, c, k) for c in needs[key] for k in score_steps(cfg, key)}
         if record is not None and all(w in record["scores"] for w in wanted.values()):
             records[key] = record
             continue
@@ -419,6 +462,58 @@ def run_report(kind: str, cfg: ReportConfig, runs_dir: Path = Path("runs"), out:
     print_summary(kind, summarize(per_run), paired_differences(per_run, cfg.reference, cfg.confidence), console,
                   cfg.reference)
     return paths
+
+
+def _no_checkout_note() -> str:
+    if checkout_root() is not None:
+        return ""
+    return (" (this mmftraj is installed without its repository, whose benchmarks/ holds the committed results; "
+            "run from a checkout of it, or give --set store=DIR)")
+
+
+def _complete(cfg: ReportConfig, key: TrainKey, needs, task_cfg, record) -> bool:
+    wanted = [eval_id(cfg, task_cfg, c, k) for c in needs[key] for k in score_steps(cfg, key)]
+    return record is not None and all(w in record["scores"] for w in wanted)
+
+
+def check_training_size(kind: str, cfg: ReportConfig, keys, needs, stored, runs_dir: Path,
+                        shard: tuple[int, int]) -> None:
+    """Refuse (one line) to train more than FEW_RUNS runs unasked: a grid is hours on a CPU, and a
+    report run from the wrong folder or with another setting would otherwise start on all of it."""
+    todo = [(key, stored[key][0]) for i, key in enumerate(keys) if i % shard[1] == shard[0]
+            and not _complete(cfg, key, needs, *stored[key]) and not _finished(cfg, key, runs_dir)]
+    if len(todo) <= FEW_RUNS:
+        return
+    steps = sum(task_cfg.train.steps - _trained_steps(run_dir_of(cfg, key, runs_dir)) for key, task_cfg in todo)
+    raise UserError(f"report {kind} would train {len(todo)} of its {len(keys)} runs ({steps} steps in all"
+                    f"{_hours(steps, [r for _, r in stored.values() if r is not None], todo[0][1].train.threads)})"
+                    f"{_no_checkout_note()}; "
+                    f"pass --train to start, or --no-train to build the report from the stored results")
+
+
+def _finished(cfg: ReportConfig, key: TrainKey, runs_dir: Path) -> bool:
+    """A run folder ensure_trained would reuse rather than train."""
+    run_dir = run_dir_of(cfg, key, runs_dir)
+    return (run_dir / "results.json").is_file() and latest_checkpoint(run_dir) is not None
+
+
+def _trained_steps(run_dir: Path) -> int:
+    ckpt = latest_checkpoint(run_dir)
+    return int(ckpt.name.split("_")[-1]) if ckpt is not None else 0
+
+
+def _hours(steps: int, records: list[dict], threads: int) -> str:
+    """`, about N CPU-hours` from the median seconds per step of the grid's stored runs (their
+    train_time_s over their last logged step, on whichever machines trained them); evaluation is
+    not counted. Without stored runs there is nothing to time, and the message says so."""
+    rates = [r["train_time_s"] / r["curve"]["step"][-1] for r in records
+             if r.get("train_time_s") and r.get("curve", {}).get("step")]
+    if not rates:
+        return "; no stored run of this grid to time them by"
+    rate = float(np.median(rates))
+    unit = "CPU-hours (train.threads=1)" if threads == 1 else f"hours at train.threads={threads}"
+    return (f", about {steps * rate / 3600:.1f} {unit} at {rate:.3g} s a step, the median of {len(rates)} stored "
+            f"runs' train_time_s per step on the machines that trained them; evaluation not counted")
 
 
 def print_summary(kind: str, summary: pd.DataFrame, paired: pd.DataFrame, console, reference: str = REFERENCE) -> None:

@@ -18,12 +18,12 @@ import json
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from rich.progress import track
 
 from ..data.splits import NOMINAL, Split, load_split
 from ..envs import make_maze2d
 from ..envs.layouts import as_layout
 from ..errors import UserError
+from ..training import tracked
 from .executor import run_episode
 from .rollouts import RolloutConfig, episode_goal, execution_options, make_planner
 
@@ -123,11 +123,8 @@ def evaluate_condition(net, normalizer, e: RolloutConfig, env_name: str, mode: s
     env_name = condition.env or env_name
     env = ShiftedEnv(make_maze2d(env_name), condition)
     planner = make_planner(net, normalizer, e, mode, env.layout, seed=seed)
-    iterator = range(episodes)
-    if progress:
-        iterator = track(iterator, description=f"{condition.name} on {env_name}", transient=True)
     scores, success = [], []
-    for i in iterator:
+    for i in tracked(range(episodes), f"{condition.name} on {env_name}", episodes, progress):
         env.episode = i
         goal = (env.layout.cell_to_xy(condition.goal_cells[i % len(condition.goal_cells)])
                 if condition.goal_cells else episode_goal(e, env.layout, seed + i))

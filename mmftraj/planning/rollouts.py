@@ -18,11 +18,11 @@ from typing import Literal
 
 import numpy as np
 import torch
-from rich.progress import track
 
 from ..envs import make_maze2d, plot_maze, random_free_point
 from ..errors import UserError
 from ..io import atomic_path
+from ..training import tracked
 from .executor import run_episode
 from .planner import Planner
 
@@ -127,10 +127,7 @@ def evaluate_planner(net, normalizer, e: RolloutConfig, env_name: str, mode: str
         env.reset(seed=seed, options={"goal": tuple(goal)})  # a goal in a wall or outside: UserError now
     eps = []
     t0 = time.perf_counter()
-    iterator = range(episodes)
-    if progress:
-        iterator = track(iterator, description=f"rollouts {env_name}", transient=True)
-    for i in iterator:
+    for i in tracked(range(episodes), f"rollouts {env_name}", episodes, progress):
         eps.append(run_episode(env, planner, seed=seed + i, goal=episode_goal(e, env.layout, seed + i),
                                **execution_options(e)))
     wall = time.perf_counter() - t0

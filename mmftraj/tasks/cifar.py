@@ -37,6 +37,7 @@ from .image_common import (
     ImageEvalConfig,
     RuntimeConfig,
     build_model,
+    check_image_eval,
     checkpoint_samples,
     generate,
     load_image_model,
@@ -195,4 +196,12 @@ def evaluate(checkpoint, steps=None, seed: int = 0, out: Path | None = None, ove
 sample_files = partial(checkpoint_samples, "cifar", Config, 2)  # PNG grid + .npz, 2x scaled
 
 
-TASK = Task("cifar", Config, default_config, train, PRESETS, default_preset, evaluate, sample_files)
+def check_config(cfg: Config, preset: str | None = None) -> None:
+    """eval.* values the run would only fail on after training (the classifier's too), refused first."""
+    check_image_eval(cfg.eval, 2 if cfg.eval.fd else 1, " for a Fréchet distance (eval.fd)" if cfg.eval.fd else "")
+    if cfg.eval.classifier_width < 1 or cfg.eval.classifier_epochs < 1:
+        raise UserError(f"eval.classifier_width and eval.classifier_epochs must be at least 1, got "
+                        f"{cfg.eval.classifier_width} and {cfg.eval.classifier_epochs}")
+
+
+TASK = Task("cifar", Config, default_config, train, PRESETS, default_preset, evaluate, sample_files, check=check_config)

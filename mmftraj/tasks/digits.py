@@ -27,6 +27,7 @@ from .image_common import (
     ImageEvalConfig,
     RuntimeConfig,
     build_model,
+    check_image_eval,
     checkpoint_samples,
     generate,
     load_image_model,
@@ -119,4 +120,8 @@ def evaluate(checkpoint, steps: list[int] | None = None, seed: int = 0, out: Pat
 sample_files = partial(checkpoint_samples, "digits", Config, 4)  # PNG grid + .npz, 4x scaled
 
 
-TASK = Task("digits", Config, default_config, train, PRESETS, default_preset, evaluate, sample_files)
+def check_config(cfg: Config, preset: str | None = None) -> None:
+    check_image_eval(cfg.eval, 0, " (0: no evaluation after training)")
+
+
+TASK = Task("digits", Config, default_config, train, PRESETS, default_preset, evaluate, sample_files, check=check_config)

@@ -3,6 +3,7 @@ sampling in batches, and loading a checkpoint back into a model."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -12,10 +13,11 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
 
+from .. import training
 from ..checkpoint import load_task_model, run_name
 from ..config import to_dict
 from ..core import ModularMeanFlow, sample
-from ..errors import UserError
+from ..errors import UserError, check_seed
 from ..evaluation.images import save_grid, save_npz
 from ..models import count_parameters
 from ..models.unet import UNet, UNetConfig, build_unet
@@ -33,6 +35,17 @@ class ImageEvalConfig:
     steps: list[int] = field(default_factory=lambda: [1, 2])
     batch: int = 500
     seed: int = 1234
+
+
+def check_image_eval(e: ImageEvalConfig, min_samples: int = 1, why: str = "") -> None:
+    """eval.* values an image run could only fail on after training, refused before it starts."""
+    if not e.steps or min(e.steps) < 1:
+        raise UserError(f"eval.steps must list sampling step counts of at least 1, got {e.steps}")
+    if e.n_samples < min_samples:
+        raise UserError(f"eval.n_samples must be at least {min_samples}{why}, got {e.n_samples}")
+    if e.batch < 1:
+        raise UserError(f"eval.batch must be at least 1, got {e.batch}")
+    check_seed(e.seed, "eval.seed")
 
 
 def build_model(model_cfg: UNetConfig, runtime: RuntimeConfig, device: str) -> UNet:
@@ -72,7 +85,10 @@ def progress_bar(description: str, total: int, enabled: bool = True) -> Iterator
     no-op otherwise, so library callers, tests and logs run without one (rich would leave blank lines)."""
 
     console = Console(stderr=True)
-    if not (enabled and console.is_terminal):
+    if enabled and not console.is_terminal:  # a pipe or a log: a plain line every PLAIN_PROGRESS_EVERY_S
+        yield _plain_advance(description, total)
+        return
+    if not enabled:
         yield lambda k: None
         return
 
@@ -81,6 +97,20 @@ def progress_bar(description: str, total: int, enabled: bool = True) -> Iterator
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task(description, total=total)
         yield lambda k: bar.advance(task, k)
+
+
+def _plain_advance(description: str, total: int) -> Callable[[int], None]:
+    """advance(k) that prints `description done/total` on stdout, at most every PLAIN_PROGRESS_EVERY_S."""
+    state = {"done": 0, "last": time.perf_counter()}
+
+    def advance(k: int) -> None:
+        state["done"] += k
+        now = time.perf_counter()
+        if now - state["last"] >= training.PLAIN_PROGRESS_EVERY_S or state["done"] >= total:
+            Console().print(f"{description} {state['done']}/{total}", markup=False, highlight=False, soft_wrap=True)
+            state["last"] = now
+
+    return advance
 
 
 @torch.no_grad()

@@ -270,6 +270,21 @@ def evaluate(checkpoint: str | Path, steps: list[int] | None = None, episodes: i
     return results
 
 
+def check_eval(e: RolloutConfig) -> None:
+    """eval.* values the rollouts after training (or `eval`) could only fail on, refused first."""
+    at_least = {"episodes": 1, "steps": 1, "fm_steps": 1, "candidates": 1, "smooth": 1, "latency_repeats": 1,
+                "train_episodes": 0, "replan_every": 0, "plots": 0}
+    bad = [f"eval.{k} must be at least {low}, got {getattr(e, k)}" for k, low in at_least.items() if getattr(e, k) < low]
+    bad += [f"eval.{k} must be positive, got {getattr(e, k)}" for k in ("speed", "goal_radius") if not getattr(e, k) > 0]
+    if bad:
+        raise UserError("; ".join(bad))
+
+
+def check_config(cfg: Config, preset: str | None) -> None:
+    check_preset(cfg, preset)
+    check_eval(cfg.eval)
+
+
 def check_preset(cfg: Config, preset: str | None) -> None:
     """The maze preset (horizon, steps, replanning, c) must be the data's maze: a Large PointMaze
     dataset under the U-Maze defaults would train and score without a word otherwise."""
@@ -279,4 +294,4 @@ def check_preset(cfg: Config, preset: str | None) -> None:
                         f"{'' if preset else ' (the default)'}; add --maze {env_layout(cfg.data.env)}")
 
 
-TASK = Task("maze2d", Config, default_config, train, PRESETS, default_preset, evaluate, check=check_preset)
+TASK = Task("maze2d", Config, default_config, train, PRESETS, default_preset, evaluate, check=check_config)

@@ -27,7 +27,7 @@ from ..data import Normalizer, WindowDataset
 from ..data.gait import gait_table
 from ..data.splits import check_fraction, subset_indices
 from ..data.tables import load_table, store_from_frame
-from ..errors import UserError
+from ..errors import UserError, check_seed
 from ..evaluation.distances import sliced_wasserstein
 from ..evaluation.figures import pyplot, save_png
 from ..io import atomic_path
@@ -233,8 +233,11 @@ def smooth_window(cfg: Config) -> int:
     return cfg.eval.smooth if cfg.eval.smooth > 1 else 0
 
 
-def check_eval(cfg: Config) -> None:
+def check_eval(cfg: Config, preset: str | None = None) -> None:
+    """eval.* values the run would only fail on after training; the task's check, so refused before
+    a run folder exists."""
     e = cfg.eval
+    check_seed(e.seed, "eval.seed")
     if e.n_samples < 1 or e.projections < 1:
         raise UserError(f"eval.n_samples and eval.projections must be at least 1, got {e.n_samples} and {e.projections}")
     if not e.steps or min(e.steps) < 1:
@@ -439,4 +442,4 @@ def evaluate(checkpoint: str | Path, steps: list[int] | None = None, out: Path |
                           plot_path=out / "samples.png" if out else None)
 
 
-TASK = Task("motion", Config, default_config, train, PRESETS, default_preset, evaluate, sample_files)
+TASK = Task("motion", Config, default_config, train, PRESETS, default_preset, evaluate, sample_files, check=check_eval)
