@@ -467,6 +467,7 @@ def _ddp_health_worker(rank, world, port, out_dir):
     except UserError as exc:
         outcome = str(exc)
     (out_dir / f"rank{rank}.txt").write_text(outcome)
+    dist.barrier()  # neither rank tears the group down while the other still talks to it (gloo aborts)
     dist.destroy_process_group()
 
 
