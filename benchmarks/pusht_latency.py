@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import platform
-import time
 
 import numpy as np
 import torch
@@ -26,7 +25,7 @@ from mmftraj.core import ModularMeanFlow
 from mmftraj.data import Normalizer
 from mmftraj.envs.pusht import OBS_DIM
 from mmftraj.io import atomic_write_text
-from mmftraj.planning.chunks import ChunkPolicy
+from mmftraj.planning.chunks import ChunkPolicy, chunk_times_ms
 from mmftraj.tasks import pusht
 
 
@@ -45,18 +44,6 @@ def policy_parts(checkpoint: str | None):
     return net, cfg, obs, act
 
 
-def chunk_times_ms(policy: ChunkPolicy, obs_steps: int, repeats: int) -> np.ndarray:
-    history = np.full((1, obs_steps, OBS_DIM), 256.0)
-    for _ in range(5):
-        policy(history)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        policy(history)
-        times.append(1e3 * (time.perf_counter() - t0))
-    return np.array(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", default=None, help="a pusht run or checkpoint (default: untrained weights)")
@@ -72,7 +59,7 @@ def main() -> None:
     rows = {}
     for k in args.steps:
         policy = ChunkPolicy(net, obs_norm, act_norm, cfg.data.horizon, pusht.ACT_DIM, k, mode)
-        t = chunk_times_ms(policy, cfg.data.obs_steps, max(10, args.repeats // k))
+        t = chunk_times_ms(policy, cfg.data.obs_steps, OBS_DIM, max(10, args.repeats // k))
         rows[k] = {"median_ms": float(np.median(t)), "min_ms": float(t.min()),
                    "chunks_per_s": 1e3 / float(np.median(t)),
                    "actions_per_s": cfg.eval.action_steps * 1e3 / float(np.median(t))}

@@ -141,12 +141,17 @@ def _write_atomically(tensors: dict, info: dict, root: Path, final: Path) -> Non
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def checkpoint_step(ckpt: Path) -> int:
+    """The step a `step_XXXXXXXX` checkpoint folder holds, from its name."""
+    return int(Path(ckpt).name.split("_")[1])
+
+
 def list_checkpoints(run_dir: Path) -> list[Path]:
     root = Path(run_dir) / "checkpoints"
     if not root.is_dir():
         return []
     done = [p for p in root.glob("step_*") if (p / META).is_file() and (p / TENSORS).is_file()]
-    return sorted(done, key=lambda p: int(p.name.split("_")[1]))
+    return sorted(done, key=checkpoint_step)
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
@@ -177,7 +182,7 @@ def set_aside(run_dir: Path, after: int) -> list[Path]:
     checkpoint_root(run_dir)  # not through a link
     moved = []
     for ckpt in list_checkpoints(run_dir):
-        if int(ckpt.name.split("_")[1]) > after:
+        if checkpoint_step(ckpt) > after:
             target = ckpt.with_name(DIVERGED + ckpt.name)
             n = 1
             while target.exists() or target.is_symlink():  # set aside by an earlier divergence too

@@ -46,6 +46,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn, track
 
 from .checkpoint import (
+    checkpoint_step,
     last_good_checkpoint,
     latest_checkpoint,
     load_checkpoint,
@@ -582,7 +583,7 @@ class Trainer:
                                     if self.dist.world > 1 else "") + advice)
         good = last_good_checkpoint(self.run_dir)
         # without a record, checkpoints older than the one this process resumed from are left alone
-        after = int(good.name.split("_")[1]) if good else (self.resumed_from or 0) - 1
+        after = checkpoint_step(good) if good else (self.resumed_from or 0) - 1
         moved = set_aside(self.run_dir, after)
         where = f"; the last good checkpoint is {good}" if good else "; no checkpoint is known to be good"
         if moved:

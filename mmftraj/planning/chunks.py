@@ -62,8 +62,9 @@ def run_chunked(envs, policy: Callable[[np.ndarray], np.ndarray], starts: np.nda
     return {"chunks": chunks, "policy_s": policy_s}
 
 
-def chunk_latency_ms(policy: ChunkPolicy, obs_steps: int, obs_dim: int, repeats: int = 50, warmup: int = 5) -> float:
-    """Median milliseconds for one chunk at batch 1 (the control loop's cost per re-plan)."""
+def chunk_times_ms(policy: ChunkPolicy, obs_steps: int, obs_dim: int, repeats: int = 50,
+                   warmup: int = 5) -> np.ndarray:
+    """Milliseconds of `repeats` chunks at batch 1 after `warmup` (the control loop's cost per re-plan)."""
     history = np.zeros((1, obs_steps, obs_dim))
     history[:] = policy.obs_norm.shift
     for _ in range(warmup):
@@ -72,5 +73,10 @@ def chunk_latency_ms(policy: ChunkPolicy, obs_steps: int, obs_dim: int, repeats:
     for _ in range(repeats):
         t0 = time.perf_counter()
         policy(history)
-        times.append(time.perf_counter() - t0)
-    return 1e3 * float(np.median(times))
+        times.append(1e3 * (time.perf_counter() - t0))
+    return np.array(times)
+
+
+def chunk_latency_ms(policy: ChunkPolicy, obs_steps: int, obs_dim: int, repeats: int = 50, warmup: int = 5) -> float:
+    """Median milliseconds for one chunk at batch 1."""
+    return float(np.median(chunk_times_ms(policy, obs_steps, obs_dim, repeats, warmup)))

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..checkpoint import latest_checkpoint, load_task_model, save_checkpoint
+from ..checkpoint import checkpoint_step, latest_checkpoint, load_task_model, save_checkpoint
 from ..config import apply_overrides, check_eval_overrides, to_dict
 from ..core import ModularMeanFlow, ObjectiveConfig, sample
 from ..data import Normalizer
@@ -283,7 +283,7 @@ class TrainingEvaluator:
             self.rows = [r for r in self.rows if r["step"] <= step]
             self._write()
         chosen = latest_checkpoint(self.run_dir / "selected")
-        if chosen is not None and int(chosen.name.split("_")[1]) > step:
+        if chosen is not None and checkpoint_step(chosen) > step:
             shutil.rmtree(self.run_dir / "selected")
 
     def __call__(self, trainer) -> None:
@@ -355,7 +355,8 @@ def train(cfg: Config, run_dir: Path, resume: bool = False, progress: bool = Tru
     say = print if progress else (lambda *a, **k: None)
     evaluator = TrainingEvaluator(cfg, run_dir, obs_norm, act_norm, val, objective.sampling_mode, meta, say)
     if resume:
-        evaluator.resume(_checkpoint_step(run_dir))
+        latest = latest_checkpoint(run_dir)
+        evaluator.resume(checkpoint_step(latest) if latest is not None else 0)
     fit = trainer.fit(resume=resume, callback=evaluator)
     if not evaluator.rows or evaluator.rows[-1]["step"] < trainer.step:
         evaluator.evaluate(trainer)
@@ -364,10 +365,6 @@ def train(cfg: Config, run_dir: Path, resume: bool = False, progress: bool = Tru
             "test_starts": f"{cfg.eval.test_starts} from seed {cfg.eval.test_seed}", "chunks": len(data),
             "parameters": count_parameters(net), **fit, **evaluator.report()}
 
-
-def _checkpoint_step(run_dir: Path) -> int:
-    latest = latest_checkpoint(run_dir)
-    return int(latest.name.split("_")[1]) if latest is not None else 0
 
 
 # -- checkpoints and `mmftraj eval` ---------------------------------------------------------------
