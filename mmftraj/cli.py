@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
 import typer
 
 from . import __version__
@@ -21,9 +20,8 @@ from .experiments.report import FEW_RUNS, KINDS, load_report_config, parse_shard
 from .io import check_writable
 from .planning.rollouts import protocol_overrides
 from .runs import prepare_and_train, print_results, write_results
+from .runtime import check_threads, default_device, resolve_device, use_threads
 from .tasks import TASKS, get_task
-from .tasks.image_common import default_device
-from .training import auto_threads, max_threads, resolve_device, threads_rule
 
 app = typer.Typer(
     help="One-step generative modeling of trajectories and images with Modular MeanFlow (MMF).",
@@ -127,9 +125,8 @@ def evaluate(
     module = get_task(task)
     if module.evaluate is None:
         raise UserError(f"task {task!r} has no evaluation")
-    if not 0 <= threads <= max_threads():
-        raise UserError(f"--threads must be {threads_rule()}, got {threads}")
-    torch.set_num_threads(threads or auto_threads())
+    check_threads(threads, "--threads")
+    use_threads(threads)
     ckpt = resolve_checkpoint(checkpoint)
     run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt
     bad = [k for k in steps if k < 1]

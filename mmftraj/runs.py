@@ -28,8 +28,9 @@ from .run_folders import (
     remove,
     run_folder,
 )
+from .runtime import resolve_device
 from .tasks import get_task
-from .training import check_train_config, resolve_device
+from .training import check_train_config
 
 
 def preset_config(task_module, task: str, preset: str | None):

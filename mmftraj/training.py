@@ -27,14 +27,11 @@ import csv
 import io
 import math
 import os
-import signal
 import statistics
-import threading
 import time
-import warnings
 from collections import deque
 from collections.abc import Callable
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, NoReturn
@@ -43,8 +40,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn, track
 
+from . import progress as progress_lines
 from .checkpoint import (
     checkpoint_step,
     last_good_checkpoint,
@@ -57,7 +54,17 @@ from .checkpoint import (
     split_prefix,
 )
 from .errors import MAX_SEED, UserError
+from .interrupts import Aborted, Interrupted, deferred_signals
 from .io import atomic_write_text, open_no_follow
+from .progress import training_bar
+from .runtime import (
+    compile_model,
+    max_threads,
+    resolve_device,
+    set_float32_precision,
+    threads_rule,
+    use_threads,
+)
 
 BatchFn = Callable[[torch.Generator, int], dict]
 
@@ -127,83 +134,9 @@ def check_train_config(cfg: TrainConfig) -> None:
         raise UserError("; ".join(bad))
 
 
-def max_threads() -> int:
-    """The most CPU threads a run may ask for: far more than the cores only slows it down, and
-    torch's thread pool aborts the process (exit 134) when it cannot create them."""
-    return 4 * (os.cpu_count() or 1)
-
-
-def threads_rule() -> str:
-    return f"0 (auto) to {max_threads()} (4 x this machine's {os.cpu_count() or 1} cores)"
-
-
-def auto_threads() -> int:
-    """The cores the last minute's load average leaves free (at least 1, at most every core)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    try:
-        busy = os.getloadavg()[0]
-    except (OSError, AttributeError):
-        return cores
-    return max(1, min(cores, cores - round(busy)))
-
-
 def step_seed(seed: int, rank: int, step: int) -> int:
     """A well-mixed 63-bit seed for (seed, rank, step)."""
     return int(np.random.SeedSequence([seed, rank, step]).generate_state(2, np.uint64)[0] >> np.uint64(1))
-
-
-class Interrupted(KeyboardInterrupt):
-    """Training stopped by SIGINT or SIGTERM after finishing its step and saving; `code` is the
-    exit status a shell expects (130, 143)."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum, self.code = signum, 128 + signum
-
-
-class Aborted(KeyboardInterrupt):
-    """Training stopped by a signal without saving: a second signal, or a step still running
-    `signal_grace_s` after the first. `code` is 128 + the signal's number."""
-
-    def __init__(self, signum: int, why: str):
-        super().__init__(why)
-        self.signum, self.code = signum, 128 + signum
-
-
-@contextmanager
-def deferred_signals(grace_s: float = 0.0):
-    """SIGINT and SIGTERM only set a flag, which the loop reads between steps, so the checkpoint it
-    then saves is a whole step's state. A second signal, or the end of `grace_s` seconds after the
-    first (a SIGALRM timer; 0: no limit), raises Aborted at once (no save). Main thread only;
-    the loop calls state["settled"]() once it has seen the flag, which stops the timer."""
-    state = {"signum": None, "settled": lambda: None}
-    if threading.current_thread() is not threading.main_thread():
-        yield state
-        return
-
-    def stop_timer():
-        signal.setitimer(signal.ITIMER_REAL, 0)
-
-    def handler(signum, frame):
-        if state["signum"] is not None:
-            stop_timer()
-            raise Aborted(signum, f"a second signal ({signal.Signals(signum).name})")
-        state["signum"] = signum
-        if grace_s > 0:
-            signal.setitimer(signal.ITIMER_REAL, grace_s)
-
-    def expired(signum, frame):
-        raise Aborted(state["signum"], f"the step did not finish within {grace_s:g} s of the signal")
-
-    state["settled"] = stop_timer
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    previous[signal.SIGALRM] = signal.signal(signal.SIGALRM, expired)
-    try:
-        yield state
-    finally:
-        stop_timer()
-        for s, h in previous.items():
-            signal.signal(s, h)
 
 
 def lr_factor(cfg: TrainConfig, step: int) -> float:
@@ -214,22 +147,6 @@ def lr_factor(cfg: TrainConfig, step: int) -> float:
         progress = min(1.0, (step - cfg.warmup_steps) / span)
         return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
     return 1.0
-
-
-def resolve_device(name: str, source: str = "--device") -> torch.device:
-    """The torch device `name`, or a UserError that says where the value came from (`source`)."""
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UserError(f"{source} {name!r} is not a device; use cpu, cuda or cuda:N") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise UserError(f"{source} is {name!r} but no CUDA GPU is available here; use --device cpu")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise UserError(f"{source} is {name!r} but this machine has {torch.cuda.device_count()} CUDA GPU(s)")
-    elif device.type != "cpu":
-        raise UserError(f"{source} {name!r}: mmftraj runs on cpu or cuda")
-    return device
 
 
 class DistributedContext:
@@ -361,58 +278,6 @@ class MetricsLog:
             writer.writerow(row)
 
 
-def compile_model(model: torch.nn.Module, scope: str) -> torch.nn.Module:
-    """torch.compile with static shapes; per block (in place) where the model lists its blocks.
-
-    dynamic=False: the objective calls the model at a few fixed batch sizes (the whole batch, the
-    r < t rows) and grad/precision modes; one static graph each compiles and runs faster than the
-    dynamic-shape graph torch.compile would switch to at the second size. Per-block compilation
-    compiles each distinct block once per mode instead of the whole network per mode.
-    """
-    units = list(model.compile_units()) if scope == "blocks" and hasattr(model, "compile_units") else []
-    if not units:
-        return torch.compile(model, dynamic=False)
-    # every distinct block shape × (grad, no-grad, bf16, fp32) mode is one more cache entry
-    torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 128)
-    for unit in units:
-        unit.compile(dynamic=False)
-    return model
-
-
-PLAIN_PROGRESS_EVERY_S = 10.0  # a progress line this often when stdout is not a terminal
-
-
-def tracked(items, description: str, total: int, enabled: bool = True):
-    """Yield `items` under a transient rich bar on a terminal; off one (a pipe, a log), a plain
-    `description i/total` line once PLAIN_PROGRESS_EVERY_S have passed since the last, checked
-    after each item, and after the last: a rich bar there would print nothing until it ends."""
-    console = Console()
-    if not enabled:
-        yield from items
-    elif console.is_terminal:
-        yield from track(items, description=description, total=total, transient=True, console=console)
-    else:
-        last = time.perf_counter()
-        for i, item in enumerate(items, 1):
-            yield item
-            now = time.perf_counter()
-            if now - last >= PLAIN_PROGRESS_EVERY_S or i == total:
-                console.print(f"{description} {i}/{total}", markup=False, highlight=False, soft_wrap=True)
-                last = now
-
-
-def _progress(enabled: bool):
-    return Progress(
-        TextColumn("[bold]train"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[info]}"),
-        TimeRemainingColumn(),
-        disable=not enabled,
-        transient=False,
-    )
-
-
 class Trainer:
     """Train `model` on `objective` with batches from `batch_fn(generator, step)`.
 
@@ -432,13 +297,9 @@ class Trainer:
     ):
         self.cfg = cfg
         check_train_config(cfg)
-        self.threads = cfg.threads or auto_threads()
-        torch.set_num_threads(self.threads)
+        self.threads = use_threads(cfg.threads)
         self.device = resolve_device(cfg.device, source="train.device")
-        if self.device.type == "cuda":
-            torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = cfg.tf32
-            if not cfg.tf32:  # a deliberate choice (see TrainConfig.tf32), not a missed speed-up
-                warnings.filterwarnings("ignore", message="TensorFloat32 tensor cores")
+        set_float32_precision(self.device, cfg.tf32)
         self.dist = DistributedContext(self.device)
         self.model = model.to(self.device)
         self.dist.broadcast_parameters(self.model)
@@ -619,7 +480,7 @@ class Trainer:
         last_line, line_step = last_t, self.step
         row: dict = {}
         info = ""
-        with _progress(self.progress and not plain) as bar, deferred_signals(cfg.signal_grace_s) as signals:
+        with training_bar(self.progress and not plain) as bar, deferred_signals(cfg.signal_grace_s) as signals:
             task = bar.add_task("train", total=max(cfg.steps, self.step), completed=self.step, info="")
             if self.step >= cfg.steps:
                 say(f"the run is already at step {self.step} (steps: {cfg.steps}); nothing to train")
@@ -654,7 +515,7 @@ class Trainer:
                         bar.update(task, completed=self.step, info=info)
                         window.clear()
                         last_t, last_step = now, self.step
-                    if plain and (now - last_line >= PLAIN_PROGRESS_EVERY_S or self.step == cfg.steps):
+                    if plain and (now - last_line >= progress_lines.PLAIN_PROGRESS_EVERY_S or self.step == cfg.steps):
                         rate = (self.step - line_step) / max(now - last_line, 1e-9)
                         say(f"train {self.step}/{cfg.steps}  {info or f'{rate:.2f} it/s'}", highlight=False)
                         last_line, line_step = now, self.step

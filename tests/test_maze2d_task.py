@@ -218,7 +218,7 @@ def test_piped_eval_prints_plain_progress_lines(run, tmp_path):
     import sys
 
     root, _, _ = run
-    code = ("import mmftraj.training as t; t.PLAIN_PROGRESS_EVERY_S = 0.0; "
+    code = ("import mmftraj.progress as t; t.PLAIN_PROGRESS_EVERY_S = 0.0; "
             "from mmftraj.cli import app; app(prog_name='mmftraj')")
     out = subprocess.run([sys.executable, "-c", code, "eval", "--task", "maze2d", "--checkpoint",
                           str(root / "runs/maze2d/tiny"), "--episodes", "3", "--threads", "1", "--out", str(tmp_path),

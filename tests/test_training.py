@@ -98,9 +98,9 @@ def test_resuming_a_finished_run_keeps_its_final_loss(tmp_path, capsys):
 
 
 def test_plain_lines_do_not_wait_for_log_every(tmp_path, capsys, monkeypatch):
-    import mmftraj.training as training
+    import mmftraj.progress as progress
 
-    monkeypatch.setattr(training, "PLAIN_PROGRESS_EVERY_S", 0.0)
+    monkeypatch.setattr(progress, "PLAIN_PROGRESS_EVERY_S", 0.0)
     trainer = _trainer(tmp_path, steps=4)
     trainer.cfg.log_every = 100
     trainer.progress = True
@@ -165,7 +165,7 @@ def test_compile_model_compiles_blocks_in_place_or_wraps_the_whole_model(monkeyp
     """Which torch entry point compile_model uses, recorded through the public API (no private
     attributes): Module.compile in place for each listed block, torch.compile for the rest."""
     from mmftraj.models.unet import build_unet, unet_config
-    from mmftraj.training import compile_model
+    from mmftraj.runtime import compile_model
 
     compiled, wrapped = [], []
     monkeypatch.setattr(torch.nn.Module, "compile", lambda self, **kw: compiled.append((self, kw)))
@@ -256,7 +256,7 @@ def test_a_signal_mid_step_saves_the_whole_step_bit_for_bit(tmp_path, signum):
     """The signal arrives inside a step (here: during the loss); the run finishes that step,
     saves, and raises Interrupted with the shell's exit code. The checkpoint equals, tensor for
     tensor, an uninterrupted run's checkpoint at the same step (issue 20)."""
-    from mmftraj.training import Interrupted
+    from mmftraj.interrupts import Interrupted
 
     trainer = _trainer(tmp_path / "cut", steps=40)
     loss = trainer.objective.loss
@@ -304,7 +304,7 @@ def test_a_step_past_the_signal_grace_period_aborts_keeping_the_last_checkpoint(
     code 143, and the periodic checkpoint before it left as it was (a cluster kills soon after)."""
     import time
 
-    from mmftraj.training import Aborted
+    from mmftraj.interrupts import Aborted
 
     trainer = _trainer(tmp_path, steps=40)
     trainer.cfg.signal_grace_s = 0.5
@@ -380,12 +380,12 @@ def test_a_half_written_checkpoint_folder_is_removed_by_the_next_save(tmp_path):
 
 def test_auto_threads_leave_the_cores_other_jobs_use(monkeypatch):
     """train.threads=0 takes the cores the last minute's load leaves free, at least one (issue 20)."""
-    from mmftraj import training
+    from mmftraj import runtime
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(4)), raising=False)
     for load, expected in ((0.0, 4), (1.2, 3), (3.6, 1), (9.0, 1)):
         monkeypatch.setattr(os, "getloadavg", lambda load=load: (load, load, load))
-        assert training.auto_threads() == expected
+        assert runtime.auto_threads() == expected
     trainer = _trainer(None, steps=1)  # threads 0 in the config: the trainer resolves it and records it
     assert trainer.threads >= 1 and trainer.fit()["threads"] == trainer.threads
 

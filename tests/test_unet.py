@@ -261,7 +261,7 @@ def test_compiled_mmf_step_with_the_dual_backend_matches_eager(device, monkeypat
     match eager. (With the old mean-based group norm, that gradient is wrong by up to 10 %.)"""
     import copy
 
-    from mmftraj.training import compile_model
+    from mmftraj.runtime import compile_model
 
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)  # true float32 on both sides
     eager = tiny(dropout=0.2, attention="fast").train()

@@ -17,6 +17,7 @@ from torch import nn
 
 from ..data.digits import load_digits_images
 from ..io import atomic_path, atomic_write_text, cache_dir
+from ..runtime import threads_for
 
 VERSION = 1
 FEATURE_DIM = 64
@@ -63,9 +64,7 @@ def train_classifier(epochs: int = 40, seed: int = 0) -> tuple[DigitsClassifier,
     perm = torch.randperm(len(x), generator=g)
     n_val = len(x) // 5
     val, tr = perm[:n_val], perm[n_val:]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with threads_for(1):
         torch.manual_seed(seed)
         model = DigitsClassifier()
         opt = torch.optim.Adam(model.parameters(), lr=3e-3)
@@ -83,8 +82,6 @@ def train_classifier(epochs: int = 40, seed: int = 0) -> tuple[DigitsClassifier,
         model.eval()
         with torch.no_grad():
             acc = float((model(x[val]).argmax(1) == y[val]).float().mean())
-    finally:
-        torch.set_num_threads(threads)
     return model, {"version": VERSION, "seed": seed, "epochs": epochs, "val_accuracy": acc}
 
 

@@ -28,6 +28,7 @@ from torch import nn
 from ..data.cifar import to_float
 from ..data.image_folder import ImageSet
 from ..io import atomic_path, atomic_write_text, cache_dir
+from ..runtime import threads_for
 
 VERSION = 1
 
@@ -99,10 +100,8 @@ def train_classifier(train: ImageSet, test: ImageSet | None, recipe: ClassifierR
     else:
         fit = torch.arange(n)
         eval_images, eval_labels, where = test.images, test.labels, "the test split"
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     t0 = time.perf_counter()
-    try:
+    with threads_for(1):
         torch.manual_seed(recipe.seed)
         model = ImageClassifier(train.images.shape[1], len(train.classes), recipe.width)
         opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=5e-4)
@@ -119,8 +118,6 @@ def train_classifier(train: ImageSet, test: ImageSet | None, recipe: ClassifierR
                 opt.step()
                 sched.step()
         acc = accuracy(model, eval_images, eval_labels)
-    finally:
-        torch.set_num_threads(threads)
     meta = {"version": VERSION, "recipe": asdict(recipe), "data": train.key, "classes": list(train.classes),
             "accuracy": acc, "accuracy_on": where, "train_time_s": round(time.perf_counter() - t0, 1)}
     return model.eval().requires_grad_(False), meta

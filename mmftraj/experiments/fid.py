@@ -26,9 +26,10 @@ from ..evaluation.digits_features import FEATURE_BATCH, load_classifier
 from ..evaluation.frechet import feature_stats, frechet_distance
 from ..evaluation.inception import load_inception, weights_path
 from ..io import atomic_path, cache_dir
+from ..progress import progress_bar
+from ..runtime import default_device, resolve_device
 from ..tasks import cifar, digits
-from ..tasks.image_common import default_device, generate, load_image_model, progress_bar
-from ..training import resolve_device
+from ..tasks.image_common import generate, load_image_model
 
 FID_TASKS = ("cifar", "digits")
 CIFAR_N, CIFAR_SEED, CIFAR_BATCH = 50000, 0, 250  # the usual FID-50k

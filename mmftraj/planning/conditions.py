@@ -23,7 +23,7 @@ from ..data.splits import NOMINAL, Split, load_split
 from ..envs import make_maze2d
 from ..envs.layouts import as_layout
 from ..errors import UserError
-from ..training import tracked
+from ..progress import tracked
 from .executor import run_episode
 from .rollouts import RolloutConfig, episode_goal, execution_options, make_planner
 

@@ -22,7 +22,7 @@ import torch
 from ..envs import make_maze2d, plot_maze, random_free_point
 from ..errors import UserError
 from ..io import atomic_path
-from ..training import tracked
+from ..progress import tracked
 from .executor import run_episode
 from .planner import Planner
 

@@ -21,6 +21,7 @@ from ..evaluation.digits_features import digits_features, load_classifier
 from ..evaluation.frechet import frechet_from_features
 from ..evaluation.images import save_grid
 from ..models.unet import UNetConfig, unet_config
+from ..progress import progress_bar
 from ..training import TrainConfig
 from . import Task
 from .image_common import (
@@ -32,7 +33,6 @@ from .image_common import (
     generate,
     load_image_model,
     make_batch_fn,
-    progress_bar,
     train_images,
 )
 

@@ -3,17 +3,12 @@ sampling in batches, and loading a checkpoint back into a model."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
 
-from .. import training
 from ..checkpoint import load_task_model, run_name
 from ..config import to_dict
 from ..core import ModularMeanFlow, sample
@@ -21,6 +16,7 @@ from ..errors import UserError, check_seed
 from ..evaluation.images import save_grid, save_npz
 from ..models import count_parameters
 from ..models.unet import UNet, UNetConfig, build_unet
+from ..runtime import default_device
 from ..training import Trainer
 
 
@@ -73,44 +69,6 @@ def train_images(task: str, cfg, model: UNet, batch_fn, run_dir: Path, resume: b
                       progress=progress)
     fit = {"parameters": count_parameters(model), **trainer.fit(resume=resume)}
     return trainer, objective, fit
-
-
-def default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-@contextmanager
-def progress_bar(description: str, total: int, enabled: bool = True) -> Iterator[Callable[[int], None]]:
-    """Yield `advance(k)`: a transient rich bar on stderr when enabled and stderr is a terminal, a
-    no-op otherwise, so library callers, tests and logs run without one (rich would leave blank lines)."""
-
-    console = Console(stderr=True)
-    if enabled and not console.is_terminal:  # a pipe or a log: a plain line every PLAIN_PROGRESS_EVERY_S
-        yield _plain_advance(description, total)
-        return
-    if not enabled:
-        yield lambda k: None
-        return
-
-    columns = ("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=True) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda k: bar.advance(task, k)
-
-
-def _plain_advance(description: str, total: int) -> Callable[[int], None]:
-    """advance(k) that prints `description done/total` on stdout, at most every PLAIN_PROGRESS_EVERY_S."""
-    state = {"done": 0, "last": time.perf_counter()}
-
-    def advance(k: int) -> None:
-        state["done"] += k
-        now = time.perf_counter()
-        if now - state["last"] >= training.PLAIN_PROGRESS_EVERY_S or state["done"] >= total:
-            Console().print(f"{description} {state['done']}/{total}", markup=False, highlight=False, soft_wrap=True)
-            state["last"] = now
-
-    return advance
 
 
 @torch.no_grad()
