@@ -34,7 +34,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mmftraj.runs import resolve_config  # noqa: E402
+from mmftraj.run_request import resolve_config  # noqa: E402
 from mmftraj.tasks.cifar import make_draw  # noqa: E402
 from mmftraj.tasks.image_common import build_model, make_batch_fn  # noqa: E402
 from mmftraj.training import Trainer  # noqa: E402

@@ -24,7 +24,7 @@ import torch
 from mmftraj.envs import make_maze2d
 from mmftraj.planning import Planner, run_episode
 from mmftraj.planning.rollouts import plan_times_ms
-from mmftraj.runs import resolve_config
+from mmftraj.run_request import resolve_config
 from mmftraj.tasks import maze2d as M
 
 

@@ -12,7 +12,7 @@ import torch
 
 from mmftraj.core import ModularMeanFlow
 from mmftraj.models.unet import UNetConfig, build_unet
-from mmftraj.runs import resolve_config
+from mmftraj.run_request import resolve_config
 
 SIZES = [(32, 2), (48, 2), (64, 2), (64, 1)]  # (model_channels, blocks per level); channel_mult [1, 2, 2]
 

@@ -19,7 +19,8 @@ from .experiments.fid import compute_fid
 from .experiments.report import FEW_RUNS, KINDS, load_report_config, parse_shard, run_report
 from .io import check_writable
 from .planning.rollouts import protocol_overrides
-from .runs import prepare_and_train, print_results, write_results
+from .run_request import RunRequest
+from .runs import print_results, train_run, write_results
 from .runtime import check_threads, default_device, resolve_device, use_threads
 from .tasks import TASKS, get_task
 
@@ -80,21 +81,11 @@ def train(
         if task != "cifar":
             raise UserError("--data-dir is for --task cifar; other tasks take their data from --set data.*")
         set_ = [f"data.dir={json.dumps(str(data_dir))}", *set_]  # quoted: any path stays a string
-    prepare_and_train(
-        task=task,
-        preset=preset,
-        config_file=config,
-        overrides=set_,
-        objective=objective,
-        steps=steps,
-        seed=seed,
-        device=device,
-        name=name,
-        runs_dir=runs_dir,
-        resume=resume,
-        overwrite=overwrite,
+    train_run(RunRequest(
+        task=task, preset=preset, config_file=config, overrides=tuple(set_), objective=objective, steps=steps,
+        seed=seed, device=device, name=name, runs_dir=runs_dir, resume=resume, overwrite=overwrite,
         must_exist=resume,  # --resume names a run that is there; only library callers mean "if it is there"
-    )
+    ))
 
 
 @app.command("eval")

@@ -37,19 +37,24 @@ def test_yaml_roundtrip_and_merge(tmp_path):
 
 
 def test_resume_applies_training_settings_and_refuses_model_changes():
-    from mmftraj.runs import resume_config
+    from mmftraj.run_request import RunRequest, resume_config
+
+    def asked(overrides=(), **options):
+        return RunRequest("toy2d", overrides=overrides, **options)
 
     saved = apply_overrides(Config(), ["model.hidden=32", "train.threads=1"])
-    cfg = resume_config(saved, ["model.hidden=32", "train.threads=2", "eval.n_samples=50"], steps=900, device="cpu")
+    cfg = resume_config(saved, asked(["model.hidden=32", "train.threads=2", "eval.n_samples=50"], steps=900,
+                                     device="cpu", seed=7))
     assert (cfg.train.threads, cfg.eval.n_samples, cfg.train.steps) == (2, 50, 900)
+    assert cfg.train.seed == saved.train.seed  # the seed names the run: a resume never reseeds it
     assert cfg.model.hidden == 32 and saved.train.threads == 1  # the saved config itself is left alone
     with pytest.raises(UserError, match=r"changes model\.hidden"):
-        resume_config(saved, ["model.hidden=64"])
+        resume_config(saved, asked(["model.hidden=64"]))
     with pytest.raises(UserError, match=r"objective\.variant"):
-        resume_config(saved, ["objective.variant=fm"])
+        resume_config(saved, asked(["objective.variant=fm"]))
     with pytest.raises(UserError, match=r"objective\.variant"):
-        resume_config(saved, objective="fm")
-    resolved = resume_config(saved, objective=saved.objective.variant).objective
+        resume_config(saved, asked(objective="fm"))
+    resolved = resume_config(saved, asked(objective=saved.objective.variant)).objective
     assert resolved.tangent == "model"  # a config saved with tangent "auto" resumes with its variant's own
     resolved.tangent = saved.objective.tangent
     assert resolved == saved.objective

@@ -102,7 +102,7 @@ def test_another_mazes_data_is_refused_by_its_positions(umaze, tmp_path):
     """A Minari export carries no env id and no manifest: only its positions say which maze it is."""
     pytest.importorskip("minari")
     from mmftraj.data.minari_io import export_minari
-    from mmftraj.runs import resolve_config
+    from mmftraj.run_request import resolve_config
     from mmftraj.tasks import maze2d
 
     path = export_minari(load_d4rl(umaze.path), tmp_path / "minari", "mmftraj/u-v0")

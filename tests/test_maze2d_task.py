@@ -13,7 +13,8 @@ from mmftraj.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpo
 from mmftraj.cli import app
 from mmftraj.data.generate import generate
 from mmftraj.errors import UserError
-from mmftraj.runs import prepare_and_train, resolve_config
+from mmftraj.run_request import resolve_config
+from mmftraj.runs import prepare_and_train
 from mmftraj.tasks import maze2d as M
 
 TINY = ["data.horizon=16", "model.patch=4", "model.width=32", "model.depth=1", "model.heads=2",

@@ -41,7 +41,8 @@ from ..planning.conditions import evaluate_condition, split_conditions
 from ..resources import ROOT as RESOURCES
 from ..resources import resource_path
 from ..run_folders import run_folder
-from ..runs import prepare_and_train, resolve_config
+from ..run_request import RunRequest, resolve
+from ..runs import train_run
 from ..tasks.maze2d import load_model
 from .report_plots import plot_id_vs_ood, plot_loss_curves, plot_lowdata
 from .stability import read_metrics, run_stability
@@ -210,10 +211,15 @@ def run_dir_of(cfg: ReportConfig, key: TrainKey, runs_dir: Path) -> Path:
     return run_folder(runs_dir, cfg.task, key.run_name, group=cfg.name)
 
 
+def train_request(cfg: ReportConfig, key: TrainKey, runs_dir: Path = Path("runs"), progress: bool = True) -> RunRequest:
+    """The run of `key` in this report's grid: resumed where it stopped, started where missing."""
+    overrides = (*cfg.overrides, *key.overrides(cfg.lowdata.subset_seed))
+    return RunRequest(cfg.task, cfg.preset, cfg.task_config, overrides, parse_label(key.variant)[0], seed=key.seed,
+                      name=key.run_name, group=cfg.name, runs_dir=Path(runs_dir), resume=True, progress=progress)
+
+
 def resolved_task_config(cfg: ReportConfig, key: TrainKey):
-    overrides = list(cfg.overrides) + key.overrides(cfg.lowdata.subset_seed)
-    return resolve_config(cfg.task, cfg.preset, cfg.task_config, overrides, objective=parse_label(key.variant)[0],
-                          seed=key.seed)
+    return resolve(train_request(cfg, key))
 
 
 def training_fields(task_cfg) -> dict:
@@ -226,7 +232,8 @@ def ensure_trained(cfg: ReportConfig, key: TrainKey, runs_dir: Path, progress: b
     """Train the run unless a finished one with the same training config exists; resume a partial
     one. Returns (run_dir, "reused" | "resumed" | "trained", the resolved task config)."""
 
-    module, task_cfg = resolved_task_config(cfg, key)
+    request = train_request(cfg, key, runs_dir, progress)
+    _, task_cfg = resolved = resolve(request)
     run_dir = run_dir_of(cfg, key, runs_dir)
     saved = run_dir / "config.yaml"
     if saved.is_file() and training_fields(from_dict(type(task_cfg), load_yaml(saved))) != training_fields(task_cfg):
@@ -236,10 +243,7 @@ def ensure_trained(cfg: ReportConfig, key: TrainKey, runs_dir: Path, progress: b
         return run_dir, "reused", task_cfg
     status = "resumed" if latest_checkpoint(run_dir) is not None else "trained"
 
-    prepare_and_train(task=cfg.task, preset=cfg.preset, config_file=cfg.task_config,
-                      overrides=list(cfg.overrides) + key.overrides(cfg.lowdata.subset_seed),
-                      objective=parse_label(key.variant)[0], seed=key.seed, name=key.run_name, group=cfg.name,
-                      runs_dir=Path(runs_dir), resume=True, progress=progress)
+    train_run(request, resolved)
     return run_dir, status, task_cfg
 
 
