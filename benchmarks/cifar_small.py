@@ -95,7 +95,7 @@ def table() -> str:
 def paired(records: list[dict]) -> list[str]:
     """One-step `mmf` minus each other (variant, step count), paired on the training seed: mean and
     95 % t-interval over the seeds both have. Lower is better, so an interval below 0 favours `mmf`."""
-    from mmftraj.experiments.report import mean_interval
+    from mmftraj.experiments.paired import mean_interval
 
     fd = {(r["variant"], r["seed"]): r["fd"] for r in records}
     mmf_seeds = sorted(seed for variant, seed in fd if variant == "mmf")

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 from study_runs import train_cell
 
-from mmftraj.experiments.report import mean_interval
+from mmftraj.experiments.paired import mean_interval
 
 VARIANTS = ["fm", "meanflow", "mmf-paper", "mmf", "mmf-full"]
 REFERENCE = "mmf"

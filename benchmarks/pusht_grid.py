@@ -85,20 +85,8 @@ def load_records(study: str = "") -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted((RECORDS / study if study else RECORDS).glob("*.json"))]
 
 
-def holm(pvalues: list[float]) -> list[float]:
-    """Holm's step-down adjusted p-values (family-wise error), in the input's order."""
-    order = np.argsort(pvalues)
-    m, adjusted, running = len(pvalues), [0.0] * len(pvalues), 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * pvalues[i]))
-        adjusted[i] = running
-    return adjusted
-
-
 def paired_rows(records: list[dict], episodes: int) -> list[dict]:
-    from scipy import stats
-
-    from mmftraj.experiments.report import mean_interval
+    from mmftraj.experiments.paired import holm, paired_test, verdict
 
     score = {(r["label"], r["seed"]): r["results"]["selected_test_score"] for r in records if r["episodes"] == episodes}
     rows = []
@@ -106,14 +94,11 @@ def paired_rows(records: list[dict], episodes: int) -> list[dict]:
         seeds = sorted(s for (label, s) in score if label == other and (REFERENCE, s) in score)
         if len(seeds) < 2:
             continue
-        d = np.array([score[(REFERENCE, s)] - score[(other, s)] for s in seeds])
-        mean, low, high = mean_interval(d)
-        p = float(stats.ttest_1samp(d, 0.0).pvalue) if d.std() > 0 else (0.0 if mean else 1.0)
-        rows.append({"other": other, "n": len(seeds), "mean": mean, "low": low, "high": high, "p": p})
+        t = paired_test([score[(REFERENCE, s)] - score[(other, s)] for s in seeds])
+        rows.append({"other": other, "n": t.n, "mean": t.mean, "low": t.low, "high": t.high, "p": t.p})
     for row, adjusted in zip(rows, holm([r["p"] for r in rows]), strict=True):
         row["p_holm"] = adjusted
-        row["verdict"] = ("not separable" if adjusted >= 0.05 else
-                          f"{REFERENCE} better" if row["mean"] > 0 else f"{REFERENCE} worse")
+        row["verdict"] = verdict(row["mean"], adjusted, REFERENCE)
     return rows
 
 

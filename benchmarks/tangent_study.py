@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from study_runs import train_cell
 
-from mmftraj.experiments.report import mean_interval
+from mmftraj.experiments.paired import mean_interval
 
 ROOT = Path(__file__).parent / "tangent_study"
 # λ level -> (conditional-tangent label, model-tangent label)

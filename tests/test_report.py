@@ -18,7 +18,6 @@ from mmftraj.experiments.report import (
     paired_differences,
     run_report,
     summarize,
-    t_quantile,
 )
 from mmftraj.experiments.stability import run_stability
 
@@ -68,13 +67,6 @@ def test_paired_differences_pair_on_seed_not_on_row_order():
     pd.testing.assert_frame_equal(
         paired_differences(df).sort_values(["condition", "comparison"]).reset_index(drop=True),
         paired_differences(shuffled).sort_values(["condition", "comparison"]).reset_index(drop=True))
-
-
-def test_t_quantile_against_scipy():
-    stats = pytest.importorskip("scipy.stats")
-    for df in (1, 2, 4, 9, 30):
-        for p in (0.9, 0.975, 0.995):
-            assert t_quantile(p, df) == pytest.approx(stats.t.ppf(p, df), rel=2e-4)
 
 
 def test_stability_counts_spikes_and_divergence(tmp_path):

@@ -19,7 +19,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +42,7 @@ from ..resources import resource_path
 from ..run_folders import run_folder
 from ..runs import prepare_and_train, resolve_config
 from ..tasks.maze2d import load_model
+from .paired import paired_test
 from .report_plots import plot_id_vs_ood, plot_loss_curves, plot_lowdata
 from .stability import read_metrics, run_stability
 
@@ -535,37 +535,6 @@ def print_summary(kind: str, summary: pd.DataFrame, paired: pd.DataFrame, consol
 GROUP = ["split", "condition", "group", "fraction"]
 
 
-def t_quantile(p: float, df: int) -> float:
-    """Student-t quantile by bisection on a numerically integrated CDF (no scipy needed)."""
-    if df < 1:
-        return float("nan")
-    logc = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
-
-    def cdf(x: float) -> float:
-        t = np.linspace(0.0, abs(x), 4001)
-        pdf = np.exp(logc - (df + 1) / 2 * np.log1p(t * t / df))
-        area = float(np.sum((pdf[1:] + pdf[:-1]) * np.diff(t)) / 2)  # trapezoid
-        return 0.5 + math.copysign(area, x)
-
-    lo, hi = 0.0, 1.0
-    while cdf(hi) < p:
-        hi *= 2
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if cdf(mid) < p else (lo, mid)
-    return (lo + hi) / 2
-
-
-def mean_interval(d: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
-    """(mean, low, high): a t-interval for the mean of paired differences d (nan bounds if n < 2)."""
-    d = np.asarray(d, dtype=float)
-    mean = float(d.mean())
-    if len(d) < 2:
-        return mean, math.nan, math.nan
-    half = t_quantile(0.5 + confidence / 2, len(d) - 1) * float(d.std(ddof=1)) / math.sqrt(len(d))
-    return mean, mean - half, mean + half
-
-
 def summarize(per_run: pd.DataFrame) -> pd.DataFrame:
     """Mean ± standard error over seeds for each (split, condition, fraction, variant)."""
     g = per_run.groupby(GROUP + ["variant"], sort=False)
@@ -587,16 +556,11 @@ def paired_differences(per_run: pd.DataFrame, reference: str = REFERENCE, confid
     for other in [v for v in per_run["variant"].unique() if v != reference]:
         merged = ref.merge(per_run[per_run["variant"] == other], on=GROUP + ["seed"], suffixes=("_ref", "_other"))
         for keys, g in merged.groupby(GROUP, sort=False):
-            d = (g["score_ref"] - g["score_other"]).to_numpy(dtype=float)
-            n = len(d)
-            mean = float(d.mean())
-            se = float(d.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
-            half = t_quantile(0.5 + confidence / 2, n - 1) * se if n > 1 else float("nan")
-            low, high = mean - half, mean + half
-            verdict = (f"{reference} better" if low > 0 else f"{reference} worse" if high < 0 else "not separable") \
-                if n > 1 else "n/a"
-            rows.append(dict(zip(GROUP, keys, strict=True), comparison=f"{reference} - {other}", n=n, diff_mean=mean,
-                             diff_se=se, ci_low=low, ci_high=high, verdict=verdict))
+            t = paired_test((g["score_ref"] - g["score_other"]).to_numpy(dtype=float), confidence)
+            verdict = (f"{reference} better" if t.low > 0 else f"{reference} worse" if t.high < 0 else "not separable") \
+                if t.n > 1 else "n/a"
+            rows.append(dict(zip(GROUP, keys, strict=True), comparison=f"{reference} - {other}", n=t.n, diff_mean=t.mean,
+                             diff_se=t.se, ci_low=t.low, ci_high=t.high, verdict=verdict))
     return pd.DataFrame(rows, columns=cols)
 
 
