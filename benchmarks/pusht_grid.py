@@ -47,38 +47,47 @@ def cells(variants, seeds, episodes) -> list[tuple[str, int, int]]:
 
 
 def run(args) -> None:
+    """Train this shard's cells that have no record yet, storing each record as it finishes."""
     from mmftraj.core.objective import label_options
-    from mmftraj.io import atomic_write_text
-    from mmftraj.runs import prepare_and_train
+    from mmftraj.errors import UserError
+    from mmftraj.experiments import grid
 
-    index, count = (int(x) for x in args.shard.split("/"))
-    todo = [c for i, c in enumerate(cells(args.variants, args.seeds, args.episodes)) if i % count == index - 1]
     runs = Path(args.runs_dir)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=HERE).stdout.strip() or None
-    for label, episodes, seed in todo:
+
+    def overrides(label: str, episodes: int) -> list[str]:
+        return [f"data.train_episodes={episodes}", f"train.threads={args.threads}", *args.set, *label_options(label)[1]]
+
+    def load(cell) -> dict | None:
+        label, episodes, seed = cell
         path = record_path(label, episodes, seed, args.study)
-        variant, extra = label_options(label)
-        overrides = [f"data.train_episodes={episodes}", f"train.threads={args.threads}", *args.set, *extra]
-        if path.exists():
-            kept = json.loads(path.read_text()).get("overrides")
-            if kept != overrides:
-                raise SystemExit(f"{path} was trained with {kept}, not {overrides}: move it away or run with the "
-                                 "same --set options")
-            continue
+        record = grid.read_record(path)
+        if record is not None and record.get("overrides") != overrides(label, episodes):
+            raise SystemExit(f"{path} was trained with {record.get('overrides')}, not {overrides(label, episodes)}: "
+                             "move it away or run with the same --set options")
+        return record
+
+    def make(cell, _) -> dict:
+        label, episodes, seed = cell
         name = f"{args.study + '-' if args.study else ''}{label}-e{episodes}-s{seed}"
         print(f"{time.strftime('%H:%M:%S')} training {name}", flush=True)
-        t0 = time.perf_counter()
-        results = prepare_and_train(task="pusht", overrides=overrides, objective=variant, seed=seed, name=name,
-                                    runs_dir=runs, group="grid", resume=True, progress=False)
+        results, wall = grid.train_cell("pusht", label, seed, name, runs, group="grid",
+                                   overrides=[f"data.train_episodes={episodes}", f"train.threads={args.threads}",
+                                              *args.set])
         with (runs / "pusht" / "grid" / name / "evals.csv").open(newline="") as fh:
             evals = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
-        record = {"label": label, "episodes": episodes, "seed": seed, "overrides": overrides, "commit": commit,
-                  "wall_s": round(time.perf_counter() - t0, 1), "results": results, "evals": evals}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, json.dumps(record, indent=1, default=float) + "\n")
         print(f"{time.strftime('%H:%M:%S')} {name}: selected test score {results.get('selected_test_score')}",
               flush=True)
+        return {"label": label, "episodes": episodes, "seed": seed, "overrides": overrides(label, episodes),
+                "commit": commit, "wall_s": wall, "results": results, "evals": evals}
+
+    try:
+        shard = grid.parse_shard(args.shard, first=1)
+    except UserError as err:
+        raise SystemExit(str(err)) from None
+    grid.run_grid(cells(args.variants, args.seeds, args.episodes), make, load=load, shard=shard,
+                  save=lambda cell, record: grid.write_record(record_path(*cell, args.study), record))
 
 
 def load_records(study: str = "") -> list[dict]:

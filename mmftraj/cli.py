@@ -17,7 +17,8 @@ from .cli_errors import user_errors
 from .data.cli import app as data_app
 from .errors import UserError, check_seed, choice_error
 from .experiments.fid import compute_fid
-from .experiments.report import FEW_RUNS, KINDS, load_report_config, parse_shard, run_report
+from .experiments.grid import parse_shard
+from .experiments.report import FEW_RUNS, KINDS, load_report_config, run_report
 from .io import check_writable
 from .planning.rollouts import protocol_overrides
 from .runs import prepare_and_train, print_results, write_results

@@ -6,11 +6,13 @@ needs every variant trained on the same data with the same seeds, several seeds,
 uncertainty and paired comparisons. Runs are ordinary `runs/<task>/<report>/<run>/` directories:
 a finished one (results.json, same config) is reused, an interrupted one resumes from its last
 checkpoint (the trainer resumes exactly), and each condition's score is cached beside the run, so
-an interrupted grid picks up where it stopped. Eval-only splits (dynamics, layout) share the
-full-data runs, which are also the 100% point of the low-data sweep.
+an interrupted grid picks up where it stopped (the cells are run by grid.run_grid, the runner the
+studies in benchmarks/ use too). Eval-only splits (dynamics, layout) share the full-data runs,
+which are also the 100% point of the low-data sweep.
 
 Aggregation is pure pandas on a per-run table (one row per run × condition): `summarize` (mean ±
-s.e. over seeds), `paired_differences` (mmf − other on the same seed and split, t-based CI) and
+s.e. over seeds), `paired_differences` (mmf − other on the same seed and split, t-based CI;
+statistics from paired.py) and
 `stability` (loss spikes and divergence from each run's metrics.csv).
 """
 
@@ -21,6 +23,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -40,8 +43,9 @@ from ..planning.conditions import evaluate_condition, split_conditions
 from ..resources import ROOT as RESOURCES
 from ..resources import resource_path
 from ..run_folders import run_folder
-from ..runs import prepare_and_train, resolve_config
+from ..runs import resolve_config
 from ..tasks.maze2d import load_model
+from .grid import run_grid, train_cell, write_record
 from .paired import paired_test
 from .report_plots import plot_id_vs_ood, plot_loss_curves, plot_lowdata
 from .stability import read_metrics, run_stability
@@ -158,10 +162,12 @@ class TrainKey:
         return f"{self.variant}-{label}-f{self.fraction:g}-s{self.seed}"
 
     def overrides(self, subset_seed: int) -> list[str]:
-        """Data overrides (none for the full data, so plain runs need no split support), and the
-        tangent when the variant label names one."""
+        """The tangent when the variant label names one, and the data overrides."""
+        return label_options(self.variant)[1] + self.data_overrides(subset_seed)
 
-        _, out = label_options(self.variant)
+    def data_overrides(self, subset_seed: int) -> list[str]:
+        """Data overrides (none for the full data, so plain runs need no split support)."""
+        out = []
         if self.split is not None:
             out.append(f"data.split={self.split}")
         if self.fraction != 1.0:
@@ -236,10 +242,9 @@ def ensure_trained(cfg: ReportConfig, key: TrainKey, runs_dir: Path, progress: b
         return run_dir, "reused", task_cfg
     status = "resumed" if latest_checkpoint(run_dir) is not None else "trained"
 
-    prepare_and_train(task=cfg.task, preset=cfg.preset, config_file=cfg.task_config,
-                      overrides=list(cfg.overrides) + key.overrides(cfg.lowdata.subset_seed),
-                      objective=parse_label(key.variant)[0], seed=key.seed, name=key.run_name, group=cfg.name,
-                      runs_dir=Path(runs_dir), resume=True, progress=progress)
+    train_cell(cfg.task, key.variant, key.seed, key.run_name, runs_dir, preset=cfg.preset, config_file=cfg.task_config,
+               overrides=[*cfg.overrides, *key.data_overrides(cfg.lowdata.subset_seed)], group=cfg.name,
+               progress=progress)
     return run_dir, status, task_cfg
 
 
@@ -347,7 +352,7 @@ def load_record(cfg: ReportConfig, key: TrainKey) -> dict | None:
 
 
 def save_record(cfg: ReportConfig, key: TrainKey, record: dict) -> None:
-    atomic_write_text(Path(cfg.store) / f"{key.run_name}.json", json.dumps(record, indent=1, sort_keys=True) + "\n")
+    write_record(Path(cfg.store) / f"{key.run_name}.json", record, sort_keys=True)
 
 
 def new_record(cfg: ReportConfig, key: TrainKey, task_cfg, run_dir: Path) -> dict:
@@ -363,19 +368,6 @@ def new_record(cfg: ReportConfig, key: TrainKey, task_cfg, run_dir: Path) -> dic
             "train_time_s": results.get("train_time_s"), "parameters": results.get("parameters"),
             "windows": results.get("windows"), "stability": run_stability(run_dir / "metrics.csv", cfg.spike_factor),
             "curve": curve, "scores": {}}
-
-
-def parse_shard(text: str | None) -> tuple[int, int]:
-    """`I/N` -> (I, N): this process trains the grid's runs I, I + N, I + 2N, ..."""
-    if text is None:
-        return 0, 1
-    try:
-        i, n = (int(v) for v in text.split("/"))
-    except ValueError:
-        raise UserError(f"--shard takes I/N (e.g. 0/2), got {text!r}") from None
-    if n < 1 or not 0 <= i < n:
-        raise UserError(f"--shard {text}: need 0 <= I < N")
-    return i, n
 
 
 FEW_RUNS = 3  # a grid trains more runs than this only when told to (confirmed / --train): hours each on a CPU
@@ -412,26 +404,24 @@ def run_report(kind: str, cfg: ReportConfig, runs_dir: Path = Path("runs"), out:
         stored[key] = task_cfg, record
     if train and not confirmed:
         check_training_size(kind, cfg, keys, needs, stored, runs_dir, shard)
-    records, missing, ids = {}, [], {}
-    for i, key in enumerate(keys):
+    ids = {key: {(c, k): eval_id(cfg, stored[key][0], c, k) for c in needs[key] for k in score_steps(cfg, key)}
+           for key in keys}
+
+    def make(key: TrainKey, record: dict | None) -> dict:
+        """Train (or reuse, or resume) the run, then score it under every condition it is still missing."""
         t0 = time.perf_counter()
-        task_cfg, record = stored[key]
-        wanted = ids[key] = {(c, k): eval_id(cfg, task_cfg, c, k) for c in needs[key] for k in score_steps(cfg, key)}
-        if record is not None and all(w in record["scores"] for w in wanted.values()):
-            records[key] = record
-            continue
-        if not train or i % shard[1] != shard[0]:
-            missing.append(key)
-            continue
         run_dir, status, task_cfg = ensure_trained(cfg, key, runs_dir, progress)
         record = record or new_record(cfg, key, task_cfg, run_dir)
         for k in score_steps(cfg, key):
             for c, r in zip(needs[key], evaluate_run(cfg, run_dir, task_cfg, needs[key], progress, k), strict=True):
-                record["scores"][wanted[c, k]] = {n: v for n, v in r.items() if n not in ("condition", "group")}
-        if cfg.store is not None:
-            save_record(cfg, key, record)
-        records[key] = record
-        console.print(f"[{i + 1}/{len(keys)}] {key.run_name}: {status} and scored ({time.perf_counter() - t0:.0f} s)")
+                record["scores"][ids[key][c, k]] = {n: v for n, v in r.items() if n not in ("condition", "group")}
+        console.print(f"[{keys.index(key) + 1}/{len(keys)}] {key.run_name}: {status} and scored "
+                      f"({time.perf_counter() - t0:.0f} s)")
+        return record
+
+    records, missing = run_grid(
+        keys, make, load=lambda key: stored[key][1], save=None if cfg.store is None else partial(save_record, cfg),
+        complete=lambda key, record: all(w in record["scores"] for w in ids[key].values()), shard=shard, train=train)
     rows = []
     for item in grid:
         record = records.get(item.key)
