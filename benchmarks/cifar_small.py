@@ -8,7 +8,7 @@ Metric: Fréchet distance in the features of a CIFAR-10 classifier the project t
 (`mmftraj.evaluation.image_classifier`; its test accuracy is in every record), 2000 samples
 against the 10,000 test images, beside the floor of 2000 real training images. Lower is better;
 not FID. Each finished run leaves one JSON and its 1-step (fm: also 16-step) sample grid under
-benchmarks/cifar_small/, so the comparison accumulates across sessions and machines.
+benchmarks/records/cifar_small/, so the comparison accumulates across sessions and machines.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import numpy as np
 
 from mmftraj.experiments import grid
 
-ROOT = Path(__file__).parent / "cifar_small"
+ROOT = Path(__file__).parent / "records" / "cifar_small"
 VARIANTS = ["fm", "meanflow", "mmf"]
 KEEP = ("fd", "fd_data_floor", "fd_samples", "classifier_accuracy", "parameters", "train_time_s", "final_loss",
         "steps", "tangent", "threads")
@@ -74,7 +74,7 @@ def run(data_dir: Path, seeds: list[int], variants: list[str], runs_dir: Path, t
 def table() -> str:
     records = [json.loads(p.read_text()) for p in sorted(ROOT.glob("*.json"))]
     if not records:
-        return "no results yet under benchmarks/cifar_small/"
+        return "no results yet under benchmarks/records/cifar_small/"
     # Training time from the trainer's own clock (kept in checkpoints, so a resumed run counts once);
     # wall_s in each record adds the evaluation and counts only the last invocation.
     rows = ["| variant | steps | Fréchet distance (mean ± s.e.) | seeds | training time (min) | threads |",

@@ -5,7 +5,7 @@
     python benchmarks/generalization.py table --task motion                # rebuilds the tables
 
 The maze2d report cannot separate the variants (every one plans at ~140). toy2d's checkerboard
-and the motion gait table can: one-step quality differs there (benchmarks/tangent_study/). This
+and the motion gait table can: one-step quality differs there (benchmarks/records/tangent_study/). This
 study asks the paper's generalization questions on them:
 - low data: toy2d, a fixed training set of N points (`data.size`; nested across N) instead of
   fresh points every step; motion, a nested share of the training episodes (`data.fraction`).
@@ -15,7 +15,7 @@ study asks the paper's generalization questions on them:
   of walking speeds never seen (`data.hold_out_speed`, an interpolation inside the walking gait).
   Metrics: the distance, and the share of samples landing in the held-out region.
 
-Each finished run leaves one JSON under benchmarks/generalization_<task>/ (one thread per run;
+Each finished run leaves one JSON under benchmarks/records/generalization/<task>/ (one thread per run;
 toy2d ~40-60 s, motion ~5-8 min here), so the study accumulates across sessions and machines.
 Paired differences are `mmf` minus each other variant on the same seed and condition, with 95 %
 t-intervals.
@@ -73,7 +73,7 @@ STUDIES = {
 
 
 def root(task: str) -> Path:
-    return Path(__file__).parent / f"generalization_{task}"
+    return Path(__file__).parent / "records" / "generalization" / task
 
 
 def run(task: str, seeds: list[int], conditions: list[str], variants: list[str]) -> None:

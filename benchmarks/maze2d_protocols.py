@@ -10,7 +10,7 @@ every env step. One network evaluation per plan throughout.
 Each model is the maze preset's default (`mmftraj train --task maze2d --maze M`, training seed 0).
 Rows are scored on evaluation seed 20000 (episodes 20000-20299), which no tuning ever used (the
 defaults were chosen on seeds 0-99 and 1000-1099). Each finished row leaves one JSON under
-benchmarks/maze2d_protocols/, so the table accumulates across sessions and machines.
+benchmarks/records/maze2d_protocols/, so the table accumulates across sessions and machines.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from mmftraj.experiments import grid
 
-ROOT = Path(__file__).parent / "maze2d_protocols"
+ROOT = Path(__file__).parent / "records" / "maze2d_protocols"
 MAZES = ["umaze", "medium", "large"]
 PROTOCOLS = ["diffuser", "default", "every-step"]
 GOALS = ["layout", "random"]
@@ -134,7 +134,7 @@ def main() -> None:
     t = sub.add_parser("table", help="print the table from the stored rows")
     for p in (r, t):
         p.add_argument("--out", type=Path, default=ROOT,
-                       help="where the rows are kept (default: the committed benchmarks/maze2d_protocols/; "
+                       help="where the rows are kept (default: the committed benchmarks/records/maze2d_protocols/; "
                             "point a quick check with fewer --episodes elsewhere)")
     args = parser.parse_args()
     if args.cmd == "run":

@@ -8,7 +8,7 @@ record stored as it finishes, and a table with paired intervals corrected for mu
         --set 'eval.angle=[180,270]'                                                # a study of its own
 
 A cell is one `mmftraj train --task pusht` run with the task's defaults (plus `--set` overrides
-given here); its record (`benchmarks/pusht/records/<label>-e<episodes>-s<seed>.json`) keeps the
+given here); its record (`benchmarks/records/pusht/records/<label>-e<episodes>-s<seed>.json`) keeps the
 run's results, every training-time evaluation (evals.csv) and the overrides. Cells run
 seed-major, so each finished seed completes a set of pairs. The reported score of a run is the
 test score (Diffusion Policy's 50 starts) of the weights chosen on the selection starts; the mean
@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-RECORDS = HERE / "pusht" / "records"
+RECORDS = HERE / "records" / "pusht" / "records"
 VARIANTS = ("mmf", "fm", "meanflow", "mmf-full", "mmf-paper")  # the order cells of one seed train in
 REFERENCE = "mmf"
 

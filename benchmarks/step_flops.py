@@ -11,7 +11,7 @@ or without tensor cores when TF32 is off.
 autocast, forward-mode JVP over the whole batch (u from its primal), target detached, so the
 backward runs through u's forward only.
 
-    python benchmarks/step_flops.py --out benchmarks/cifar_cpu/step_flops.json   # default U-Net, batch 8
+    python benchmarks/step_flops.py --out benchmarks/records/cifar_cpu/step_flops.json   # default U-Net, batch 8
 
 Counts scale linearly with the batch; the table reports GFLOP per image. Attention runs as
 explicit matmuls here (`model.attention=math`): the same FLOPs as a fused kernel's forward.

@@ -4,7 +4,7 @@ crossed with λ ∈ {0, warm-up, 1}, on the cheap tasks, ≥ 3 training seeds, o
     python benchmarks/tangent_study.py run --task toy2d --seeds 0 1 2     # trains what is missing
     python benchmarks/tangent_study.py table                              # rebuilds the table
 
-Each finished run leaves one small JSON under benchmarks/tangent_study/<task>/ (its one-step
+Each finished run leaves one small JSON under benchmarks/records/tangent_study/<task>/ (its one-step
 metric, final mse, wall time), so the study accumulates across sessions and machines and the
 table never needs the run folders. Lower is better for every metric here (distances); the paired
 difference is conditional minus model on the same seed (> 0: the model tangent is better).
@@ -23,7 +23,7 @@ import numpy as np
 from mmftraj.experiments import grid
 from mmftraj.experiments.paired import mean_interval
 
-ROOT = Path(__file__).parent / "tangent_study"
+ROOT = Path(__file__).parent / "records" / "tangent_study"
 # λ level -> (conditional-tangent label, model-tangent label)
 LEVELS = {"λ = 0": ("meanflow", "meanflow-tmodel"), "λ warm-up": ("mmf-paper", "mmf"),
           "λ = 1": ("mmf-full-tcond", "mmf-full")}

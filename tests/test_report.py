@@ -307,7 +307,7 @@ def test_an_eval_field_added_later_keeps_stored_scores_valid_at_its_neutral_valu
 
 
 REPO = Path(__file__).resolve().parents[1]
-STANDARD = REPO / "benchmarks" / "reports" / "standard"
+STANDARD = REPO / "benchmarks" / "records" / "reports" / "standard"
 
 
 @pytest.mark.parametrize("kind", ["ood", "lowdata"])
@@ -350,7 +350,7 @@ def test_an_installed_package_says_it_has_no_committed_results(tmp_path, monkeyp
 
     monkeypatch.setattr(report, "checkout_root", lambda: None)  # as from a wheel: no repository around it
     monkeypatch.chdir(tmp_path)
-    assert load_report_config("standard").store == "benchmarks/reports/standard/results"
+    assert load_report_config("standard").store == "benchmarks/records/reports/standard/results"
     code, stderr = cli("lowdata", "--preset", "standard", "--runs-dir", str(tmp_path / "runs"))
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert code == 2 and len(lines) == 1, stderr

@@ -120,8 +120,8 @@ def load_report_config(preset: str | None = None, config_file: str | Path | None
 
 
 def checkout_root() -> Path | None:
-    """The repository this package runs from (an editable install or PYTHONPATH), whose benchmarks/
-    holds the committed report records; None for an installed wheel, which ships no records."""
+    """The repository this package runs from (an editable install or PYTHONPATH), whose
+    benchmarks/records/ holds the committed report records; None for an installed wheel, which ships no records."""
     root = RESOURCES.parents[1]
     return root if (root / "pyproject.toml").is_file() and (root / "benchmarks").is_dir() else None
 
@@ -457,7 +457,7 @@ def run_report(kind: str, cfg: ReportConfig, runs_dir: Path = Path("runs"), out:
 def _no_checkout_note() -> str:
     if checkout_root() is not None:
         return ""
-    return (" (this mmftraj is installed without its repository, whose benchmarks/ holds the committed results; "
+    return (" (this mmftraj is installed without its repository, whose benchmarks/records/ holds the committed results; "
             "run from a checkout of it, or give --set store=DIR)")
 
 
