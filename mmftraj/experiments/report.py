@@ -46,7 +46,7 @@ from ..run_folders import run_folder
 from ..runs import resolve_config
 from ..tasks.maze2d import load_model
 from .grid import run_grid, train_cell, write_record
-from .paired import paired_test
+from .paired import ALPHA, holm, paired_test, verdict
 from .report_plots import plot_id_vs_ood, plot_loss_curves, plot_lowdata
 from .stability import read_metrics, run_stability
 
@@ -536,25 +536,50 @@ def summarize(per_run: pd.DataFrame) -> pd.DataFrame:
 
 def paired_differences(per_run: pd.DataFrame, reference: str = REFERENCE, confidence: float = 0.95) -> pd.DataFrame:
     """Score of `reference` minus each other variant, paired on seed within (split, condition,
-    fraction); mean, s.e. and a t-based confidence interval over the pairs."""
+    fraction): mean, s.e., a t-interval and a two-sided t-test (p) over the pairs, each row's own.
+
+    The table is one family: its verdict is Holm's (p_holm) at ALPHA, so `better`/`worse` needs
+    the adjusted test to reject. A row that repeats another's measurement (the same runs under
+    the same condition with the same scores, as the full-data `standard` condition under every
+    eval-only split) is the same test, `test` numbers them, and it counts once in the family."""
     ref = per_run[per_run["variant"] == reference]
     cols = ["split", "condition", "group", "fraction", "comparison", "n", "diff_mean", "diff_se", "ci_low", "ci_high",
-            "verdict"]
+            "p", "p_holm", "verdict", "test"]
     if ref.empty:
         return pd.DataFrame(columns=cols)
-    rows = []
+    rows, tests = [], []
     for other in [v for v in per_run["variant"].unique() if v != reference]:
         merged = ref.merge(per_run[per_run["variant"] == other], on=GROUP + ["seed"], suffixes=("_ref", "_other"))
         for keys, g in merged.groupby(GROUP, sort=False):
             t = paired_test((g["score_ref"] - g["score_other"]).to_numpy(dtype=float), confidence)
-            verdict = (f"{reference} better" if t.low > 0 else f"{reference} worse" if t.high < 0 else "not separable") \
-                if t.n > 1 else "n/a"
             rows.append(dict(zip(GROUP, keys, strict=True), comparison=f"{reference} - {other}", n=t.n, diff_mean=t.mean,
-                             diff_se=t.se, ci_low=t.low, ci_high=t.high, verdict=verdict))
+                             diff_se=t.se, ci_low=t.low, ci_high=t.high, p=t.p))
+            tests.append(_measurement(other, keys, g))
+    family = {m: i + 1 for i, m in enumerate(dict.fromkeys(tests))}  # measurement -> test number
+    p_of = {m: row["p"] for m, row in zip(tests, rows, strict=True)}
+    adjusted = dict(zip(family, holm([p_of[m] for m in family]), strict=True))
+    for row, m in zip(rows, tests, strict=True):
+        row.update(p_holm=adjusted[m], verdict=verdict(row["diff_mean"], adjusted[m], reference), test=family[m])
     return pd.DataFrame(rows, columns=cols)
 
 
+def _measurement(other: str, keys: tuple, g: pd.DataFrame) -> tuple:
+    """What makes two rows of the paired table one test: the variant compared, the condition, and
+    per seed the runs and scores (the split only where the table does not name the runs)."""
+    split, condition, group, fraction = keys
+    by_seed = g.sort_values("seed")
+    runs = tuple(zip(by_seed["run_ref"], by_seed["run_other"], strict=True)) if "run_ref" in g else split
+    scores = tuple(zip(by_seed["seed"], by_seed["score_ref"], by_seed["score_other"], strict=True))
+    return other, condition, group, fraction, runs, scores
+
+
 # -- writing -----------------------------------------------------------------------------------------------
+def _p(p: float) -> str:
+    if not np.isfinite(p):
+        return "–"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
 def _pm(mean, se, digits=1) -> str:
     if not np.isfinite(mean):
         return "–"
@@ -600,8 +625,10 @@ def report_markdown(kind, cfg, per_run, summary, paired, runs, cfg_dict, missing
     diff = paired.assign(difference=[_pm(m, s) for m, s in zip(paired.diff_mean, paired.diff_se, strict=True)],
                          ci=[f"[{lo:.1f}, {hi:.1f}]" if np.isfinite(lo) else "–"
                              for lo, hi in zip(paired.ci_low, paired.ci_high, strict=True)])
-    diff = diff[["split", "condition", "fraction", "comparison", "n", "difference", "ci", "verdict"]]
+    diff = diff.assign(**{"p": [_p(v) for v in paired.p], "p (Holm)": [_p(v) for v in paired.p_holm]})
+    diff = diff[["split", "condition", "fraction", "comparison", "n", "difference", "ci", "p", "p (Holm)", "verdict"]]
     counts = paired["verdict"].value_counts().to_dict() if len(paired) else {}
+    tests, raw = paired["test"].nunique(), paired.loc[paired["p"] < ALPHA, "test"].nunique()
     evals = per_run.groupby("variant", sort=False)["evaluations"].first().to_dict() if "evaluations" in per_run else {}
     gaps = (f"\n**Incomplete:** {len(missing)} training runs have no result yet and are left out: "
             f"{', '.join(missing)}. `mmftraj report {kind}` with the same settings trains them.\n" if missing else "")
@@ -625,8 +652,11 @@ Tangent of du/dt per variant: {', '.join(f'{k} {v}' for k, v in tangents.items()
 
 ## Paired differences ({cfg.reference} minus each variant, same seed and split; {level} t-interval)
 
-Verdicts: {', '.join(f'{v}: {n}' for v, n in counts.items()) or 'none'} ("better"/"worse": the interval
-excludes 0; "not separable": it does not).
+Verdicts: {', '.join(f'{v}: {n}' for v, n in counts.items()) or 'none'}. This table is one family of
+{tests} distinct tests (a row repeating another's runs and scores is the same test): "better"/"worse"
+only where the Holm-adjusted two-sided t-test, p (Holm), rejects at {ALPHA:g}; "not separable"
+otherwise. The interval and p beside it are each row's own, unadjusted ({raw} of the {tests} tests
+have p < {ALPHA:g} before adjustment).
 
 {_markdown(diff)}
 
