@@ -16,7 +16,8 @@ of the last evaluations and the last one are in the table beside it.
 
 Paired comparisons: `mmf` minus each other variant, paired on the training seed (which also
 draws the training episodes), a t-interval and a two-sided t-test per pair; one family per
-training-set size, Holm-adjusted. "not separable" unless the adjusted test rejects at 0.05.
+training-set size, Holm-adjusted (mmftraj.experiments.paired, as in the report). "not separable"
+unless the adjusted test rejects at 0.05. Cells are run by mmftraj.experiments.grid.run_grid.
 """
 
 from __future__ import annotations

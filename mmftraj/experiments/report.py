@@ -11,9 +11,9 @@ studies in benchmarks/ use too). Eval-only splits (dynamics, layout) share the f
 which are also the 100% point of the low-data sweep.
 
 Aggregation is pure pandas on a per-run table (one row per run × condition): `summarize` (mean ±
-s.e. over seeds), `paired_differences` (mmf − other on the same seed and split, t-based CI;
-statistics from paired.py) and
-`stability` (loss spikes and divergence from each run's metrics.csv).
+s.e. over seeds), `paired_differences` (mmf − other on the same seed and split: t-interval, p and
+Holm's verdict over the table, from paired.py) and `stability` (loss spikes and divergence from
+each run's metrics.csv).
 """
 
 from __future__ import annotations
@@ -121,7 +121,8 @@ def load_report_config(preset: str | None = None, config_file: str | Path | None
 
 def checkout_root() -> Path | None:
     """The repository this package runs from (an editable install or PYTHONPATH), whose
-    benchmarks/records/ holds the committed report records; None for an installed wheel, which ships no records."""
+    benchmarks/records/ holds the committed report records; None for an installed wheel, which
+    ships no records."""
     root = RESOURCES.parents[1]
     return root if (root / "pyproject.toml").is_file() and (root / "benchmarks").is_dir() else None
 
@@ -457,8 +458,8 @@ def run_report(kind: str, cfg: ReportConfig, runs_dir: Path = Path("runs"), out:
 def _no_checkout_note() -> str:
     if checkout_root() is not None:
         return ""
-    return (" (this mmftraj is installed without its repository, whose benchmarks/records/ holds the committed results; "
-            "run from a checkout of it, or give --set store=DIR)")
+    return (" (this mmftraj is installed without its repository, whose benchmarks/records/ holds the committed "
+            "results; run from a checkout of it, or give --set store=DIR)")
 
 
 def _complete(cfg: ReportConfig, key: TrainKey, needs, task_cfg, record) -> bool:
