@@ -2,7 +2,7 @@
 # One visit to a GPU machine (about 10 minutes): du/dt accuracy with TF32 off and on; a short eager
 # check of the dual backend under TF32 beside finite differences (the same-visit baseline); then
 # compiled throughput with whatever time is left, the dual backend under TF32 first (the eager
-# fm / meanflow / mmf rows of the compile/TF32/JVP visit are in benchmarks/cifar_h100/compile-tf32-jvp). Each stage has its
+# fm / meanflow / mmf rows of the compile/TF32/JVP visit are in benchmarks/records/cifar_h100/compile-tf32-jvp). Each stage has its
 # own time box and writes its JSON as it goes, so a stage that runs out leaves the others'.
 # The stages' time boxes add up to 560 s, inside one 600 s device call:
 #   OUT=results_dir bash benchmarks/cifar_gpu_suite.sh

@@ -8,7 +8,7 @@ Metric: Fréchet distance in the features of a CIFAR-10 classifier the project t
 (`mmftraj.evaluation.image_classifier`; its test accuracy is in every record), 2000 samples
 against the 10,000 test images, beside the floor of 2000 real training images. Lower is better;
 not FID. Each finished run leaves one JSON and its 1-step (fm: also 16-step) sample grid under
-benchmarks/cifar_small/, so the comparison accumulates across sessions and machines.
+benchmarks/records/cifar_small/, so the comparison accumulates across sessions and machines.
 """
 
 from __future__ import annotations
@@ -17,12 +17,13 @@ import argparse
 import json
 import math
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).parent / "cifar_small"
+from mmftraj.experiments import grid
+
+ROOT = Path(__file__).parent / "records" / "cifar_small"
 VARIANTS = ["fm", "meanflow", "mmf"]
 KEEP = ("fd", "fd_data_floor", "fd_samples", "classifier_accuracy", "parameters", "train_time_s", "final_loss",
         "steps", "tangent", "threads")
@@ -41,36 +42,39 @@ def save_small(grid: Path, out: Path, rows: int = 8, pad: int = 1) -> None:
 
 
 def run(data_dir: Path, seeds: list[int], variants: list[str], runs_dir: Path, threads: int) -> None:
-    from mmftraj.runs import prepare_and_train
+    """Train the cells (variant, seed) that have no record yet; the sample grids and the training
+    log are copied beside the record before it is stored."""
 
-    ROOT.mkdir(parents=True, exist_ok=True)
-    for seed in seeds:
-        for variant in variants:
-            path = ROOT / f"{variant}-s{seed}.json"
-            if path.is_file():
-                continue
-            t0 = time.perf_counter()
-            name = f"{variant}-small-s{seed}"
-            results = prepare_and_train(task="cifar", preset="small", objective=variant, seed=seed, name=name,
-                                        overrides=[f"data.dir={json.dumps(str(data_dir))}", f"train.threads={threads}"],
-                                        runs_dir=runs_dir, resume=True, progress=True)
-            record = {"variant": variant, "seed": seed, "wall_s": round(time.perf_counter() - t0, 1),
-                      **{k: results[k] for k in KEEP if k in results}}
-            run_dir = runs_dir / "cifar" / name
-            for k in ([1, 16] if variant == "fm" else [1]):
-                grid = run_dir / f"samples-{k}step.png"
-                if grid.is_file():
-                    save_small(grid, ROOT / f"{variant}-s{seed}-{k}step.png")
-            shutil.copyfile(run_dir / "metrics.csv", ROOT / f"{variant}-s{seed}-metrics.csv")
-            path.write_text(json.dumps(record, indent=1) + "\n")
-            print(f"{variant} s{seed}: " + ", ".join(f"{k} {v:.2f}" for k, v in results["fd"].items())
-                  + f" ({record['wall_s']:.0f} s)", flush=True)
+    def path(cell) -> Path:
+        variant, seed = cell
+        return ROOT / f"{variant}-s{seed}.json"
+
+    def make(cell, _) -> dict:
+        variant, seed = cell
+        name = f"{variant}-small-s{seed}"
+        results, wall = grid.train_cell("cifar", variant, seed, name, runs_dir, preset="small", progress=True,
+                                   overrides=[f"data.dir={json.dumps(str(data_dir))}", f"train.threads={threads}"])
+        record = {"variant": variant, "seed": seed, "wall_s": wall, **{k: results[k] for k in KEEP if k in results}}
+        run_dir = runs_dir / "cifar" / name
+        ROOT.mkdir(parents=True, exist_ok=True)
+        for k in ([1, 16] if variant == "fm" else [1]):
+            samples = run_dir / f"samples-{k}step.png"
+            if samples.is_file():
+                save_small(samples, ROOT / f"{variant}-s{seed}-{k}step.png")
+        shutil.copyfile(run_dir / "metrics.csv", ROOT / f"{variant}-s{seed}-metrics.csv")
+        print(f"{variant} s{seed}: " + ", ".join(f"{k} {v:.2f}" for k, v in results["fd"].items())
+              + f" ({record['wall_s']:.0f} s)", flush=True)
+        return record
+
+    grid.run_grid([(variant, seed) for seed in seeds for variant in variants], make,
+                  load=lambda cell: grid.read_record(path(cell)),
+                  save=lambda cell, record: grid.write_record(path(cell), record))
 
 
 def table() -> str:
     records = [json.loads(p.read_text()) for p in sorted(ROOT.glob("*.json"))]
     if not records:
-        return "no results yet under benchmarks/cifar_small/"
+        return "no results yet under benchmarks/records/cifar_small/"
     # Training time from the trainer's own clock (kept in checkpoints, so a resumed run counts once);
     # wall_s in each record adds the evaluation and counts only the last invocation.
     rows = ["| variant | steps | Fréchet distance (mean ± s.e.) | seeds | training time (min) | threads |",
@@ -95,7 +99,7 @@ def table() -> str:
 def paired(records: list[dict]) -> list[str]:
     """One-step `mmf` minus each other (variant, step count), paired on the training seed: mean and
     95 % t-interval over the seeds both have. Lower is better, so an interval below 0 favours `mmf`."""
-    from mmftraj.experiments.report import mean_interval
+    from mmftraj.experiments.paired import mean_interval
 
     fd = {(r["variant"], r["seed"]): r["fd"] for r in records}
     mmf_seeds = sorted(seed for variant, seed in fd if variant == "mmf")

@@ -34,16 +34,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mmftraj.run_request import resolve_config  # noqa: E402
-from mmftraj.tasks.cifar import make_draw  # noqa: E402
-from mmftraj.tasks.image_common import build_model, make_batch_fn  # noqa: E402
-from mmftraj.training import Trainer  # noqa: E402
-
-PRESET_OVERRIDES = {
-    "ddpmpp": [],
-    "tiny": ["model.model_channels=16", "model.channel_mult=[1, 2]", "model.num_blocks=1",
-             "model.attn_resolutions=[16]", "model.groups=4", "model.channels_per_head=16"],
-}
+from mmftraj.experiments.cifar_step import PRESET_OVERRIDES, build, dataset, make_config, split_variant  # noqa: E402
 
 
 def parse() -> argparse.Namespace:
@@ -69,50 +60,6 @@ def parse() -> argparse.Namespace:
     p.add_argument("--set", dest="overrides", action="append", default=[], help="extra config overrides")
     p.add_argument("--out", required=True, help="JSON results path")
     return p.parse_args()
-
-
-def split_variant(spec: str) -> tuple[str, list[str]]:
-    """'mmf@a.b=1,c.d=2' -> ('mmf', ['a.b=1', 'c.d=2'])."""
-    name, _, rest = spec.partition("@")
-    return name, [o for o in rest.split(",") if o]
-
-
-def make_config(args, spec: str, extra: list[str] = ()):
-    variant, own = split_variant(spec)
-    overrides = list(PRESET_OVERRIDES[args.preset]) + [
-        f"train.batch_size={args.batch}", f"train.precision={args.precision}",
-        f"train.compile={str(args.compile).lower()}", f"train.compile_scope={args.compile_scope}",
-        f"train.tf32={str(args.tf32).lower()}", f"runtime.channels_last={str(args.channels_last).lower()}",
-        "train.threads=0",
-    ]
-    if args.jvp:
-        overrides.append(f"objective.jvp={args.jvp}")
-    if args.attention:
-        overrides.append(f"model.attention={args.attention}")
-    overrides += list(extra) + args.overrides + own
-    _, cfg = resolve_config("cifar", overrides=overrides, objective=variant, device=args.device)
-    return cfg
-
-
-def dataset(args) -> torch.Tensor:
-    if args.data_dir:  # CIFAR-10's batches, or class folders such as a shard from `mmftraj data image-subset`
-        from mmftraj.data.image_folder import load_images
-
-        found = load_images(args.data_dir, "train", progress=True, check_cifar10=False)
-        print(f"data: {found.description}", flush=True)
-        return found.images
-    g = torch.Generator().manual_seed(0)
-    return torch.randint(0, 256, (4096, 3, 32, 32), generator=g, dtype=torch.uint8)
-
-
-def build(cfg, images, run_dir=None) -> Trainer:
-    from mmftraj.core import ModularMeanFlow
-
-    torch.manual_seed(0)
-    model = build_model(cfg.model, cfg.runtime, cfg.train.device)
-    batch_fn = make_batch_fn(model, cfg.train.batch_size, make_draw(images, cfg.data, cfg.model.aug_dim), len(images))
-    return Trainer(model, ModularMeanFlow(cfg.objective), batch_fn, cfg.train, run_dir, meta={"task": "cifar"},
-                   progress=False)
 
 
 def sync(device: torch.device) -> None:
@@ -184,7 +131,7 @@ def short_training(args, images: torch.Tensor) -> list[dict]:
 def main() -> None:
     args = parse()
     torch.backends.cudnn.benchmark = True
-    images = dataset(args)
+    images = dataset(args.data_dir)
     info = {
         "device": torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or "cpu",
         "torch": torch.__version__, "preset": args.preset, "precision": args.precision,

@@ -5,7 +5,7 @@
     python benchmarks/generalization.py table --task motion                # rebuilds the tables
 
 The maze2d report cannot separate the variants (every one plans at ~140). toy2d's checkerboard
-and the motion gait table can: one-step quality differs there (benchmarks/tangent_study/). This
+and the motion gait table can: one-step quality differs there (benchmarks/records/tangent_study/). This
 study asks the paper's generalization questions on them:
 - low data: toy2d, a fixed training set of N points (`data.size`; nested across N) instead of
   fresh points every step; motion, a nested share of the training episodes (`data.fraction`).
@@ -15,7 +15,7 @@ study asks the paper's generalization questions on them:
   of walking speeds never seen (`data.hold_out_speed`, an interpolation inside the walking gait).
   Metrics: the distance, and the share of samples landing in the held-out region.
 
-Each finished run leaves one JSON under benchmarks/generalization_<task>/ (one thread per run;
+Each finished run leaves one JSON under benchmarks/records/generalization/<task>/ (one thread per run;
 toy2d ~40-60 s, motion ~5-8 min here), so the study accumulates across sessions and machines.
 Paired differences are `mmf` minus each other variant on the same seed and condition, with 95 %
 t-intervals.
@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from study_runs import train_cell
 
-from mmftraj.experiments.report import mean_interval
+from mmftraj.experiments import grid
+from mmftraj.experiments.paired import mean_interval
 
 VARIANTS = ["fm", "meanflow", "mmf-paper", "mmf", "mmf-full"]
 REFERENCE = "mmf"
@@ -73,32 +73,36 @@ STUDIES = {
 
 
 def root(task: str) -> Path:
-    return Path(__file__).parent / f"generalization_{task}"
+    return Path(__file__).parent / "records" / "generalization" / task
 
 
 def run(task: str, seeds: list[int], conditions: list[str], variants: list[str]) -> None:
+    """Train the cells (label, condition, seed) that have no record yet, each in a throwaway folder."""
     study = STUDIES[task]
-    out = root(task)
-    out.mkdir(parents=True, exist_ok=True)
-    for seed in seeds:
-        for condition in conditions:
-            for label in variants:
-                path = out / f"{label}-{slug(condition)}-s{seed}.json"
-                if path.is_file():
-                    continue
-                results, wall = train_cell(task, study.preset, study.overrides + study.conditions[condition],
-                                           label, seed)
-                keep = ("swd", "swd_data_floor", "swd_training_set", "held_out_share", "held_out_share_whole",
-                        "swd_whole", "roughness", "windows", "final_loss", "steps", "tangent")
-                record = {"task": task, "variant": label, "condition": condition, "seed": seed,
-                          "wall_s": wall, **{k: results[k] for k in keep if k in results}}
-                if "hold_out_speed" in results:  # motion: the band's shares, in toy2d's layout
-                    shares = results["hold_out_speed"]["share"]
-                    record["held_out_share"] = {k: v for k, v in shares.items() if k.endswith("-step")}
-                    record["held_out_share_whole"] = shares["held-out data"]
-                path.write_text(json.dumps(record, indent=1) + "\n")
-                print(f"{task} {condition} {label} s{seed}: one-step {results['swd']['1-step']:.4f} "
-                      f"({record['wall_s']:.0f} s)", flush=True)
+
+    def path(cell) -> Path:
+        label, condition, seed = cell
+        return root(task) / f"{label}-{slug(condition)}-s{seed}.json"
+
+    def make(cell, _) -> dict:
+        label, condition, seed = cell
+        results, wall = grid.train_cell(task, label, seed, f"{label}-s{seed}", preset=study.preset,
+                                   overrides=study.overrides + study.conditions[condition])
+        keep = ("swd", "swd_data_floor", "swd_training_set", "held_out_share", "held_out_share_whole",
+                "swd_whole", "roughness", "windows", "final_loss", "steps", "tangent")
+        record = {"task": task, "variant": label, "condition": condition, "seed": seed,
+                  "wall_s": wall, **{k: results[k] for k in keep if k in results}}
+        if "hold_out_speed" in results:  # motion: the band's shares, in toy2d's layout
+            shares = results["hold_out_speed"]["share"]
+            record["held_out_share"] = {k: v for k, v in shares.items() if k.endswith("-step")}
+            record["held_out_share_whole"] = shares["held-out data"]
+        print(f"{task} {condition} {label} s{seed}: one-step {results['swd']['1-step']:.4f} "
+              f"({record['wall_s']:.0f} s)", flush=True)
+        return record
+
+    cells = [(label, condition, seed) for seed in seeds for condition in conditions for label in variants]
+    grid.run_grid(cells, make, load=lambda cell: grid.read_record(path(cell)),
+                  save=lambda cell, record: grid.write_record(path(cell), record))
 
 
 def slug(condition: str) -> str:

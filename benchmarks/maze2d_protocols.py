@@ -10,7 +10,7 @@ every env step. One network evaluation per plan throughout.
 Each model is the maze preset's default (`mmftraj train --task maze2d --maze M`, training seed 0).
 Rows are scored on evaluation seed 20000 (episodes 20000-20299), which no tuning ever used (the
 defaults were chosen on seeds 0-99 and 1000-1099). Each finished row leaves one JSON under
-benchmarks/maze2d_protocols/, so the table accumulates across sessions and machines.
+benchmarks/records/maze2d_protocols/, so the table accumulates across sessions and machines.
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ import json
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).parent / "maze2d_protocols"
+from mmftraj.experiments import grid
+
+ROOT = Path(__file__).parent / "records" / "maze2d_protocols"
 MAZES = ["umaze", "medium", "large"]
 PROTOCOLS = ["diffuser", "default", "every-step"]
 GOALS = ["layout", "random"]
@@ -43,15 +45,12 @@ def row_name(protocol: str, goals: str) -> str:
 
 
 def train_default(maze: str, runs_dir: Path, threads: int) -> Path:
-    """The preset's default model, trained once (resumed if a run stopped part way)."""
-    from mmftraj.runs import prepare_and_train
-
+    """The preset's default model (`mmf`, seed 0), trained once (resumed if a run stopped part way)."""
     run_dir = runs_dir / "maze2d" / f"protocol-{maze}-s0"
     if not (run_dir / "results.json").is_file():
-        t0 = time.perf_counter()
-        prepare_and_train(task="maze2d", preset=maze, seed=0, name=run_dir.name, runs_dir=runs_dir, resume=True,
-                          overrides=[f"train.threads={threads}"], progress=True)
-        print(f"{maze}: trained in {(time.perf_counter() - t0) / 60:.1f} min", flush=True)
+        _, wall = grid.train_cell("maze2d", "mmf", 0, run_dir.name, runs_dir, preset=maze,
+                             overrides=[f"train.threads={threads}"], progress=True)
+        print(f"{maze}: trained in {wall / 60:.1f} min", flush=True)
     return run_dir
 
 
@@ -71,22 +70,28 @@ def score_row(run_dir: Path, maze: str, protocol: str, goals: str, episodes: int
 
 
 def run(mazes: list[str], rows: list[str], episodes: int, runs_dir: Path, threads: int, root: Path = ROOT) -> None:
+    """Score the cells (maze, protocol, goals) that have no record yet, training a maze's default
+    model before its first missing row."""
     import torch
 
     torch.set_num_threads(threads)
-    root.mkdir(parents=True, exist_ok=True)
-    for maze in mazes:
-        todo = [(p, g) for g in GOALS for p in PROTOCOLS
-                if row_name(p, g) in rows and not (root / f"{maze}-{row_name(p, g)}.json").is_file()]
-        if not todo:
-            continue
+
+    def path(cell) -> Path:
+        maze, protocol, goals = cell
+        return root / f"{maze}-{row_name(protocol, goals)}.json"
+
+    def make(cell, _) -> dict:
+        maze, protocol, goals = cell
         run_dir = train_default(maze, runs_dir, threads)
-        for protocol, goals in todo:
-            t0 = time.perf_counter()
-            record = score_row(run_dir, maze, protocol, goals, episodes)
-            (root / f"{maze}-{row_name(protocol, goals)}.json").write_text(json.dumps(record, indent=1) + "\n")
-            print(f"{maze} {row_name(protocol, goals)}: {record['score_mean']:.1f} ± {record['score_se']:.1f} "
-                  f"({record['success_rate']:.0%}, {time.perf_counter() - t0:.0f} s)", flush=True)
+        t0 = time.perf_counter()
+        record = score_row(run_dir, maze, protocol, goals, episodes)
+        print(f"{maze} {row_name(protocol, goals)}: {record['score_mean']:.1f} ± {record['score_se']:.1f} "
+              f"({record['success_rate']:.0%}, {time.perf_counter() - t0:.0f} s)", flush=True)
+        return record
+
+    cells = [(maze, p, g) for maze in mazes for g in GOALS for p in PROTOCOLS if row_name(p, g) in rows]
+    grid.run_grid(cells, make, load=lambda cell: grid.read_record(path(cell)),
+                  save=lambda cell, record: grid.write_record(path(cell), record))
 
 
 def table(root: Path = ROOT) -> str:
@@ -129,7 +134,7 @@ def main() -> None:
     t = sub.add_parser("table", help="print the table from the stored rows")
     for p in (r, t):
         p.add_argument("--out", type=Path, default=ROOT,
-                       help="where the rows are kept (default: the committed benchmarks/maze2d_protocols/; "
+                       help="where the rows are kept (default: the committed benchmarks/records/maze2d_protocols/; "
                             "point a quick check with fewer --episodes elsewhere)")
     args = parser.parse_args()
     if args.cmd == "run":

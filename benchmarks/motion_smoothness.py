@@ -24,7 +24,6 @@ as the run's own evaluation compares (same noise seed), then measures, in normal
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -33,6 +32,7 @@ import torch
 
 from mmftraj.checkpoint import latest_checkpoint
 from mmftraj.core import ModularMeanFlow, sample
+from mmftraj.experiments import grid
 from mmftraj.signal import savgol
 from mmftraj.tasks import motion
 
@@ -164,7 +164,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     results = [analyse(run) for run in args.runs]
     if args.out:
-        args.out.write_text(json.dumps(results, indent=1) + "\n")
+        grid.write_record(args.out, results)
     print(table(results))
 
 

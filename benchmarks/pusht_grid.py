@@ -8,7 +8,7 @@ record stored as it finishes, and a table with paired intervals corrected for mu
         --set 'eval.angle=[180,270]'                                                # a study of its own
 
 A cell is one `mmftraj train --task pusht` run with the task's defaults (plus `--set` overrides
-given here); its record (`benchmarks/pusht/records/<label>-e<episodes>-s<seed>.json`) keeps the
+given here); its record (`benchmarks/records/pusht/records/<label>-e<episodes>-s<seed>.json`) keeps the
 run's results, every training-time evaluation (evals.csv) and the overrides. Cells run
 seed-major, so each finished seed completes a set of pairs. The reported score of a run is the
 test score (Diffusion Policy's 50 starts) of the weights chosen on the selection starts; the mean
@@ -16,7 +16,8 @@ of the last evaluations and the last one are in the table beside it.
 
 Paired comparisons: `mmf` minus each other variant, paired on the training seed (which also
 draws the training episodes), a t-interval and a two-sided t-test per pair; one family per
-training-set size, Holm-adjusted. "not separable" unless the adjusted test rejects at 0.05.
+training-set size, Holm-adjusted (mmftraj.experiments.paired, as in the report). "not separable"
+unless the adjusted test rejects at 0.05. Cells are run by mmftraj.experiments.grid.run_grid.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-RECORDS = HERE / "pusht" / "records"
+RECORDS = HERE / "records" / "pusht" / "records"
 VARIANTS = ("mmf", "fm", "meanflow", "mmf-full", "mmf-paper")  # the order cells of one seed train in
 REFERENCE = "mmf"
 
@@ -47,58 +48,55 @@ def cells(variants, seeds, episodes) -> list[tuple[str, int, int]]:
 
 
 def run(args) -> None:
+    """Train this shard's cells that have no record yet, storing each record as it finishes."""
     from mmftraj.core.objective import label_options
-    from mmftraj.io import atomic_write_text
-    from mmftraj.runs import prepare_and_train
+    from mmftraj.errors import UserError
+    from mmftraj.experiments import grid
 
-    index, count = (int(x) for x in args.shard.split("/"))
-    todo = [c for i, c in enumerate(cells(args.variants, args.seeds, args.episodes)) if i % count == index - 1]
     runs = Path(args.runs_dir)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=HERE).stdout.strip() or None
-    for label, episodes, seed in todo:
+
+    def overrides(label: str, episodes: int) -> list[str]:
+        return [f"data.train_episodes={episodes}", f"train.threads={args.threads}", *args.set, *label_options(label)[1]]
+
+    def load(cell) -> dict | None:
+        label, episodes, seed = cell
         path = record_path(label, episodes, seed, args.study)
-        variant, extra = label_options(label)
-        overrides = [f"data.train_episodes={episodes}", f"train.threads={args.threads}", *args.set, *extra]
-        if path.exists():
-            kept = json.loads(path.read_text()).get("overrides")
-            if kept != overrides:
-                raise SystemExit(f"{path} was trained with {kept}, not {overrides}: move it away or run with the "
-                                 "same --set options")
-            continue
+        record = grid.read_record(path)
+        if record is not None and record.get("overrides") != overrides(label, episodes):
+            raise SystemExit(f"{path} was trained with {record.get('overrides')}, not {overrides(label, episodes)}: "
+                             "move it away or run with the same --set options")
+        return record
+
+    def make(cell, _) -> dict:
+        label, episodes, seed = cell
         name = f"{args.study + '-' if args.study else ''}{label}-e{episodes}-s{seed}"
         print(f"{time.strftime('%H:%M:%S')} training {name}", flush=True)
-        t0 = time.perf_counter()
-        results = prepare_and_train(task="pusht", overrides=overrides, objective=variant, seed=seed, name=name,
-                                    runs_dir=runs, group="grid", resume=True, progress=False)
+        results, wall = grid.train_cell("pusht", label, seed, name, runs, group="grid",
+                                   overrides=[f"data.train_episodes={episodes}", f"train.threads={args.threads}",
+                                              *args.set])
         with (runs / "pusht" / "grid" / name / "evals.csv").open(newline="") as fh:
             evals = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
-        record = {"label": label, "episodes": episodes, "seed": seed, "overrides": overrides, "commit": commit,
-                  "wall_s": round(time.perf_counter() - t0, 1), "results": results, "evals": evals}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, json.dumps(record, indent=1, default=float) + "\n")
         print(f"{time.strftime('%H:%M:%S')} {name}: selected test score {results.get('selected_test_score')}",
               flush=True)
+        return {"label": label, "episodes": episodes, "seed": seed, "overrides": overrides(label, episodes),
+                "commit": commit, "wall_s": wall, "results": results, "evals": evals}
+
+    try:
+        shard = grid.parse_shard(args.shard, first=1)
+    except UserError as err:
+        raise SystemExit(str(err)) from None
+    grid.run_grid(cells(args.variants, args.seeds, args.episodes), make, load=load, shard=shard,
+                  save=lambda cell, record: grid.write_record(record_path(*cell, args.study), record))
 
 
 def load_records(study: str = "") -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted((RECORDS / study if study else RECORDS).glob("*.json"))]
 
 
-def holm(pvalues: list[float]) -> list[float]:
-    """Holm's step-down adjusted p-values (family-wise error), in the input's order."""
-    order = np.argsort(pvalues)
-    m, adjusted, running = len(pvalues), [0.0] * len(pvalues), 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * pvalues[i]))
-        adjusted[i] = running
-    return adjusted
-
-
 def paired_rows(records: list[dict], episodes: int) -> list[dict]:
-    from scipy import stats
-
-    from mmftraj.experiments.report import mean_interval
+    from mmftraj.experiments.paired import holm, paired_test, verdict
 
     score = {(r["label"], r["seed"]): r["results"]["selected_test_score"] for r in records if r["episodes"] == episodes}
     rows = []
@@ -106,14 +104,11 @@ def paired_rows(records: list[dict], episodes: int) -> list[dict]:
         seeds = sorted(s for (label, s) in score if label == other and (REFERENCE, s) in score)
         if len(seeds) < 2:
             continue
-        d = np.array([score[(REFERENCE, s)] - score[(other, s)] for s in seeds])
-        mean, low, high = mean_interval(d)
-        p = float(stats.ttest_1samp(d, 0.0).pvalue) if d.std() > 0 else (0.0 if mean else 1.0)
-        rows.append({"other": other, "n": len(seeds), "mean": mean, "low": low, "high": high, "p": p})
+        t = paired_test([score[(REFERENCE, s)] - score[(other, s)] for s in seeds])
+        rows.append({"other": other, "n": t.n, "mean": t.mean, "low": t.low, "high": t.high, "p": t.p})
     for row, adjusted in zip(rows, holm([r["p"] for r in rows]), strict=True):
         row["p_holm"] = adjusted
-        row["verdict"] = ("not separable" if adjusted >= 0.05 else
-                          f"{REFERENCE} better" if row["mean"] > 0 else f"{REFERENCE} worse")
+        row["verdict"] = verdict(row["mean"], adjusted, REFERENCE)
     return rows
 
 

@@ -2,7 +2,7 @@
 (what a diffusion policy pays), at batch 1 on one thread, and the control rate each allows.
 
     python benchmarks/pusht_latency.py                              # the default model, untrained weights
-    python benchmarks/pusht_latency.py --checkpoint runs/pusht/RUN --json benchmarks/pusht/latency.json
+    python benchmarks/pusht_latency.py --checkpoint runs/pusht/RUN --json benchmarks/records/pusht/latency.json
 
 Latency does not depend on the weights, so without a checkpoint the default model is timed at
 initialisation (its zero-initialised output layers randomised so the sampler does real work). A

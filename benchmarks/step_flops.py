@@ -11,7 +11,7 @@ or without tensor cores when TF32 is off.
 autocast, forward-mode JVP over the whole batch (u from its primal), target detached, so the
 backward runs through u's forward only.
 
-    python benchmarks/step_flops.py --out benchmarks/cifar_cpu/step_flops.json   # default U-Net, batch 8
+    python benchmarks/step_flops.py --out benchmarks/records/cifar_cpu/step_flops.json   # default U-Net, batch 8
 
 Counts scale linearly with the batch; the table reports GFLOP per image. Attention runs as
 explicit matmuls here (`model.attention=math`): the same FLOPs as a fused kernel's forward.
@@ -32,7 +32,7 @@ from torch.utils.flop_counter import flop_registry
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cifar_throughput import PRESET_OVERRIDES, build, dataset, make_config, split_variant  # noqa: E402
+from mmftraj.experiments.cifar_step import PRESET_OVERRIDES, build, dataset, make_config, split_variant  # noqa: E402
 
 VARIANTS = ["fm", "meanflow", "meanflow@objective.jvp=dual", "mmf", "mmf@objective.jvp=dual", "reference"]
 
@@ -100,7 +100,7 @@ def main() -> None:
                             compile=False, compile_scope="blocks", tf32=False, channels_last=False,
                             jvp=None, attention=None, overrides=["train.threads=2"])
     torch.manual_seed(0)
-    images = dataset(argparse.Namespace(data_dir=None))
+    images = dataset(None)
     rows = [count(ns, v, images) for v in args.variants]
     keys = sorted({k for r in rows for k in r["gflop_per_image"]})
     print(f"GFLOP per image, {args.preset}, batch {args.batch}")

@@ -4,7 +4,7 @@ crossed with λ ∈ {0, warm-up, 1}, on the cheap tasks, ≥ 3 training seeds, o
     python benchmarks/tangent_study.py run --task toy2d --seeds 0 1 2     # trains what is missing
     python benchmarks/tangent_study.py table                              # rebuilds the table
 
-Each finished run leaves one small JSON under benchmarks/tangent_study/<task>/ (its one-step
+Each finished run leaves one small JSON under benchmarks/records/tangent_study/<task>/ (its one-step
 metric, final mse, wall time), so the study accumulates across sessions and machines and the
 table never needs the run folders. Lower is better for every metric here (distances); the paired
 difference is conditional minus model on the same seed (> 0: the model tangent is better).
@@ -19,11 +19,11 @@ import math
 from pathlib import Path
 
 import numpy as np
-from study_runs import train_cell
 
-from mmftraj.experiments.report import mean_interval
+from mmftraj.experiments import grid
+from mmftraj.experiments.paired import mean_interval
 
-ROOT = Path(__file__).parent / "tangent_study"
+ROOT = Path(__file__).parent / "records" / "tangent_study"
 # λ level -> (conditional-tangent label, model-tangent label)
 LEVELS = {"λ = 0": ("meanflow", "meanflow-tmodel"), "λ warm-up": ("mmf-paper", "mmf"),
           "λ = 1": ("mmf-full-tcond", "mmf-full")}
@@ -36,28 +36,34 @@ TASKS = {
 
 
 def run(task: str, seeds: list[int], keep: Path | None, only: list[str] | None = None) -> None:
+    """Train the cells (label, seed) that have no record yet; their runs are kept under `keep`
+    (a runs folder) or thrown away."""
     preset, overrides, metric, _ = TASKS[task]
-    out = ROOT / task
-    out.mkdir(parents=True, exist_ok=True)
     labels = ["fm"] + [label for pair in LEVELS.values() for label in pair]  # fm: the one-step baseline
     labels = [label for label in labels if only is None or label in only]
-    for seed in seeds:
-        for label in labels:
-            path = out / f"{label}-s{seed}.json"
-            if path.is_file():
-                continue
-            results, wall = train_cell(task, preset, overrides, label, seed, keep)
-            value = results
-            for k in metric:
-                value = value[k]
-            record = {"task": task, "variant": label, "tangent": results["tangent"], "seed": seed,
-                      "metric": float(value), "final_loss": results.get("final_loss"),
-                      "wall_s": wall, "steps": results.get("steps"),
-                      # the metric at every step count the run was scored at, and motion's roughness
-                      "by_steps": results[metric[0]], **({"roughness": results["roughness"]}
-                                                         if "roughness" in results else {})}
-            path.write_text(json.dumps(record, indent=1) + "\n")
-            print(f"{task} {label} s{seed}: {value:.4f} ({record['wall_s']:.0f} s)", flush=True)
+
+    def path(cell) -> Path:
+        label, seed = cell
+        return ROOT / task / f"{label}-s{seed}.json"
+
+    def make(cell, _) -> dict:
+        label, seed = cell
+        results, wall = grid.train_cell(task, label, seed, f"{label}-s{seed}", keep, preset=preset, overrides=overrides)
+        value = results
+        for k in metric:
+            value = value[k]
+        record = {"task": task, "variant": label, "tangent": results["tangent"], "seed": seed,
+                  "metric": float(value), "final_loss": results.get("final_loss"),
+                  "wall_s": wall, "steps": results.get("steps"),
+                  # the metric at every step count the run was scored at, and motion's roughness
+                  "by_steps": results[metric[0]], **({"roughness": results["roughness"]}
+                                                     if "roughness" in results else {})}
+        print(f"{task} {label} s{seed}: {value:.4f} ({record['wall_s']:.0f} s)", flush=True)
+        return record
+
+    grid.run_grid([(label, seed) for seed in seeds for label in labels], make,
+                  load=lambda cell: grid.read_record(path(cell)),
+                  save=lambda cell, record: grid.write_record(path(cell), record))
 
 
 def one_step_table() -> str:

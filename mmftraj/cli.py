@@ -16,7 +16,8 @@ from .cli_errors import user_errors
 from .data.cli import app as data_app
 from .errors import UserError, check_seed, choice_error
 from .experiments.fid import compute_fid
-from .experiments.report import FEW_RUNS, KINDS, load_report_config, parse_shard, run_report
+from .experiments.grid import parse_shard
+from .experiments.report import FEW_RUNS, KINDS, load_report_config, run_report
 from .io import check_writable
 from .planning.rollouts import protocol_overrides
 from .run_request import RunRequest
@@ -198,7 +199,7 @@ def report_cmd(
     kind: str = typer.Argument(..., help="ood (held-out goals/starts, dynamics, goals anywhere, layouts) or lowdata (data fractions)."),
     task: str = typer.Option(None, help="Task (default: the report config's, maze2d)."),
     config: Path = typer.Option(None, help="Report YAML over the preset: variants, seeds, splits, fractions, overrides."),
-    preset: str = typer.Option(None, help="standard (every variant a good U-Maze planner; results stored under benchmarks/) or full."),
+    preset: str = typer.Option(None, help="standard (every variant a good U-Maze planner; results stored under benchmarks/records/) or full."),
     set_: list[str] = typer.Option([], "--set", help="Override report fields, e.g. --set episodes=50 (repeatable)."),
     runs_dir: Path = typer.Option(Path("runs"), help="Where the grid's runs live: <runs-dir>/<task>/<name>/<run>/."),
     out: Path = typer.Option(None, help="Report folder; default <out>/<kind>/ from the config, else <runs-dir>/<task>/<name>/<kind>/."),

@@ -16,9 +16,9 @@ from mmftraj.experiments.report import (
     build_grid,
     load_report_config,
     paired_differences,
+    report_markdown,
     run_report,
     summarize,
-    t_quantile,
 )
 from mmftraj.experiments.stability import run_stability
 
@@ -65,16 +65,40 @@ def test_paired_differences_match_scipy_t_interval():
 def test_paired_differences_pair_on_seed_not_on_row_order():
     df = per_run_table()
     shuffled = df.sample(frac=1.0, random_state=3)
-    pd.testing.assert_frame_equal(
-        paired_differences(df).sort_values(["condition", "comparison"]).reset_index(drop=True),
-        paired_differences(shuffled).sort_values(["condition", "comparison"]).reset_index(drop=True))
+    pd.testing.assert_frame_equal(  # `test` numbers the family's tests in the order rows come
+        paired_differences(df).drop(columns="test").sort_values(["condition", "comparison"]).reset_index(drop=True),
+        paired_differences(shuffled).drop(columns="test").sort_values(["condition", "comparison"]).reset_index(drop=True))
 
 
-def test_t_quantile_against_scipy():
-    stats = pytest.importorskip("scipy.stats")
-    for df in (1, 2, 4, 9, 30):
-        for p in (0.9, 0.975, 0.995):
-            assert t_quantile(p, df) == pytest.approx(stats.t.ppf(p, df), rel=2e-4)
+def test_the_paired_table_gives_holm_adjusted_verdicts_with_the_raw_interval_and_p_beside_them():
+    """One table is one family: `mmf - mmf-full` has an interval below 0 and p = 0.029 on its own,
+    but Holm over the table's 3 tests makes it 0.057, not separable. A split that only re-scores the
+    same runs under the same condition (s2) repeats those tests without enlarging the family."""
+    diffs = {"fm": [10.0, 10.1, 9.9], "meanflow": [1.0, 1.6, 0.4], "mmf-full": [-1.0, -1.3, -0.7]}
+    rows = []
+    for split in ("s1", "s2"):
+        for seed in range(3):
+            for variant, d in [("mmf", [0.0] * 3), *diffs.items()]:
+                rows.append(dict(split=split, condition="standard", group="id", fraction=1.0, variant=variant, seed=seed,
+                                 score=100.0 + seed - d[seed], success_rate=1.0, spikes=0, diverged=False,
+                                 final_mse=0.01, tangent="model", run=f"report/{variant}-s{seed}"))
+    per_run = pd.DataFrame(rows)
+    paired = paired_differences(per_run, "mmf", 0.95)
+    row = {(r.split, r.comparison): r for r in paired.itertuples()}
+    t = 1.0 / (0.3 / np.sqrt(3))  # mmf - mmf-full: mean -1, s.d. 0.3 over 3 seeds; df 2: p = 1 - t / sqrt(2 + t^2)
+    p = 1 - t / np.sqrt(2 + t * t)
+    for split in ("s1", "s2"):
+        full = row[split, "mmf - mmf-full"]
+        assert full.ci_high < 0 and full.p == pytest.approx(p, rel=1e-9)  # the raw interval excludes 0 ...
+        assert full.p_holm == pytest.approx(2 * p, rel=1e-9) and full.verdict == "not separable"  # ... Holm does not
+        assert row[split, "mmf - fm"].verdict == "mmf better" and row[split, "mmf - meanflow"].verdict == "not separable"
+    assert paired["test"].nunique() == 3
+    cfg = load_report_config("standard")
+    md = report_markdown("ood", cfg, per_run, summarize(per_run), paired, {}, {})
+    assert "| s1 | standard | 1.0 | mmf - mmf-full | 3 | -1.0 ± 0.2 | [-1.7, -0.3] | 0.029 | 0.057 | not separable |" in md
+    assert "| s2 | standard | 1.0 | mmf - fm | 3 | 10.0 ± 0.1 | [9.8, 10.2] | < 0.001 | < 0.001 | mmf better |" in md
+    assert "Verdicts: not separable: 4, mmf better: 2. This table is one family of\n3 distinct tests" in md
+    assert "(2 of the 3 tests\nhave p < 0.05 before adjustment)" in md
 
 
 def test_stability_counts_spikes_and_divergence(tmp_path):
@@ -315,7 +339,7 @@ def test_an_eval_field_added_later_keeps_stored_scores_valid_at_its_neutral_valu
 
 
 REPO = Path(__file__).resolve().parents[1]
-STANDARD = REPO / "benchmarks" / "reports" / "standard"
+STANDARD = REPO / "benchmarks" / "records" / "reports" / "standard"
 
 
 @pytest.mark.parametrize("kind", ["ood", "lowdata"])
@@ -358,7 +382,7 @@ def test_an_installed_package_says_it_has_no_committed_results(tmp_path, monkeyp
 
     monkeypatch.setattr(report, "checkout_root", lambda: None)  # as from a wheel: no repository around it
     monkeypatch.chdir(tmp_path)
-    assert load_report_config("standard").store == "benchmarks/reports/standard/results"
+    assert load_report_config("standard").store == "benchmarks/records/reports/standard/results"
     code, stderr = cli("lowdata", "--preset", "standard", "--runs-dir", str(tmp_path / "runs"))
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert code == 2 and len(lines) == 1, stderr

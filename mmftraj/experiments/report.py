@@ -6,12 +6,14 @@ needs every variant trained on the same data with the same seeds, several seeds,
 uncertainty and paired comparisons. Runs are ordinary `runs/<task>/<report>/<run>/` directories:
 a finished one (results.json, same config) is reused, an interrupted one resumes from its last
 checkpoint (the trainer resumes exactly), and each condition's score is cached beside the run, so
-an interrupted grid picks up where it stopped. Eval-only splits (dynamics, layout) share the
-full-data runs, which are also the 100% point of the low-data sweep.
+an interrupted grid picks up where it stopped (the cells are run by grid.run_grid, the runner the
+studies in benchmarks/ use too). Eval-only splits (dynamics, layout) share the full-data runs,
+which are also the 100% point of the low-data sweep.
 
 Aggregation is pure pandas on a per-run table (one row per run × condition): `summarize` (mean ±
-s.e. over seeds), `paired_differences` (mmf − other on the same seed and split, t-based CI) and
-`stability` (loss spikes and divergence from each run's metrics.csv).
+s.e. over seeds), `paired_differences` (mmf − other on the same seed and split: t-interval, p and
+Holm's verdict over the table, from paired.py) and `stability` (loss spikes and divergence from
+each run's metrics.csv).
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import math
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +46,8 @@ from ..run_folders import run_folder
 from ..run_request import RunRequest, resolve
 from ..runs import train_run
 from ..tasks.maze2d import load_model
+from .grid import run_grid, write_record
+from .paired import ALPHA, holm, paired_test, verdict
 from .report_plots import plot_id_vs_ood, plot_loss_curves, plot_lowdata
 from .stability import read_metrics, run_stability
 
@@ -117,8 +121,9 @@ def load_report_config(preset: str | None = None, config_file: str | Path | None
 
 
 def checkout_root() -> Path | None:
-    """The repository this package runs from (an editable install or PYTHONPATH), whose benchmarks/
-    holds the committed report records; None for an installed wheel, which ships no records."""
+    """The repository this package runs from (an editable install or PYTHONPATH), whose
+    benchmarks/records/ holds the committed report records; None for an installed wheel, which
+    ships no records."""
     root = RESOURCES.parents[1]
     return root if (root / "pyproject.toml").is_file() and (root / "benchmarks").is_dir() else None
 
@@ -159,10 +164,12 @@ class TrainKey:
         return f"{self.variant}-{label}-f{self.fraction:g}-s{self.seed}"
 
     def overrides(self, subset_seed: int) -> list[str]:
-        """Data overrides (none for the full data, so plain runs need no split support), and the
-        tangent when the variant label names one."""
+        """The tangent when the variant label names one, and the data overrides."""
+        return label_options(self.variant)[1] + self.data_overrides(subset_seed)
 
-        _, out = label_options(self.variant)
+    def data_overrides(self, subset_seed: int) -> list[str]:
+        """Data overrides (none for the full data, so plain runs need no split support)."""
+        out = []
         if self.split is not None:
             out.append(f"data.split={self.split}")
         if self.fraction != 1.0:
@@ -351,7 +358,7 @@ def load_record(cfg: ReportConfig, key: TrainKey) -> dict | None:
 
 
 def save_record(cfg: ReportConfig, key: TrainKey, record: dict) -> None:
-    atomic_write_text(Path(cfg.store) / f"{key.run_name}.json", json.dumps(record, indent=1, sort_keys=True) + "\n")
+    write_record(Path(cfg.store) / f"{key.run_name}.json", record, sort_keys=True)
 
 
 def new_record(cfg: ReportConfig, key: TrainKey, task_cfg, run_dir: Path) -> dict:
@@ -367,19 +374,6 @@ def new_record(cfg: ReportConfig, key: TrainKey, task_cfg, run_dir: Path) -> dic
             "train_time_s": results.get("train_time_s"), "parameters": results.get("parameters"),
             "windows": results.get("windows"), "stability": run_stability(run_dir / "metrics.csv", cfg.spike_factor),
             "curve": curve, "scores": {}}
-
-
-def parse_shard(text: str | None) -> tuple[int, int]:
-    """`I/N` -> (I, N): this process trains the grid's runs I, I + N, I + 2N, ..."""
-    if text is None:
-        return 0, 1
-    try:
-        i, n = (int(v) for v in text.split("/"))
-    except ValueError:
-        raise UserError(f"--shard takes I/N (e.g. 0/2), got {text!r}") from None
-    if n < 1 or not 0 <= i < n:
-        raise UserError(f"--shard {text}: need 0 <= I < N")
-    return i, n
 
 
 FEW_RUNS = 3  # a grid trains more runs than this only when told to (confirmed / --train): hours each on a CPU
@@ -416,26 +410,24 @@ def run_report(kind: str, cfg: ReportConfig, runs_dir: Path = Path("runs"), out:
         stored[key] = task_cfg, record
     if train and not confirmed:
         check_training_size(kind, cfg, keys, needs, stored, runs_dir, shard)
-    records, missing, ids = {}, [], {}
-    for i, key in enumerate(keys):
+    ids = {key: {(c, k): eval_id(cfg, stored[key][0], c, k) for c in needs[key] for k in score_steps(cfg, key)}
+           for key in keys}
+
+    def make(key: TrainKey, record: dict | None) -> dict:
+        """Train (or reuse, or resume) the run, then score it under every condition it is still missing."""
         t0 = time.perf_counter()
-        task_cfg, record = stored[key]
-        wanted = ids[key] = {(c, k): eval_id(cfg, task_cfg, c, k) for c in needs[key] for k in score_steps(cfg, key)}
-        if record is not None and all(w in record["scores"] for w in wanted.values()):
-            records[key] = record
-            continue
-        if not train or i % shard[1] != shard[0]:
-            missing.append(key)
-            continue
         run_dir, status, task_cfg = ensure_trained(cfg, key, runs_dir, progress)
         record = record or new_record(cfg, key, task_cfg, run_dir)
         for k in score_steps(cfg, key):
             for c, r in zip(needs[key], evaluate_run(cfg, run_dir, task_cfg, needs[key], progress, k), strict=True):
-                record["scores"][wanted[c, k]] = {n: v for n, v in r.items() if n not in ("condition", "group")}
-        if cfg.store is not None:
-            save_record(cfg, key, record)
-        records[key] = record
-        console.print(f"[{i + 1}/{len(keys)}] {key.run_name}: {status} and scored ({time.perf_counter() - t0:.0f} s)")
+                record["scores"][ids[key][c, k]] = {n: v for n, v in r.items() if n not in ("condition", "group")}
+        console.print(f"[{keys.index(key) + 1}/{len(keys)}] {key.run_name}: {status} and scored "
+                      f"({time.perf_counter() - t0:.0f} s)")
+        return record
+
+    records, missing = run_grid(
+        keys, make, load=lambda key: stored[key][1], save=None if cfg.store is None else partial(save_record, cfg),
+        complete=lambda key, record: all(w in record["scores"] for w in ids[key].values()), shard=shard, train=train)
     rows = []
     for item in grid:
         record = records.get(item.key)
@@ -471,8 +463,8 @@ def run_report(kind: str, cfg: ReportConfig, runs_dir: Path = Path("runs"), out:
 def _no_checkout_note() -> str:
     if checkout_root() is not None:
         return ""
-    return (" (this mmftraj is installed without its repository, whose benchmarks/ holds the committed results; "
-            "run from a checkout of it, or give --set store=DIR)")
+    return (" (this mmftraj is installed without its repository, whose benchmarks/records/ holds the committed "
+            "results; run from a checkout of it, or give --set store=DIR)")
 
 
 def _complete(cfg: ReportConfig, key: TrainKey, needs, task_cfg, record) -> bool:
@@ -539,37 +531,6 @@ def print_summary(kind: str, summary: pd.DataFrame, paired: pd.DataFrame, consol
 GROUP = ["split", "condition", "group", "fraction"]
 
 
-def t_quantile(p: float, df: int) -> float:
-    """Student-t quantile by bisection on a numerically integrated CDF (no scipy needed)."""
-    if df < 1:
-        return float("nan")
-    logc = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
-
-    def cdf(x: float) -> float:
-        t = np.linspace(0.0, abs(x), 4001)
-        pdf = np.exp(logc - (df + 1) / 2 * np.log1p(t * t / df))
-        area = float(np.sum((pdf[1:] + pdf[:-1]) * np.diff(t)) / 2)  # trapezoid
-        return 0.5 + math.copysign(area, x)
-
-    lo, hi = 0.0, 1.0
-    while cdf(hi) < p:
-        hi *= 2
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if cdf(mid) < p else (lo, mid)
-    return (lo + hi) / 2
-
-
-def mean_interval(d: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
-    """(mean, low, high): a t-interval for the mean of paired differences d (nan bounds if n < 2)."""
-    d = np.asarray(d, dtype=float)
-    mean = float(d.mean())
-    if len(d) < 2:
-        return mean, math.nan, math.nan
-    half = t_quantile(0.5 + confidence / 2, len(d) - 1) * float(d.std(ddof=1)) / math.sqrt(len(d))
-    return mean, mean - half, mean + half
-
-
 def summarize(per_run: pd.DataFrame) -> pd.DataFrame:
     """Mean ± standard error over seeds for each (split, condition, fraction, variant)."""
     g = per_run.groupby(GROUP + ["variant"], sort=False)
@@ -581,30 +542,50 @@ def summarize(per_run: pd.DataFrame) -> pd.DataFrame:
 
 def paired_differences(per_run: pd.DataFrame, reference: str = REFERENCE, confidence: float = 0.95) -> pd.DataFrame:
     """Score of `reference` minus each other variant, paired on seed within (split, condition,
-    fraction); mean, s.e. and a t-based confidence interval over the pairs."""
+    fraction): mean, s.e., a t-interval and a two-sided t-test (p) over the pairs, each row's own.
+
+    The table is one family: its verdict is Holm's (p_holm) at ALPHA, so `better`/`worse` needs
+    the adjusted test to reject. A row that repeats another's measurement (the same runs under
+    the same condition with the same scores, as the full-data `standard` condition under every
+    eval-only split) is the same test, `test` numbers them, and it counts once in the family."""
     ref = per_run[per_run["variant"] == reference]
     cols = ["split", "condition", "group", "fraction", "comparison", "n", "diff_mean", "diff_se", "ci_low", "ci_high",
-            "verdict"]
+            "p", "p_holm", "verdict", "test"]
     if ref.empty:
         return pd.DataFrame(columns=cols)
-    rows = []
+    rows, tests = [], []
     for other in [v for v in per_run["variant"].unique() if v != reference]:
         merged = ref.merge(per_run[per_run["variant"] == other], on=GROUP + ["seed"], suffixes=("_ref", "_other"))
         for keys, g in merged.groupby(GROUP, sort=False):
-            d = (g["score_ref"] - g["score_other"]).to_numpy(dtype=float)
-            n = len(d)
-            mean = float(d.mean())
-            se = float(d.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
-            half = t_quantile(0.5 + confidence / 2, n - 1) * se if n > 1 else float("nan")
-            low, high = mean - half, mean + half
-            verdict = (f"{reference} better" if low > 0 else f"{reference} worse" if high < 0 else "not separable") \
-                if n > 1 else "n/a"
-            rows.append(dict(zip(GROUP, keys, strict=True), comparison=f"{reference} - {other}", n=n, diff_mean=mean,
-                             diff_se=se, ci_low=low, ci_high=high, verdict=verdict))
+            t = paired_test((g["score_ref"] - g["score_other"]).to_numpy(dtype=float), confidence)
+            rows.append(dict(zip(GROUP, keys, strict=True), comparison=f"{reference} - {other}", n=t.n, diff_mean=t.mean,
+                             diff_se=t.se, ci_low=t.low, ci_high=t.high, p=t.p))
+            tests.append(_measurement(other, keys, g))
+    family = {m: i + 1 for i, m in enumerate(dict.fromkeys(tests))}  # measurement -> test number
+    p_of = {m: row["p"] for m, row in zip(tests, rows, strict=True)}
+    adjusted = dict(zip(family, holm([p_of[m] for m in family]), strict=True))
+    for row, m in zip(rows, tests, strict=True):
+        row.update(p_holm=adjusted[m], verdict=verdict(row["diff_mean"], adjusted[m], reference), test=family[m])
     return pd.DataFrame(rows, columns=cols)
 
 
+def _measurement(other: str, keys: tuple, g: pd.DataFrame) -> tuple:
+    """What makes two rows of the paired table one test: the variant compared, the condition, and
+    per seed the runs and scores (the split only where the table does not name the runs)."""
+    split, condition, group, fraction = keys
+    by_seed = g.sort_values("seed")
+    runs = tuple(zip(by_seed["run_ref"], by_seed["run_other"], strict=True)) if "run_ref" in g else split
+    scores = tuple(zip(by_seed["seed"], by_seed["score_ref"], by_seed["score_other"], strict=True))
+    return other, condition, group, fraction, runs, scores
+
+
 # -- writing -----------------------------------------------------------------------------------------------
+def _p(p: float) -> str:
+    if not np.isfinite(p):
+        return "–"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
 def _pm(mean, se, digits=1) -> str:
     if not np.isfinite(mean):
         return "–"
@@ -650,8 +631,10 @@ def report_markdown(kind, cfg, per_run, summary, paired, runs, cfg_dict, missing
     diff = paired.assign(difference=[_pm(m, s) for m, s in zip(paired.diff_mean, paired.diff_se, strict=True)],
                          ci=[f"[{lo:.1f}, {hi:.1f}]" if np.isfinite(lo) else "–"
                              for lo, hi in zip(paired.ci_low, paired.ci_high, strict=True)])
-    diff = diff[["split", "condition", "fraction", "comparison", "n", "difference", "ci", "verdict"]]
+    diff = diff.assign(**{"p": [_p(v) for v in paired.p], "p (Holm)": [_p(v) for v in paired.p_holm]})
+    diff = diff[["split", "condition", "fraction", "comparison", "n", "difference", "ci", "p", "p (Holm)", "verdict"]]
     counts = paired["verdict"].value_counts().to_dict() if len(paired) else {}
+    tests, raw = paired["test"].nunique(), paired.loc[paired["p"] < ALPHA, "test"].nunique()
     evals = per_run.groupby("variant", sort=False)["evaluations"].first().to_dict() if "evaluations" in per_run else {}
     gaps = (f"\n**Incomplete:** {len(missing)} training runs have no result yet and are left out: "
             f"{', '.join(missing)}. `mmftraj report {kind}` with the same settings trains them.\n" if missing else "")
@@ -675,8 +658,11 @@ Tangent of du/dt per variant: {', '.join(f'{k} {v}' for k, v in tangents.items()
 
 ## Paired differences ({cfg.reference} minus each variant, same seed and split; {level} t-interval)
 
-Verdicts: {', '.join(f'{v}: {n}' for v, n in counts.items()) or 'none'} ("better"/"worse": the interval
-excludes 0; "not separable": it does not).
+Verdicts: {', '.join(f'{v}: {n}' for v, n in counts.items()) or 'none'}. This table is one family of
+{tests} distinct tests (a row repeating another's runs and scores is the same test): "better"/"worse"
+only where the Holm-adjusted two-sided t-test, p (Holm), rejects at {ALPHA:g}; "not separable"
+otherwise. The interval and p beside it are each row's own, unadjusted ({raw} of the {tests} tests
+have p < {ALPHA:g} before adjustment).
 
 {_markdown(diff)}
 

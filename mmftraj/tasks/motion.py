@@ -164,7 +164,7 @@ def planar_speed(states: np.ndarray, dt: float, chord: int | None = None) -> np.
     over chords of `chord` steps (default: a quarter of the window). Step-to-step jitter in
     generated positions would add its own speed to a step-by-step path length (chord 1 reads
     one-step `mmf` samples at a median 5.5-8.8 m/s against the data's 1.6;
-    benchmarks/motion_smoothness/), while a quarter-window chord still follows slow turns."""
+    benchmarks/records/motion_smoothness/), while a quarter-window chord still follows slow turns."""
     k = chord or quarter_chord(states.shape[-2])
     xy = states[..., :2]
     return np.linalg.norm(xy[..., k:, :] - xy[..., :-k, :], axis=-1).mean(-1) / (k * dt)

@@ -1,0 +1,55 @@
+"""The paired statistics the report and the studies share: the t quantile and p-value against
+closed forms and scipy, and Holm's adjustment on a family worked by hand."""
+
+import math
+
+import numpy as np
+import pytest
+
+from mmftraj.experiments.paired import holm, mean_interval, paired_test, t_pvalue, t_quantile, verdict
+
+
+def test_holm_adjusts_a_family_worked_by_hand():
+    # sorted: 0.005 x 4 = 0.02, 0.01 x 3 = 0.03, 0.03 x 2 = 0.06, 0.04 x 1 = 0.04 -> kept at 0.06 (step-down)
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.5, 0.6]) == [1.0, 1.0]  # capped at 1, and never below an earlier step
+    assert holm([0.02]) == [0.02]  # a family of one is not adjusted
+    adjusted = holm([0.01, math.nan, 0.02])  # a comparison without a test is no member of the family
+    assert math.isnan(adjusted[1]) and adjusted[0] == pytest.approx(0.02) and adjusted[2] == pytest.approx(0.02)
+
+
+def test_verdict_follows_the_adjusted_p_not_the_raw_one():
+    raw = [0.01, 0.04, 0.03, 0.005]
+    words = [verdict(mean, p, "mmf") for mean, p in zip([1.0, 1.0, -1.0, -2.0], holm(raw), strict=True)]
+    assert words == ["mmf better", "not separable", "not separable", "mmf worse"]  # raw p < 0.05 for all four
+    assert verdict(1.0, math.nan, "mmf") == "n/a"
+    assert verdict(-1.0, 0.01, "mmf", words=("lower", "higher")) == "mmf higher"
+
+
+def test_t_pvalue_matches_closed_forms():
+    for t in (0.0, 0.3, 1.0, 2.5, 12.7, 60.0):
+        assert t_pvalue(t, 1) == pytest.approx(1 - 2 / math.pi * math.atan(t), rel=1e-10, abs=1e-15)
+        assert t_pvalue(-t, 2) == pytest.approx(1 - t / math.sqrt(2 + t * t), rel=1e-10, abs=1e-15)
+
+
+def test_paired_test_matches_scipy():
+    stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(0)
+    for n in (2, 3, 5, 30):
+        for shift in (0.0, 0.4, 3.0):
+            d = rng.normal(shift, 1.0, n)
+            r = paired_test(d)
+            low, high = stats.t.interval(0.95, n - 1, loc=d.mean(), scale=stats.sem(d))
+            assert r.p == pytest.approx(stats.ttest_1samp(d, 0.0).pvalue, rel=1e-9)
+            assert (r.low, r.high) == (pytest.approx(low, rel=1e-5), pytest.approx(high, rel=1e-5))
+            assert mean_interval(d) == (r.mean, r.low, r.high)
+    assert paired_test([0.2, 0.2]).p == 0.0 and paired_test([0.0, 0.0]).p == 1.0  # no spread
+    one = paired_test([0.5])
+    assert one.n == 1 and math.isnan(one.p) and math.isnan(one.low)
+
+
+def test_t_quantile_against_scipy():
+    stats = pytest.importorskip("scipy.stats")
+    for df in (1, 2, 4, 9, 30):
+        for p in (0.9, 0.975, 0.995):
+            assert t_quantile(p, df) == pytest.approx(stats.t.ppf(p, df), rel=2e-4)
