@@ -8,10 +8,12 @@ from torch import nn
 
 from mmftraj.data import Normalizer
 from mmftraj.envs import load_layout, make_maze2d
+from mmftraj.errors import UserError
 from mmftraj.models.start_goal import StartGoalNet
 from mmftraj.models.transformer import TransformerConfig, build_transformer
 from mmftraj.planning import (
     Planner,
+    PlanSettings,
     first_arrival,
     run_episode,
     select_plan,
@@ -178,7 +180,7 @@ def test_a_plan_that_runs_out_short_of_the_goal_is_replanned_from_the_agent(repl
     for step, plan in ep.plans:
         np.testing.assert_allclose(plan.states[0], ep.path[step])
     later = [step for step, _ in ep.plans[1:]]
-    assert all(np.linalg.norm(ep.path[s, :2] - [1.0, 1.0]) > planner.goal_radius for s in later)
+    assert all(np.linalg.norm(ep.path[s, :2] - [1.0, 1.0]) > planner.settings.goal_radius for s in later)
     assert np.linalg.norm(ep.path[-1, :2] - [1.0, 1.0]) < 0.1
 
 
@@ -193,3 +195,21 @@ def test_smoothing_is_a_moving_average_that_keeps_the_start():
     np.testing.assert_allclose(y[:, 1:], expected[:, 1:], atol=1e-12)
     np.testing.assert_array_equal(y[:, 0], x[:, 0])
     assert smooth_plans(x, 1) is x
+
+
+def test_plan_settings_are_the_rollout_configs_fields_of_the_same_names():
+    from mmftraj.planning.rollouts import RolloutConfig, make_planner
+
+    e = RolloutConfig(steps=2, candidates=3, selection="first", goal_radius=0.3, truncate=False, goal_steps=[0.5, 1.0],
+                      smooth=5)
+    norm = Normalizer("limits", [0.0] * 4, [1.0] * 4)
+    planner = make_planner(StraightLine(16), norm, e, "euler", load_layout("umaze"))
+    assert planner.settings == PlanSettings(steps=2, mode="euler", candidates=3, selection="first", goal_radius=0.3,
+                                            truncate=False, goal_steps=(0.5, 1.0), smooth=5)
+    assert make_planner(StraightLine(16), norm, e, "mean", None, candidates=1).settings.candidates == 1
+    again = Planner(StraightLine(16), norm, planner.settings, steps=1)  # keywords replace single fields
+    assert (again.settings.steps, again.settings.candidates, again.settings.mode) == (1, 3, "euler")
+    for bad, message in (({"selection": "best"}, "unknown plan selection 'best'"),
+                         ({"candidates": 0}, "eval.candidates must be at least 1")):
+        with pytest.raises(UserError, match=message):
+            Planner(StraightLine(16), norm, planner.settings, **bad)

@@ -51,7 +51,7 @@ def run_episode(env, planner: Planner, replan_every: int = 0, seed: int = 0, max
     plan, k = None, 0
     for step in range(steps):
         exhausted = (plan is not None and np.ceil(speed * (k + 1) - 1e-9) > plan.end
-                     and np.linalg.norm(obs[:2] - goal) > planner.goal_radius)
+                     and np.linalg.norm(obs[:2] - goal) > planner.settings.goal_radius)
         if plan is None or (replan_every > 0 and k >= replan_every) or (replan_missed and exhausted):
             plan, k = planner.plan(obs, goal), 0
             seconds.append(plan.seconds)

@@ -24,7 +24,7 @@ from ..errors import UserError
 from ..io import atomic_path
 from ..training import tracked
 from .executor import run_episode
-from .planner import Planner
+from .planner import Planner, PlanSettings
 
 
 @dataclass
@@ -54,9 +54,9 @@ class RolloutConfig:
 
 def make_planner(net, normalizer, e: RolloutConfig, mode: str, layout, candidates: int | None = None,
                  seed: int = 0) -> Planner:
-    return Planner(net, normalizer, steps=e.steps, mode=mode, candidates=candidates or e.candidates,
-                   selection=e.selection, layout=layout, goal_radius=e.goal_radius, truncate=e.truncate, seed=seed,
-                   goal_steps=e.goal_steps, smooth=e.smooth)
+    """The planner of these eval settings (`candidates` replaces eval.candidates: 1 for latency)."""
+    settings = PlanSettings.of(e, mode=mode, candidates=candidates or e.candidates)
+    return Planner(net, normalizer, settings, layout=layout, seed=seed)
 
 
 # Named execution protocols (`mmftraj eval --protocol NAME`): the eval fields each one sets.
@@ -142,8 +142,8 @@ def evaluate_planner(net, normalizer, e: RolloutConfig, env_name: str, mode: str
         "score_mean": float(scores.mean()),
         "score_se": float(scores.std(ddof=1) / np.sqrt(len(scores))) if len(scores) > 1 else 0.0,
         "success_rate": float(np.mean([e.success for e in eps])),
-        "evaluations_per_plan": planner.steps,
-        "candidates": planner.candidates,
+        "evaluations_per_plan": planner.settings.steps,
+        "candidates": planner.settings.candidates,
         "goals": e.goals,
         "replan_every": e.replan_every,
         "replan_missed": e.replan_missed,
