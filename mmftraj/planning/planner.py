@@ -19,6 +19,7 @@ from ..errors import UserError, choice_error
 from ..models.start_goal import StartGoalNet
 
 SELECTIONS = ("first", "earliest")
+REPLAN_SELECTIONS = ("selection", "nearest")  # how a re-plan keeps a candidate: by `selection`, or nearest the old plan
 
 
 @dataclass
@@ -63,6 +64,15 @@ def smooth_plans(plans: np.ndarray, width: int) -> np.ndarray:
     return out
 
 
+def nearest_plan(plans: np.ndarray, previous: np.ndarray) -> int:
+    """Index of the (N, H, ≥2) candidate nearest the (M, ≥2) rest of the plan being executed
+    (row 0 of both: now): mean distance between positions over the min(H, M) overlapping steps
+    (ties: lowest index). Re-plans that keep to the old route instead of a fresh mode each time."""
+    m = min(plans.shape[1], len(previous))
+    distance = np.linalg.norm(plans[:, :m, :2] - np.asarray(previous)[None, :m, :2], axis=-1).mean(axis=1)
+    return int(np.argmin(distance))
+
+
 def select_plan(plans: np.ndarray, goal, layout=None, radius: float = 0.5) -> tuple[int, int]:
     """(index, first arrival) of the plan to execute among (N, H, ≥2) candidates.
 
@@ -91,10 +101,14 @@ class PlanSettings:
     truncate: bool = True  # the plan ends at its first arrival within goal_radius
     goal_steps: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)  # fractions of H (goal_anywhere networks)
     smooth: int = 1  # moving-average width over sampled plans; 1: none
+    replan_select: str = "selection"  # one of REPLAN_SELECTIONS (see Planner.plan)
+    fixed_noise: bool = False  # every plan of an episode starts from the episode's first noise
 
     def __post_init__(self):
         if self.selection not in SELECTIONS:
             raise choice_error("plan selection", self.selection, SELECTIONS)
+        if self.replan_select not in REPLAN_SELECTIONS:
+            raise choice_error("eval.replan_select", self.replan_select, REPLAN_SELECTIONS)
         if self.steps < 1:
             raise UserError(f"--steps (network evaluations per plan) must be at least 1, got {self.steps}")
         if self.candidates < 1:
@@ -128,9 +142,22 @@ class Planner:
         self.layout = layout
         self.generator = torch.Generator().manual_seed(seed)
         self.horizon, self.obs_dim = net.horizon, net.obs_dim
+        self._noise = None  # the episode's first noise, with fixed_noise
 
     def reseed(self, seed: int) -> None:
+        """A new episode: the generator restarts from `seed` and the fixed noise is drawn anew."""
         self.generator.manual_seed(seed)
+        self._noise = None
+
+    def noise(self, n: int) -> torch.Tensor:
+        """(n, H, obs_dim) initial noise of a plan: fresh draws, or with `fixed_noise` the first
+        draw since `reseed` again, so re-plans differ only by their start (and goal)."""
+        if self.settings.fixed_noise and self._noise is not None and len(self._noise) == n:
+            return self._noise
+        noise = torch.randn(n, self.horizon, self.obs_dim, generator=self.generator)
+        if self.settings.fixed_noise:
+            self._noise = noise
+        return noise
 
     def goal_indices(self, n: int) -> torch.Tensor | None:
         """Goal steps of n candidates: spread over `goal_steps` (fractions of H) when the network
@@ -152,7 +179,7 @@ class Planner:
         goal_n = torch.as_tensor(self.normalizer.normalize(goal_full)[: self.net.goal_dim], dtype=torch.float32)
         start = obs_n.expand(n, -1)
         goal_b = goal_n.expand(n, -1)
-        noise = torch.randn(n, self.horizon, self.obs_dim, generator=self.generator)
+        noise = self.noise(n)
         cond = {"start": start, "goal": goal_b}
         if goal_index is not None:
             cond["goal_index"] = goal_index
@@ -166,10 +193,20 @@ class Planner:
         plans[np.arange(n), rows, : self.net.goal_dim] = goal
         return plans
 
-    def plan(self, obs, goal) -> Plan:
+    def plan(self, obs, goal, previous: np.ndarray | None = None) -> Plan:
+        """A plan from obs (obs_dim,) to goal (2,). `previous` (M, ≥2) is the rest of the plan being
+        executed, its row 0 aligned with the new plan's (now); with replan_select="nearest" the
+        candidate nearest it is kept, and without it (an episode's first plan, a plan used up, a
+        moved goal) `selection` decides."""
         s = self.settings
         t0 = time.perf_counter()
         plans = smooth_plans(self.sample_plans(obs, goal), s.smooth)
-        chosen, arrival = select_plan(plans, goal, self.layout if s.selection == "earliest" else None, s.goal_radius)
+        if s.replan_select == "nearest" and previous is not None and len(previous) > 0:
+            chosen = nearest_plan(plans, previous)
+            arrival = int(first_arrival(plans[chosen : chosen + 1, :, :2], np.asarray(goal, dtype=np.float64),
+                                        s.goal_radius)[0])
+        else:
+            chosen, arrival = select_plan(plans, goal, self.layout if s.selection == "earliest" else None,
+                                          s.goal_radius)
         end = arrival if s.truncate else self.horizon - 1
         return Plan(plans[chosen], end, plans, chosen, time.perf_counter() - t0, s.steps)
