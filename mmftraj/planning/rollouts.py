@@ -144,14 +144,13 @@ def evaluate_planner(net, normalizer, e: RolloutConfig, env_name: str, mode: str
     goal = episode_goal(e, env.layout, seed)
     if goal is not None:
         env.reset(seed=seed, options={"goal": tuple(goal)})  # a goal in a wall or outside: UserError now
-    runner = DisturbedEnv(env, disturbances) if disturbances.active else env
+    runner = DisturbedEnv(env, disturbances)  # undisturbed: the env's own steps, bit for bit
     eps, pushes, refused = [], 0, 0
     t0 = time.perf_counter()
     for i in tracked(range(episodes), f"rollouts {env_name}", episodes, progress):
         eps.append(run_episode(runner, planner, seed=seed + i, goal=episode_goal(e, env.layout, seed + i),
                                **execution_options(e)))
-        pushes += getattr(runner, "pushes", 0)
-        refused += getattr(runner, "refused", 0)
+        pushes, refused = pushes + runner.pushes, refused + runner.refused
     wall = time.perf_counter() - t0
     scores = np.array([e.score for e in eps])
     plans = sum(len(e.plan_seconds) for e in eps)

@@ -254,11 +254,11 @@ def evaluate(checkpoint: str | Path, steps: list[int] | None = None, episodes: i
     net, cfg, normalizer = load_model(checkpoint)
     check_eval_overrides(overrides)
     cfg = apply_overrides(cfg, list(overrides))
-    check_eval(cfg.eval, cfg.eval.env or cfg.data.env)
     if episodes is not None:
         if episodes < 1:
             raise UserError(f"--episodes must be at least 1, got {episodes}")
         cfg.eval.episodes = episodes
+    check_eval(cfg.eval, cfg.eval.env or cfg.data.env)
     mode = ModularMeanFlow(cfg.objective).sampling_mode
     if not steps:
         steps = [cfg.eval.fm_steps if mode == "euler" else cfg.eval.steps]
