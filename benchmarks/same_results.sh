@@ -25,9 +25,11 @@ for tree in "$tmp/base" "$repo"; do
 done
 python - "$tmp/out/base" "$tmp/out/$(basename "$repo")" <<'PY'
 import json, sys
-skip = ("time", "_s", "latency", "plan_seconds", "rate", "run_dir", "checkpoint", "wall", "threads", "_ms")
+skip = ("time", "latency", "plan_seconds", "run_dir", "checkpoint", "wall", "threads")  # timings, paths
+def kept(k):  # "_s" only as a suffix (seconds): score_se, success_rate, plans_per_episode are compared
+    return not k.endswith(("_s", "_ms")) and not any(s in k for s in skip)
 def clean(d):
-    return {k: clean(v) for k, v in d.items() if not any(s in k for s in skip)} if isinstance(d, dict) else d
+    return {k: clean(v) for k, v in d.items() if kept(k)} if isinstance(d, dict) else d
 def new_keys(a, b, at=""):  # fields only the working tree writes: reported, not a difference
     keys = [at + k for k in b if k not in a]
     return keys + [k for key in a if isinstance(a[key], dict) and isinstance(b.get(key), dict)
