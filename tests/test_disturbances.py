@@ -228,3 +228,14 @@ def test_eval_takes_the_coherent_protocol_and_disturbances(checkpoint, tmp_path)
         1, 8, "nearest", True, 4)
     assert one["plans_per_episode"] == 300 and one["network_calls_per_env_step"] == 1.0  # a plan at every step
     assert one["disturbances"]["goal_move_at"] == 100 and one["disturbances"]["pushes_per_episode"] > 10
+
+
+def test_a_splits_conditions_refuse_disturbances_and_score_undisturbed_runs():
+    from mmftraj.planning.conditions import STANDARD, evaluate_condition
+
+    with pytest.raises(UserError, match="disturb `mmftraj eval` rollouts"):
+        evaluate_condition(StraightLine(), IDENTITY, RolloutConfig(obs_noise=0.1), "maze2d-umaze-v1", "mean", STANDARD,
+                           episodes=1)
+    e = RolloutConfig(selection="first", smooth=1, blend=3, replan_every=8)
+    res = evaluate_condition(StraightLine(), IDENTITY, e, "maze2d-open-v0", "mean", STANDARD, episodes=2)
+    assert res["episodes"] == 2 and 0 <= res["success_rate"] <= 1
