@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from mmftraj.envs import make_maze2d
-from mmftraj.planning import Planner, run_episode
+from mmftraj.planning import Planner, PlanSettings, run_episode
 from mmftraj.planning.rollouts import plan_times_ms
 from mmftraj.run_request import resolve_config
 from mmftraj.tasks import maze2d as M
@@ -81,8 +81,7 @@ def main() -> None:
     for net, cfg, norm in parts if args.every_step else []:
         env = make_maze2d(cfg.data.env)
         e = cfg.eval
-        planner = Planner(net, norm, steps=args.steps[0], candidates=1, selection=e.selection, layout=env.layout,
-                          goal_radius=e.goal_radius, truncate=e.truncate, goal_steps=e.goal_steps, smooth=e.smooth)
+        planner = Planner(net, norm, PlanSettings.of(e, mode="mean", steps=args.steps[0], candidates=1), layout=env.layout)
         ep = run_episode(env, planner, replan_every=1, seed=0, keep_plans=0, speed=e.speed)
         episodes.append({"env": cfg.data.env, "plans": len(ep.plan_seconds), "steps": env.max_episode_steps,
                          "planning_s": round(float(np.sum(ep.plan_seconds)), 3),

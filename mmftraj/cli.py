@@ -100,7 +100,7 @@ def evaluate(
     out: Path = typer.Option(None, help="Output folder; default <run>/eval/."),
     set_: list[str] = typer.Option([], "--set", help="Override evaluation fields, e.g. --set eval.replan_every=16."),
     goals: str = typer.Option(None, help="maze2d: layout (the maze's goal, d4rl) or random (a random free-cell goal each episode: Diffuser's multi-task protocol); as --set eval.goals=..."),
-    protocol: str = typer.Option(None, help="maze2d: default (the run's eval settings), diffuser (plan once, open loop, no smoothing, one candidate) or every-step (replan at every env step); --set still wins."),
+    protocol: str = typer.Option(None, help="maze2d: default (the run's eval settings), diffuser (plan once, open loop, no smoothing, one candidate), every-step (replan at every env step) or coherent (every step, the candidate nearest the old plan, fixed noise, 4 plans blended); --set still wins."),
     threads: int = typer.Option(0, help="CPU threads (0: the cores the last minute's load leaves free, at least 1)."),
 ):
     """Evaluate a trained checkpoint; writes results.json and plots, prints a table. (cifar: the

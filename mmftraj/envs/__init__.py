@@ -16,6 +16,9 @@ Usage::
     ctrl = WaypointController(layout, rng=np.random.default_rng(0)); action = ctrl(obs, goal)
     fig = plot_maze(layout, lines=[plan_xy, rollout_xy], start=obs[:2], goal=env.goal, path="maze.png")
 
+Evaluation disturbances (pushes, actuator and observation noise, a goal that moves once):
+`mmftraj.envs.disturbances` (DisturbedEnv wraps an env).
+
 Positions are d4rl's qpos coordinates: cell (i, j) is centred at (i, j); walls look shifted by -0.2.
 """
 

@@ -21,6 +21,7 @@ from .pointmaze import POINTMAZE, PointMazeEnv
 
 REWARD_RADIUS = 0.5
 VEL_CLIP = 5.0
+STATE = mujoco.mjtState.mjSTATE_INTEGRATION  # all a step depends on (time, qpos, qvel, warm start, ctrl, ...)
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,24 @@ class Maze2dEnv(gym.Env):
         reward = 1.0 if np.linalg.norm(obs[:2] - self.goal) <= REWARD_RADIUS else 0.0
         return obs, reward, False, False, {"goal": self.goal.copy()}
 
+    def set_goal(self, goal) -> None:
+        """Move the goal to a free point (else UserError); the rewards of later steps use it."""
+        self.goal = self._check_goal(goal)
+
+    def push_step(self, action, kick) -> tuple:
+        """`step(action)` with the velocity changed by `kick` (2,) first: step's five values and
+        whether the push was applied. A push is refused (the step is taken as if it never came, bit
+        for bit) when its step would end with the particle's centre inside a wall or outside the
+        maze. Velocities are still clipped to ±5 per axis before the step, so a push is bounded."""
+        saved = np.empty(mujoco.mj_stateSize(self.model, STATE))
+        mujoco.mj_getState(self.model, self.data, saved, STATE)
+        self.data.qvel[:] += np.asarray(kick, dtype=np.float64)
+        out = self.step(action)
+        if self.layout.is_free(out[0][:2]):
+            return (*out, True)
+        mujoco.mj_setState(self.model, self.data, saved, STATE)
+        return (*self.step(action), False)
+
     def get_normalized_score(self, episode_return: float) -> float:
         """100 * (return - ref_min) / (ref_max - ref_min), with d4rl's reference returns."""
         if self.ref_min is None or self.ref_max is None:
@@ -175,6 +194,16 @@ def env_layout(name: str) -> str:
     if key not in SPECS:
         raise choice_error("maze2d env", name, [*SPECS, *POINTMAZE])
     return SPECS[key].layout
+
+
+def episode_length(name: str) -> int:
+    """The registered episode length of a maze2d or PointMaze env id."""
+    key = name.split("/")[-1]
+    if key in POINTMAZE:
+        return POINTMAZE[key].max_episode_steps
+    if key not in SPECS:
+        raise choice_error("maze2d env", name, [*SPECS, *POINTMAZE])
+    return SPECS[key].max_episode_steps
 
 
 def make_maze2d(name: str = "maze2d-umaze-v1", layout: str | Layout | None = None) -> Maze2dEnv:

@@ -133,11 +133,7 @@ class PointMazeEnv:
         options = options or {}
         obs, _ = self.env.reset(seed=seed)
         if options.get("goal") is not None:
-            goal = np.asarray(options["goal"], dtype=np.float64)
-            if goal.shape != (2,) or not self.layout.is_free(goal):
-                raise UserError(f"goal {goal.tolist()} is not a free point of {self.env_id}")
-            self.env.goal = self.frame.position_out(goal)
-            self.env.update_target_site_pos()
+            self.set_goal(options["goal"])
         if options.get("start") is not None:
             start = np.asarray(options["start"], dtype=np.float64)
             if start.shape != (2,) or not self.layout.is_free(start):
@@ -152,6 +148,15 @@ class PointMazeEnv:
         action = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
         obs, reward, _, _, _ = self.env.step(self.frame.vector_out(action).astype(np.float32))
         return self.frame.observation_in(obs["observation"]), float(reward), False, False, {"goal": self.goal.copy()}
+
+    def set_goal(self, goal) -> None:
+        """Move the goal (maze2d's frame) to a free point (else UserError); later rewards use it."""
+        goal = np.asarray(goal, dtype=np.float64)
+        if goal.shape != (2,) or not self.layout.is_free(goal):
+            raise UserError(f"goal {goal.tolist()} is not a free point of {self.env_id}")
+        self.env.goal = self.frame.position_out(goal)
+        self.env.update_target_site_pos()
+        self.goal = self.frame.position_in(self.env.goal)
 
     def get_normalized_score(self, episode_return: float) -> float:
         return 100.0 * (episode_return - self.ref_min) / (self.ref_max - self.ref_min)

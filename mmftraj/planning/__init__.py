@@ -1,6 +1,6 @@
 """Planning and control with a trajectory generator, one network evaluation per plan or chunk.
 
-- `planner`: plans from a start-goal network (Planner, Plan, smoothing, selection);
+- `planner`: plans from a start-goal network (Planner, PlanSettings, Plan, smoothing, selection);
 - `executor`: maze2d's tracking controller running plans in an env (run_episode);
 - `rollouts`: scoring a maze2d planner over fixed-seed episodes (RolloutConfig, evaluate_planner);
 - `conditions`: the in- and out-of-distribution conditions of a split and scoring under each;
@@ -13,7 +13,7 @@
 """
 
 from .executor import Episode, run_episode, tracking_action
-from .planner import Plan, Planner, first_arrival, select_plan, smooth_plans, wall_hits
+from .planner import Plan, Planner, PlanSettings, first_arrival, select_plan, smooth_plans, wall_hits
 
-__all__ = ["Episode", "Plan", "Planner", "first_arrival", "run_episode", "select_plan", "smooth_plans",
+__all__ = ["Episode", "Plan", "PlanSettings", "Planner", "first_arrival", "run_episode", "select_plan", "smooth_plans",
            "tracking_action", "wall_hits"]

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..data.splits import NOMINAL, Split, load_split
 from ..envs import make_maze2d
+from ..envs.disturbances import Disturbances
 from ..envs.layouts import as_layout
 from ..errors import UserError
 from ..progress import tracked
@@ -120,6 +121,9 @@ def evaluate_condition(net, normalizer, e: RolloutConfig, env_name: str, mode: s
 
     if episodes < 1:
         raise UserError(f"evaluation episodes must be at least 1, got {episodes}")
+    if Disturbances.of(e).active:
+        raise UserError("eval.push_*, action_noise, obs_noise and goal_move_at disturb `mmftraj eval` rollouts; "
+                        "a split's conditions have their own shifts (envs/splits)")
     env_name = condition.env or env_name
     env = ShiftedEnv(make_maze2d(env_name), condition)
     planner = make_planner(net, normalizer, e, mode, env.layout, seed=seed)

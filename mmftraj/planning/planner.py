@@ -1,14 +1,15 @@
 """Plans from a start-goal trajectory generator: one network evaluation per plan (k on request),
 several candidates in one batched call, smoothing, and the choice of one candidate.
 
-    planner = Planner(net, obs_normalizer, steps=1, mode="mean", candidates=16, layout=layout)
+    planner = Planner(net, obs_normalizer, PlanSettings(steps=1, candidates=16), layout=layout)
+    planner = Planner(net, obs_normalizer, layout=layout, candidates=16)   # the same: fields as keywords
     plan = planner.plan(obs, goal)           # Plan: states (H, 4) raw units, arrival index, candidates
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import torch
@@ -18,6 +19,7 @@ from ..errors import UserError, choice_error
 from ..models.start_goal import StartGoalNet
 
 SELECTIONS = ("first", "earliest")
+REPLAN_SELECTIONS = ("selection", "nearest")  # how a re-plan keeps a candidate: by `selection`, or nearest the old plan
 
 
 @dataclass
@@ -62,6 +64,15 @@ def smooth_plans(plans: np.ndarray, width: int) -> np.ndarray:
     return out
 
 
+def nearest_plan(plans: np.ndarray, previous: np.ndarray) -> int:
+    """Index of the (N, H, ≥2) candidate nearest the (M, ≥2) rest of the plan being executed
+    (row 0 of both: now): mean distance between positions over the min(H, M) overlapping steps
+    (ties: lowest index). Re-plans that keep to the old route instead of a fresh mode each time."""
+    m = min(plans.shape[1], len(previous))
+    distance = np.linalg.norm(plans[:, :m, :2] - np.asarray(previous)[None, :m, :2], axis=-1).mean(axis=1)
+    return int(np.argmin(distance))
+
+
 def select_plan(plans: np.ndarray, goal, layout=None, radius: float = 0.5) -> tuple[int, int]:
     """(index, first arrival) of the plan to execute among (N, H, ≥2) candidates.
 
@@ -77,50 +88,90 @@ def select_plan(plans: np.ndarray, goal, layout=None, radius: float = 0.5) -> tu
     return chosen, int(arrival[chosen])
 
 
+@dataclass(frozen=True)
+class PlanSettings:
+    """How a plan is drawn and one candidate kept: the planner's share of a rollout config (when
+    and how plans are executed stays with run_episode). Checked on construction."""
+
+    steps: int = 1  # network evaluations per plan
+    mode: str = "mean"  # mmftraj.core.sample's mode: "mean" (mean-flow variants) or "euler" (fm)
+    candidates: int = 1  # plans drawn in one batched call
+    selection: str = "earliest"  # one of SELECTIONS
+    goal_radius: float = 0.5
+    truncate: bool = True  # the plan ends at its first arrival within goal_radius
+    goal_steps: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)  # fractions of H (goal_anywhere networks)
+    smooth: int = 1  # moving-average width over sampled plans; 1: none
+    replan_select: str = "selection"  # one of REPLAN_SELECTIONS (see Planner.plan)
+    fixed_noise: bool = False  # every plan of an episode starts from the episode's first noise
+
+    def __post_init__(self):
+        if self.selection not in SELECTIONS:
+            raise choice_error("plan selection", self.selection, SELECTIONS)
+        if self.replan_select not in REPLAN_SELECTIONS:
+            raise choice_error("eval.replan_select", self.replan_select, REPLAN_SELECTIONS)
+        if self.steps < 1:
+            raise UserError(f"--steps (network evaluations per plan) must be at least 1, got {self.steps}")
+        if self.candidates < 1:
+            raise UserError(f"eval.candidates must be at least 1, got {self.candidates}")
+        object.__setattr__(self, "goal_steps", tuple(self.goal_steps))
+        object.__setattr__(self, "smooth", int(self.smooth))
+
+    @classmethod
+    def of(cls, config, **changes) -> PlanSettings:
+        """The settings of the same names in `config` (a RolloutConfig), with `changes` on top
+        (fields `config` does not have, such as `mode`, must be among them)."""
+        return cls(**{f.name: changes[f.name] if f.name in changes else getattr(config, f.name) for f in fields(cls)})
+
+
 class Planner:
-    """Samples plans from the current observation to a goal position with `steps` evaluations.
+    """Samples plans from the current observation to a goal position with `settings.steps` evaluations.
 
     With `candidates` > 1 a batch of plans is drawn in the same evaluations and one is kept by
     `selection`: "first" takes candidate 0; "earliest" takes the plan with the fewest points in
     walls, then the earliest arrival at the goal (a cheap rule: no extra network calls).
+    Keywords (`steps=`, `candidates=`, ...) replace those fields of `settings`.
     """
 
-    def __init__(self, net: StartGoalNet, normalizer, steps: int = 1, mode: str = "mean", candidates: int = 1,
-                 selection: str = "earliest", layout=None, goal_radius: float = 0.5, truncate: bool = True,
-                 seed: int = 0, goal_steps=(0.25, 0.5, 0.75, 1.0), smooth: int = 1):
-        if selection not in SELECTIONS:
-            raise choice_error("plan selection", selection, SELECTIONS)
-        if steps < 1:
-            raise UserError(f"--steps (network evaluations per plan) must be at least 1, got {steps}")
-        if candidates < 1:
-            raise UserError(f"eval.candidates must be at least 1, got {candidates}")
-        if selection == "earliest" and layout is None and candidates > 1:
+    def __init__(self, net: StartGoalNet, normalizer, settings: PlanSettings | None = None, layout=None,
+                 seed: int = 0, **changes):
+        self.settings = s = replace(settings or PlanSettings(), **changes)
+        if s.selection == "earliest" and layout is None and s.candidates > 1:
             raise UserError("plan selection 'earliest' needs the maze layout")
         self.net = net.eval()
         self.normalizer = normalizer
-        self.steps, self.mode, self.candidates = steps, mode, candidates
-        self.selection, self.layout, self.goal_radius, self.truncate = selection, layout, goal_radius, truncate
+        self.layout = layout
         self.generator = torch.Generator().manual_seed(seed)
         self.horizon, self.obs_dim = net.horizon, net.obs_dim
-        self.goal_steps = tuple(goal_steps)
-        self.smooth = int(smooth)
+        self._noise = None  # the episode's first noise, with fixed_noise
 
     def reseed(self, seed: int) -> None:
+        """A new episode: the generator restarts from `seed` and the fixed noise is drawn anew."""
         self.generator.manual_seed(seed)
+        self._noise = None
+
+    def noise(self, n: int) -> torch.Tensor:
+        """(n, H, obs_dim) initial noise of a plan: fresh draws, or with `fixed_noise` the first
+        draw since `reseed` again, so re-plans differ only by their start (and goal)."""
+        if self.settings.fixed_noise and self._noise is not None and len(self._noise) == n:
+            return self._noise
+        noise = torch.randn(n, self.horizon, self.obs_dim, generator=self.generator)
+        if self.settings.fixed_noise:
+            self._noise = noise
+        return noise
 
     def goal_indices(self, n: int) -> torch.Tensor | None:
         """Goal steps of n candidates: spread over `goal_steps` (fractions of H) when the network
         takes a goal step, else None (the last step)."""
         if not self.net.goal_anywhere:
             return None
-        fr = torch.tensor(self.goal_steps, dtype=torch.float64)
+        fr = torch.tensor(self.settings.goal_steps, dtype=torch.float64)
         idx = torch.round(fr * (self.horizon - 1)).long().clamp(1, self.horizon - 1)
         return idx.repeat_interleave(int(np.ceil(n / len(idx))))[:n]
 
     @torch.no_grad()
     def sample_plans(self, obs, goal, n: int | None = None) -> np.ndarray:
         """(n, H, obs_dim) raw-unit plans from obs (obs_dim,) to goal position (goal_dim,)."""
-        n = n or self.candidates
+        n = n or self.settings.candidates
         goal_index = self.goal_indices(n)
         obs_n = torch.as_tensor(self.normalizer.normalize(np.asarray(obs, dtype=np.float64)), dtype=torch.float32)
         goal_full = np.zeros(self.obs_dim)
@@ -128,24 +179,34 @@ class Planner:
         goal_n = torch.as_tensor(self.normalizer.normalize(goal_full)[: self.net.goal_dim], dtype=torch.float32)
         start = obs_n.expand(n, -1)
         goal_b = goal_n.expand(n, -1)
-        noise = torch.randn(n, self.horizon, self.obs_dim, generator=self.generator)
+        noise = self.noise(n)
         cond = {"start": start, "goal": goal_b}
         if goal_index is not None:
             cond["goal_index"] = goal_index
         if self.net.inpaint:
             pinned = self.net.pinned(n, goal_index).bool()
             noise = torch.where(pinned, self.net.pinned_values(start, goal_b, goal_index), noise)
-        x = sample(self.net, noise, steps=self.steps, mode=self.mode, **cond)
+        x = sample(self.net, noise, steps=self.settings.steps, mode=self.settings.mode, **cond)
         plans = self.normalizer.unnormalize(x.double().numpy())
         plans[:, 0] = np.asarray(obs, dtype=np.float64)  # exact, whatever the conditioning
         rows = goal_index.numpy() if goal_index is not None else np.full(n, self.horizon - 1)
         plans[np.arange(n), rows, : self.net.goal_dim] = goal
         return plans
 
-    def plan(self, obs, goal) -> Plan:
+    def plan(self, obs, goal, previous: np.ndarray | None = None) -> Plan:
+        """A plan from obs (obs_dim,) to goal (2,). `previous` (M, ≥2) is the rest of the plan being
+        executed, its row 0 aligned with the new plan's (now); with replan_select="nearest" the
+        candidate nearest it is kept, and without it (an episode's first plan, a plan used up, a
+        moved goal) `selection` decides."""
+        s = self.settings
         t0 = time.perf_counter()
-        plans = smooth_plans(self.sample_plans(obs, goal), self.smooth)
-        chosen, arrival = select_plan(plans, goal, self.layout if self.selection == "earliest" else None,
-                                      self.goal_radius)
-        end = arrival if self.truncate else self.horizon - 1
-        return Plan(plans[chosen], end, plans, chosen, time.perf_counter() - t0, self.steps)
+        plans = smooth_plans(self.sample_plans(obs, goal), s.smooth)
+        if s.replan_select == "nearest" and previous is not None and len(previous) > 0:
+            chosen = nearest_plan(plans, previous)
+            arrival = int(first_arrival(plans[chosen : chosen + 1, :, :2], np.asarray(goal, dtype=np.float64),
+                                        s.goal_radius)[0])
+        else:
+            chosen, arrival = select_plan(plans, goal, self.layout if s.selection == "earliest" else None,
+                                          s.goal_radius)
+        end = arrival if s.truncate else self.horizon - 1
+        return Plan(plans[chosen], end, plans, chosen, time.perf_counter() - t0, s.steps)

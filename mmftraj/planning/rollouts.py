@@ -12,7 +12,7 @@ reference returns.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -20,11 +20,12 @@ import numpy as np
 import torch
 
 from ..envs import make_maze2d, plot_maze, random_free_point
+from ..envs.disturbances import Disturbances, DisturbedEnv
 from ..errors import UserError
 from ..io import atomic_path
 from ..progress import tracked
 from .executor import run_episode
-from .planner import Planner
+from .planner import Planner, PlanSettings
 
 
 @dataclass
@@ -47,6 +48,16 @@ class RolloutConfig:
     env: str | None = None  # evaluation env; None: the training env
     goal: list[float] | None = None  # a goal (x, y) instead of the layout's; must be a free point
     goals: Literal["layout", "random"] = "layout"  # random: a random free-cell goal each episode (multi-task)
+    # coherent re-planning (docs/usage.md); the defaults are plain re-planning
+    replan_select: Literal["selection", "nearest"] = "selection"  # nearest: the candidate nearest the old plan's rest
+    fixed_noise: bool = False  # the same initial noise for every plan of an episode
+    blend: int = 1  # track the weighted mean of the last `blend` plans (weights 2^-age); 1: the newest only
+    # disturbances (mmftraj.envs.disturbances), each from its own stream of the episode's seed; 0: off
+    push_size: float = 0.0  # velocity kick (qvel units) in a random direction
+    push_rate: float = 0.0  # probability of a kick per env step
+    action_noise: float = 0.0  # std of Gaussian actuator noise
+    obs_noise: float = 0.0  # std of Gaussian noise on what the controller and planner see
+    goal_move_at: int = 0  # after this many env steps the goal moves once to another random free cell
     plots: int = 6  # episodes drawn in rollouts.png / plans.png
     latency_repeats: int = 50
     train_episodes: int = 20  # episodes scored at the end of `train` (0: none)
@@ -54,19 +65,22 @@ class RolloutConfig:
 
 def make_planner(net, normalizer, e: RolloutConfig, mode: str, layout, candidates: int | None = None,
                  seed: int = 0) -> Planner:
-    return Planner(net, normalizer, steps=e.steps, mode=mode, candidates=candidates or e.candidates,
-                   selection=e.selection, layout=layout, goal_radius=e.goal_radius, truncate=e.truncate, seed=seed,
-                   goal_steps=e.goal_steps, smooth=e.smooth)
+    """The planner of these eval settings (`candidates` replaces eval.candidates: 1 for latency)."""
+    settings = PlanSettings.of(e, mode=mode, candidates=candidates or e.candidates)
+    return Planner(net, normalizer, settings, layout=layout, seed=seed)
 
 
 # Named execution protocols (`mmftraj eval --protocol NAME`): the eval fields each one sets.
 # diffuser: Diffuser's maze2d protocol - plan once, track it open loop (after its end, hold its last
 #   state), no smoothing, one candidate (so the maze map is never read), no re-plan when missed.
 # every-step: closed loop, a new plan from the agent's state at every env step.
+# coherent: every-step with plans that agree with each other: 8 candidates, the one nearest the
+#   old plan kept, the episode's noise fixed, the last 4 plans blended (not yet measured).
 PROTOCOLS = {
     "diffuser": {"replan_every": 0, "replan_missed": False, "smooth": 1, "candidates": 1, "truncate": False,
                  "speed": 1.0},
     "every-step": {"replan_every": 1},
+    "coherent": {"replan_every": 1, "candidates": 8, "replan_select": "nearest", "fixed_noise": True, "blend": 4},
 }
 
 
@@ -97,7 +111,7 @@ def episode_goal(e: RolloutConfig, layout, episode_seed: int):
 
 def execution_options(e: RolloutConfig) -> dict:
     """run_episode's execution settings (shared by evaluations and reports)."""
-    return {"replan_every": e.replan_every, "speed": e.speed, "replan_missed": e.replan_missed}
+    return {"replan_every": e.replan_every, "speed": e.speed, "replan_missed": e.replan_missed, "blend": e.blend}
 
 
 def plan_times_ms(planner: Planner, obs, goal, repeats: int = 50, warmup: int = 5) -> np.ndarray:
@@ -119,20 +133,28 @@ def plan_latency_ms(planner: Planner, obs, goal, repeats: int = 50, warmup: int 
 
 def evaluate_planner(net, normalizer, e: RolloutConfig, env_name: str, mode: str, episodes: int = 100,
                      seed: int = 0, out: Path | None = None, progress: bool = True) -> dict:
-    """Score `episodes` rollouts in `env_name`; write plots under `out` (results.json is the caller's)."""
+    """Score `episodes` rollouts in `env_name` (under eval's disturbances, if any); write plots under
+    `out` (results.json is the caller's).
+
+    `network_calls_per_env_step` counts batched forward passes of the network: a plan costs
+    `evaluations_per_plan` of them whatever its candidates (drawn in one batch)."""
+    disturbances = Disturbances.of(e)
     env = make_maze2d(env_name)
     planner = make_planner(net, normalizer, e, mode, env.layout, seed=seed)
     goal = episode_goal(e, env.layout, seed)
     if goal is not None:
         env.reset(seed=seed, options={"goal": tuple(goal)})  # a goal in a wall or outside: UserError now
-    eps = []
+    runner = DisturbedEnv(env, disturbances)  # undisturbed: the env's own steps, bit for bit
+    eps, pushes, refused = [], 0, 0
     t0 = time.perf_counter()
     for i in tracked(range(episodes), f"rollouts {env_name}", episodes, progress):
-        eps.append(run_episode(env, planner, seed=seed + i, goal=episode_goal(e, env.layout, seed + i),
+        eps.append(run_episode(runner, planner, seed=seed + i, goal=episode_goal(e, env.layout, seed + i),
                                **execution_options(e)))
+        pushes, refused = pushes + runner.pushes, refused + runner.refused
     wall = time.perf_counter() - t0
     scores = np.array([e.score for e in eps])
     plans = sum(len(e.plan_seconds) for e in eps)
+    env_steps = sum(len(e.path) - 1 for e in eps)
     obs, _ = env.reset(seed=seed, options={"goal": tuple(goal)} if goal is not None else None)
     single = make_planner(net, normalizer, e, mode, env.layout, candidates=1, seed=seed)
     results = {
@@ -142,14 +164,19 @@ def evaluate_planner(net, normalizer, e: RolloutConfig, env_name: str, mode: str
         "score_mean": float(scores.mean()),
         "score_se": float(scores.std(ddof=1) / np.sqrt(len(scores))) if len(scores) > 1 else 0.0,
         "success_rate": float(np.mean([e.success for e in eps])),
-        "evaluations_per_plan": planner.steps,
-        "candidates": planner.candidates,
+        "evaluations_per_plan": planner.settings.steps,
+        "candidates": planner.settings.candidates,
         "goals": e.goals,
         "replan_every": e.replan_every,
         "replan_missed": e.replan_missed,
         "speed": e.speed,
         "smooth": e.smooth,
+        "replan_select": e.replan_select,
+        "fixed_noise": e.fixed_noise,
+        "blend": e.blend,
+        "disturbances": {**asdict(disturbances), "pushes_per_episode": pushes / episodes, "pushes_refused": refused},
         "plans_per_episode": plans / episodes,
+        "network_calls_per_env_step": plans * planner.settings.steps / env_steps,
         "plan_seconds_per_episode": float(np.mean([sum(e.plan_seconds) for e in eps])),
         "plan_latency_ms_batch1": plan_latency_ms(single, obs, env.goal, e.latency_repeats),
         "plan_latency_ms": 1000.0 * float(np.median(np.concatenate([e.plan_seconds for e in eps]))),

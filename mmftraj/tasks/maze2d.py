@@ -25,8 +25,9 @@ from ..data.generate import default_path, generate
 from ..data.pointmaze import DATASET_IDS, dataset_dir, generate_pointmaze
 from ..data.pointmaze import default_root as pointmaze_root
 from ..data.splits import prepare_windows
+from ..envs.disturbances import Disturbances
 from ..envs.layouts import load_layout
-from ..envs.maze2d import env_layout
+from ..envs.maze2d import env_layout, episode_length
 from ..envs.pointmaze import POINTMAZE
 from ..errors import UserError
 from ..models.start_goal import StartGoalNet
@@ -257,6 +258,7 @@ def evaluate(checkpoint: str | Path, steps: list[int] | None = None, episodes: i
         if episodes < 1:
             raise UserError(f"--episodes must be at least 1, got {episodes}")
         cfg.eval.episodes = episodes
+    check_eval(cfg.eval, cfg.eval.env or cfg.data.env)
     mode = ModularMeanFlow(cfg.objective).sampling_mode
     if not steps:
         steps = [cfg.eval.fm_steps if mode == "euler" else cfg.eval.steps]
@@ -270,19 +272,30 @@ def evaluate(checkpoint: str | Path, steps: list[int] | None = None, episodes: i
     return results
 
 
-def check_eval(e: RolloutConfig) -> None:
-    """eval.* values the rollouts after training (or `eval`) could only fail on, refused first."""
+def check_eval(e: RolloutConfig, env: str | None = None) -> None:
+    """eval.* values the rollouts after training (or `eval`) could only fail on, refused first;
+    with the evaluation `env`, also disturbances that env cannot have."""
     at_least = {"episodes": 1, "steps": 1, "fm_steps": 1, "candidates": 1, "smooth": 1, "latency_repeats": 1,
-                "train_episodes": 0, "replan_every": 0, "plots": 0}
+                "train_episodes": 0, "replan_every": 0, "plots": 0, "blend": 1}
     bad = [f"eval.{k} must be at least {low}, got {getattr(e, k)}" for k, low in at_least.items() if getattr(e, k) < low]
     bad += [f"eval.{k} must be positive, got {getattr(e, k)}" for k in ("speed", "goal_radius") if not getattr(e, k) > 0]
+    try:
+        d = Disturbances.of(e)
+    except UserError as err:
+        bad.append(str(err))
+    else:
+        if env is not None and d.pushes and env.split("/")[-1] in POINTMAZE:
+            bad.append(f"eval.push_size/push_rate need a maze2d-* env, not {env}")
+        if env is not None and d.goal_move_at and d.goal_move_at >= episode_length(env):
+            bad.append(f"eval.goal_move_at must be below {env}'s episode length {episode_length(env)} (0: never), "
+                       f"got {d.goal_move_at}")
     if bad:
         raise UserError("; ".join(bad))
 
 
 def check_config(cfg: Config, preset: str | None) -> None:
     check_preset(cfg, preset)
-    check_eval(cfg.eval)
+    check_eval(cfg.eval, cfg.eval.env or cfg.data.env)
 
 
 def check_preset(cfg: Config, preset: str | None) -> None:
