@@ -164,12 +164,9 @@ class TrainKey:
         return f"{self.variant}-{label}-f{self.fraction:g}-s{self.seed}"
 
     def overrides(self, subset_seed: int) -> list[str]:
-        """The tangent when the variant label names one, and the data overrides."""
-        return label_options(self.variant)[1] + self.data_overrides(subset_seed)
-
-    def data_overrides(self, subset_seed: int) -> list[str]:
-        """Data overrides (none for the full data, so plain runs need no split support)."""
-        out = []
+        """The tangent when the variant label names one, and the data overrides (none for the full
+        data, so plain runs need no split support)."""
+        out = label_options(self.variant)[1]
         if self.split is not None:
             out.append(f"data.split={self.split}")
         if self.fraction != 1.0:
@@ -256,7 +253,12 @@ def ensure_trained(cfg: ReportConfig, key: TrainKey, runs_dir: Path, progress: b
 
 # Eval fields added after scores were stored, at the value that behaves as before they existed:
 # left out of a score's id at that value, so stored scores stay valid (and any other value re-scores).
-EVAL_FIELDS_ADDED = {"goals": "layout"}
+EVAL_FIELDS_ADDED = {
+    "goals": "layout",
+    # closed-loop re-planning and disturbances (all off at these values)
+    "replan_select": "selection", "fixed_noise": False, "blend": 1, "push_size": 0.0, "push_rate": 0.0,
+    "action_noise": 0.0, "obs_noise": 0.0, "goal_move_at": 0,
+}
 
 
 def eval_id(cfg: ReportConfig, task_cfg, condition, steps: int | None) -> str:
