@@ -127,6 +127,9 @@ def test_ood_grid_shares_full_data_runs_between_eval_only_splits():
     assert TrainKey("mmf", 1, None, 0.05).run_name == "mmf-all-f0.05-s1"
     assert TrainKey("mmf", 1, None, 0.05).overrides(7) == ["data.fraction=0.05", "data.subset_seed=7"]
     assert TrainKey("fm", 0).overrides(7) == []
+    # no subset seed: each training seed draws its own subset (the interval includes which data was seen)
+    assert TrainKey("mmf", 2, None, 0.05).overrides(None) == ["data.fraction=0.05", "data.subset_seed=2"]
+    assert load_report_config().lowdata.subset_seed is None
 
 
 def test_report_config_bad_input(tmp_path):

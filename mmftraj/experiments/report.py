@@ -48,6 +48,7 @@ from ..runs import train_run
 from ..tasks.maze2d import load_model
 from .grid import run_grid, write_record
 from .paired import ALPHA, holm, paired_test, verdict
+from .provenance import overlaps
 from .report_plots import plot_id_vs_ood, plot_loss_curves, plot_lowdata
 from .stability import read_metrics, run_stability
 
@@ -64,7 +65,9 @@ class OodConfig:
 @dataclass
 class LowDataConfig:
     fractions: list[float] = field(default_factory=lambda: [0.01, 0.05, 0.1, 0.25, 1.0])
-    subset_seed: int = 0  # one subset per fraction for every variant and seed (nested)
+    # which episodes a fraction keeps (nested across fractions): None draws them from each run's
+    # training seed, so intervals include which data was seen; a number gives every seed one subset
+    subset_seed: int | None = None
 
 
 @dataclass
@@ -163,14 +166,15 @@ class TrainKey:
         label = Path(self.split).stem if self.split else "all"
         return f"{self.variant}-{label}-f{self.fraction:g}-s{self.seed}"
 
-    def overrides(self, subset_seed: int) -> list[str]:
+    def overrides(self, subset_seed: int | None) -> list[str]:
         """The tangent when the variant label names one, and the data overrides (none for the full
         data, so plain runs need no split support)."""
         out = label_options(self.variant)[1]
         if self.split is not None:
             out.append(f"data.split={self.split}")
         if self.fraction != 1.0:
-            out += [f"data.fraction={self.fraction!r}", f"data.subset_seed={subset_seed}"]
+            drawn = self.seed if subset_seed is None else subset_seed
+            out += [f"data.fraction={self.fraction!r}", f"data.subset_seed={drawn}"]
         return out
 
 
@@ -624,6 +628,16 @@ def write_report(kind: str, cfg: ReportConfig, per_run: pd.DataFrame, curves: di
     return paths
 
 
+def held_out_note(cfg: ReportConfig) -> str:
+    """Whether the report's seeds are held out from the choice of its settings (configs/provenance.yaml)."""
+    presets = [f"{cfg.task}-{cfg.preset}" if cfg.preset else cfg.task, f"report-{cfg.name}"]
+    notes = overlaps(presets, cfg.seeds, range(cfg.eval_seed, cfg.eval_seed + cfg.episodes))
+    if not notes:
+        return (f"**Held out:** no training or evaluation seed of this report chose its settings "
+                f"({', '.join(f'`{p}`' for p in presets)}; configs/provenance.yaml).")
+    return "**Not held out from tuning:** " + "; ".join(notes) + "."
+
+
 def report_markdown(kind, cfg, per_run, summary, paired, runs, cfg_dict, missing=()) -> str:
     level = f"{100 * cfg.confidence:g}%"
     table = summary.assign(score=[_pm(m, s) for m, s in zip(summary.score_mean, summary.score_se, strict=True)],
@@ -645,6 +659,8 @@ def report_markdown(kind, cfg, per_run, summary, paired, runs, cfg_dict, missing
                                                                    final_mse=("final_mse", "median")).reset_index()
     pictures = "![score vs data fraction](lowdata.png)" if kind == "lowdata" else "![in-distribution vs OOD](ood.png)"
     return f"""# mmftraj report: {kind} ({cfg.task}, {cfg.preset or 'default'})
+
+{held_out_note(cfg)}
 
 Grid: variants {', '.join(cfg.variants)} × {'splits ' + ', '.join(cfg.ood.splits) if kind == 'ood'
         else 'data fractions ' + ', '.join(f'{f:g}' for f in sorted(set(cfg.lowdata.fractions)))} × seeds
