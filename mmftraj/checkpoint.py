@@ -2,8 +2,9 @@
 
 A checkpoint is `<run>/checkpoints/step_XXXXXXXX/` holding `tensors.safetensors` (model, EMA,
 optimizer state) and `meta.json` (step, config, optimizer hyper-parameters, extra task state, and
-the sha256 of the tensors file, checked on load, and its own, over its content less that field). The directory is built under a temporary name
-and renamed into place, so a crash mid-write never leaves a checkpoint that looks complete.
+the sha256 of the tensors file, checked on load, and its own, over its content less that field).
+The directory is built under a temporary name and renamed into place, so a crash mid-write never
+leaves a checkpoint that looks complete.
 Nothing is unpickled on load.
 
 `checkpoints/last_good.json` names the newest checkpoint the training loop has confirmed (the
@@ -204,7 +205,8 @@ def resolve_checkpoint(path: str | Path) -> Path:
             return latest
         raise UserError(f"no checkpoint found in {path} (expected {path}/checkpoints/step_*/)")
     if path.is_file():
-        raise UserError(f"--checkpoint takes a run folder or one of its checkpoints/step_* folders, not the file {path}")
+        raise UserError(f"--checkpoint takes a run folder or one of its checkpoints/step_* folders, not the file "
+                        f"{path}")
     raise UserError(f"checkpoint not found: {path}")
 
 
@@ -275,7 +277,8 @@ def load_weights(model: torch.nn.Module, tensors: dict[str, torch.Tensor], which
         model.load_state_dict(state)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()
-        raise UserError(f"checkpoint does not fit this model: {first[1].strip() if len(first) > 1 else first[0]}") from None
+        why = first[1].strip() if len(first) > 1 else first[0]
+        raise UserError(f"checkpoint does not fit this model: {why}") from None
 
 
 def run_name(checkpoint) -> str:

@@ -74,7 +74,8 @@ def refuse_links(run_dir: Path) -> None:
     writes through one (a link's target may be anything of the user's)."""
     links = [name for name in WRITTEN if (run_dir / name).is_symlink()]
     if links:
-        raise UserError(f"run {run_dir}: {', '.join(links)} {'is a symbolic link' if len(links) == 1 else 'are symbolic links'}"
+        what = "is a symbolic link" if len(links) == 1 else "are symbolic links"
+        raise UserError(f"run {run_dir}: {', '.join(links)} {what}"
                         "; mmftraj never writes through links, so it will not continue this run: replace "
                         f"{'it' if len(links) == 1 else 'them'} with the real file or folder")
 
@@ -92,7 +93,8 @@ def refuse_wrong_kinds(run_dir: Path) -> None:
 def missing_run(run_dir: Path, shown: int = 12) -> str:
     """The message for --resume of a run that does not exist: the runs there are, or to drop --resume."""
     parent = run_dir.parent
-    names = sorted(p.name for p in parent.iterdir() if p.is_dir() and not p.name.startswith(".")) if parent.is_dir() else []
+    folders = parent.iterdir() if parent.is_dir() else ()
+    names = sorted(p.name for p in folders if p.is_dir() and not p.name.startswith("."))
     if not names:
         return f"--resume: there is no run {run_dir} (no runs under {parent} yet); drop --resume to start it"
     listed = ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
@@ -152,7 +154,8 @@ def _lock(path: Path, run_dir: Path) -> int:
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
             os.close(fd)
-            raise UserError(f"run {run_dir} is in use by process {holder}; wait for it or choose another --name") from None
+            message = f"run {run_dir} is in use by process {holder}; wait for it or choose another --name"
+            raise UserError(message) from None
         if _is_at(path, fd):
             return fd
         os.close(fd)  # its last holder removed it after we opened it: lock the file now there

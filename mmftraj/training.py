@@ -120,7 +120,8 @@ def check_train_config(cfg: TrainConfig) -> None:
     rules = [
         ("steps", cfg.steps >= 1, "at least 1"), ("batch_size", cfg.batch_size >= 1, "at least 1"),
         ("lr", cfg.lr > 0, "positive"), ("warmup_steps", cfg.warmup_steps >= 0, "0 or more"),
-        ("log_every", cfg.log_every >= 1, "at least 1"), ("ckpt_every", cfg.ckpt_every >= 0, "0 (final checkpoint only) or more"),
+        ("log_every", cfg.log_every >= 1, "at least 1"),
+        ("ckpt_every", cfg.ckpt_every >= 0, "0 (final checkpoint only) or more"),
         ("keep_checkpoints", cfg.keep_checkpoints >= 1, "at least 1"),
         ("grad_clip", cfg.grad_clip >= 0, "0 (off) or positive"), ("weight_decay", cfg.weight_decay >= 0, "0 or more"),
         ("ema_decay", 0 <= cfg.ema_decay < 1, "in [0, 1)"), ("beta1", 0 <= cfg.beta1 < 1, "in [0, 1)"),
@@ -322,7 +323,8 @@ class Trainer:
         self.health = LossHealth()
         self.unconfirmed: int | None = None  # the step of the newest checkpoint no healthy loss has confirmed yet
         self.resumed_from: int | None = None
-        self.suspect: tuple[int, float] | None = None  # (first step, worst ratio) of suspect losses since the last good one
+        # (first step, worst ratio) of the suspect losses since the last good checkpoint
+        self.suspect: tuple[int, float] | None = None
 
     # -- state ---------------------------------------------------------------------------
     def save(self) -> Path | None:
@@ -350,8 +352,8 @@ class Trainer:
             self.ema.load_state_dict(split_prefix(tensors, "ema"))
         except RuntimeError as exc:
             first = [line.strip() for line in str(exc).splitlines() if line.strip()]
-            raise UserError(f"checkpoint {path} does not fit this run's model: {first[1] if len(first) > 1 else first[0]}"
-                            ) from None
+            why = first[1] if len(first) > 1 else first[0]
+            raise UserError(f"checkpoint {path} does not fit this run's model: {why}") from None
         restore_optimizer(self.optimizer, tensors, meta)
         self.step = int(meta["step"])
         self.train_time = float(meta.get("train_time_s", 0.0))
@@ -391,7 +393,8 @@ class Trainer:
         if cfg.grad_clip > 0:
             grad_norm = torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip)
         else:
-            grad_norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in self.params if p.grad is not None]))
+            norms = [p.grad.norm() for p in self.params if p.grad is not None]
+            grad_norm = torch.linalg.vector_norm(torch.stack(norms))
         self._check_health(loss, stats["mse"], grad_norm)
         try:
             self.optimizer.step()
@@ -423,7 +426,8 @@ class Trainer:
                 mark_good(self.run_dir, self.step)
             self.unconfirmed, self.suspect = None, None
         elif verdict == "suspect":
-            self.suspect = (self.step + 1, ratio) if self.suspect is None else (self.suspect[0], max(ratio, self.suspect[1]))
+            first, worst = self.suspect or (self.step + 1, ratio)
+            self.suspect = (first, max(ratio, worst))
         if verdict == "diverged":
             if not math.isfinite(ratio):
                 self._diverged("the loss is not finite")
@@ -438,7 +442,8 @@ class Trainer:
         lr = self.optimizer.param_groups[0]["lr"]
         head = (f"training diverged at step {self.step + 1 if at is None else at}: {why} (lr {lr:.3g}); "
                 "nothing was saved from it")
-        advice = ". Lower train.lr or set train.grad_clip, then --resume (it continues from the last good one) or start afresh"
+        advice = (". Lower train.lr or set train.grad_clip, then --resume (it continues from the last good one) "
+                  "or start afresh")
         if self.run_dir is None or not self.dist.is_main:
             raise UserError(head + (f" (rank {self.dist.rank}; rank 0 names the last good checkpoint)"
                                     if self.dist.world > 1 else "") + advice)
@@ -548,6 +553,7 @@ class Trainer:
             if self.dist.is_main:
                 Console(stderr=True).print(
                     f"warning: since step {self.suspect[0]} the loss has been up to {self.suspect[1]:.3g} times its "
-                    f"running median (over {SUSPECT_FACTOR:g} is suspicious) and no later checkpoint was confirmed good; "
-                    f"the last good checkpoint is {good or 'unknown'}", soft_wrap=True, highlight=False, markup=False, style="yellow")
+                    f"running median (over {SUSPECT_FACTOR:g} is suspicious) and no later checkpoint was confirmed "
+                    f"good; the last good checkpoint is {good or 'unknown'}", soft_wrap=True, highlight=False,
+                    markup=False, style="yellow")
         return result

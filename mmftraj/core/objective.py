@@ -70,9 +70,11 @@ def check_ranges(cfg: ObjectiveConfig) -> None:
     positive_or_none = [("time_r_std", cfg.time_r_std is None or cfg.time_r_std > 0, "positive")]
     rules = [("time_std", cfg.time_std > 0, "positive"), *positive_or_none,
              ("equal_fraction", 0 <= cfg.equal_fraction <= 1, "in [0, 1]"),
-             ("lambda_start", cfg.lambda_start >= 0, "0 or more"), ("lambda_warmup", cfg.lambda_warmup >= 0, "0 or more"),
+             ("lambda_start", cfg.lambda_start >= 0, "0 or more"),
+             ("lambda_warmup", cfg.lambda_warmup >= 0, "0 or more"),
              ("lambda_value", 0 <= cfg.lambda_value <= 1, "in [0, 1]"), ("fd_eps", cfg.fd_eps > 0, "positive"),
-             ("adaptive_p", cfg.adaptive_p >= 0, "0 (plain L2) or more"), ("adaptive_c", cfg.adaptive_c > 0, "positive")]
+             ("adaptive_p", cfg.adaptive_p >= 0, "0 (plain L2) or more"),
+             ("adaptive_c", cfg.adaptive_c > 0, "positive")]
     bad = [f"objective.{name} must be {want}, got {getattr(cfg, name)}" for name, ok, want in rules if not ok]
     if bad:
         raise UserError("; ".join(bad))

@@ -29,10 +29,13 @@ app = typer.Typer(no_args_is_help=True)
 @app.command()
 @user_errors
 def generate(
-    env: str = typer.Argument(..., help="maze2d-umaze-v1, maze2d-medium-v1, maze2d-large-v1 (or eval-/open), or PointMaze_UMaze-v3, PointMaze_Medium-v3, PointMaze_Large-v3 (a Minari dataset)."),
-    samples: int = typer.Option(None, help="Steps to record (default as D4RL: 1e6 / 2e6 / 4e6; PointMaze 1e6 as Minari)."),
+    env: str = typer.Argument(..., help="maze2d-umaze-v1, maze2d-medium-v1, maze2d-large-v1 (or eval-/open), or "
+                              "PointMaze_UMaze-v3, PointMaze_Medium-v3, PointMaze_Large-v3 (a Minari dataset)."),
+    samples: int = typer.Option(None, help="Steps to record (default as D4RL: 1e6 / 2e6 / 4e6; PointMaze 1e6 as "
+                                "Minari)."),
     seed: int = typer.Option(0, help="Random seed (same seed: same file bytes)."),
-    out: Path = typer.Option(None, help="Output .hdf5 (default datasets/maze2d/<env>.hdf5; a <name>.json manifest goes beside it); PointMaze: the Minari datasets folder (default datasets/pointmaze)."),
+    out: Path = typer.Option(None, help="Output .hdf5 (default datasets/maze2d/<env>.hdf5; a <name>.json manifest "
+                             "goes beside it); PointMaze: the Minari datasets folder (default datasets/pointmaze)."),
     overwrite: bool = typer.Option(False, help="Replace an existing dataset file and its manifest."),
 ):
     """Generate a maze2d dataset the way D4RL did (one continuous waypoint-controller run), or a
@@ -42,7 +45,8 @@ def generate(
     if key not in SPECS and key not in POINTMAZE:
         raise choice_error("env to generate", env, [*SPECS, *POINTMAZE])
     if key in POINTMAZE:
-        made = generate_pointmaze(key, steps=DEFAULT_STEPS if samples is None else samples, seed=seed, root=out, overwrite=overwrite)
+        steps = DEFAULT_STEPS if samples is None else samples
+        made = generate_pointmaze(key, steps=steps, seed=seed, root=out, overwrite=overwrite)
         Console().print(f"wrote Minari dataset {made.path} ({made.steps} steps, {made.episodes} episodes) in "
                         f"{made.seconds:.1f} s; train on it with `mmftraj train --task maze2d --maze "
                         f"{POINTMAZE[key].maze} --set data.env={key} --set "
@@ -92,7 +96,8 @@ def inspect(
 def to_minari(
     path: Path = typer.Argument(..., help="A D4RL .hdf5 file (e.g. one made by `mmftraj data generate`)."),
     root: Path = typer.Option(Path("datasets/minari"), help="Directory that receives the Minari dataset."),
-    dataset_id: str = typer.Option(None, "--id", help="Minari id, namespace/name-vN (default mmftraj/<file stem>, -v0 added if it has no version)."),
+    dataset_id: str = typer.Option(None, "--id", help="Minari id, namespace/name-vN (default mmftraj/<file stem>, "
+                                   "-v0 added if it has no version)."),
 ):
     """Export a D4RL file to a local Minari dataset (needs the optional minari extra)."""
 
@@ -108,9 +113,11 @@ def to_minari(
 @user_errors
 def image_subset(
     data_dir: Path = typer.Option(..., help="CIFAR-10's python batches or class folders of PNG/JPEG images."),
-    out: Path = typer.Option(..., help="New folder (parents made as needed; not inside the source): OUT/train/<class>/*.png (+ OUT/test/), OUT/subset.json."),
+    out: Path = typer.Option(..., help="New folder (parents made as needed; not inside the source): "
+                             "OUT/train/<class>/*.png (+ OUT/test/), OUT/subset.json."),
     per_class: int = typer.Option(..., help="Training images per class."),
-    test_per_class: int = typer.Option(0, help="Test images per class (0: no test split); the source needs a test split with the training split's classes and image size."),
+    test_per_class: int = typer.Option(0, help="Test images per class (0: no test split); the source needs a test "
+                                       "split with the training split's classes and image size."),
     seed: int = typer.Option(0, help="Seed of the random choice within each class."),
 ):
     """Write a balanced random subset of an image data set as PNG class folders, e.g. a ~50 MB

@@ -34,6 +34,11 @@ class WindowBatch:
     index: torch.Tensor
 
 
+def _long(parts: list[np.ndarray]) -> torch.Tensor:
+    """The concatenated int64 indices of `parts` (an empty tensor for none)."""
+    return torch.from_numpy(np.concatenate(parts).astype(np.int64)) if parts else torch.zeros(0, dtype=torch.long)
+
+
 class WindowDataset(torch.utils.data.Dataset):
     """All length-H windows of a store. Usable with a DataLoader or through `sample(B, generator)`."""
 
@@ -58,8 +63,8 @@ class WindowDataset(torch.utils.data.Dataset):
         spans = [(s, e) for s, e in zip(store.starts, store.ends, strict=False) if e - s >= last]
         starts = [np.arange(s, e - last + 1) for s, e in spans]
         ends = [np.full(e - last + 1 - s, e) for s, e in spans]
-        self.window_starts = torch.from_numpy(np.concatenate(starts).astype(np.int64)) if starts else torch.zeros(0, dtype=torch.long)
-        self.episode_ends = torch.from_numpy(np.concatenate(ends).astype(np.int64)) if ends else torch.zeros(0, dtype=torch.long)
+        self.window_starts = _long(starts)
+        self.episode_ends = _long(ends)
         if len(self.window_starts) == 0:
             longest = int(store.lengths.max()) if store.num_episodes else 0
             raise UserError(f"no episode is as long as the horizon {horizon} (longest has {longest} steps); "
@@ -128,5 +133,6 @@ class WindowDataset(torch.utils.data.Dataset):
         """Normalize raw observations (..., obs_dim), e.g. a start and goal for conditioning."""
         if self.normalizer is None:
             return obs
-        sub = Normalizer(self.normalizer.kind, self.normalizer.shift[: self.obs_dim], self.normalizer.scale[: self.obs_dim])
+        n = self.normalizer
+        sub = Normalizer(n.kind, n.shift[: self.obs_dim], n.scale[: self.obs_dim])
         return sub.normalize(obs)

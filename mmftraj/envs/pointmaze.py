@@ -90,13 +90,15 @@ class Frame:
 
     def position_in(self, xy) -> np.ndarray:
         xy = np.asarray(xy, dtype=np.float64)
-        return np.stack([self.y_center - xy[..., 1] - 0.5 - WALL_OFFSET, xy[..., 0] + self.x_center - 0.5 - WALL_OFFSET],
-                        -1)
+        X = self.y_center - xy[..., 1] - 0.5 - WALL_OFFSET
+        Y = xy[..., 0] + self.x_center - 0.5 - WALL_OFFSET
+        return np.stack([X, Y], -1)
 
     def position_out(self, XY) -> np.ndarray:
         XY = np.asarray(XY, dtype=np.float64)
-        return np.stack([XY[..., 1] - self.x_center + 0.5 + WALL_OFFSET, self.y_center - XY[..., 0] - 0.5 - WALL_OFFSET],
-                        -1)
+        x = XY[..., 1] - self.x_center + 0.5 + WALL_OFFSET
+        y = self.y_center - XY[..., 0] - 0.5 - WALL_OFFSET
+        return np.stack([x, y], -1)
 
     @staticmethod
     def vector_in(v) -> np.ndarray:
