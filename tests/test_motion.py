@@ -1,4 +1,5 @@
-"""motion: the synthetic gait table, the held-out split, and training/evaluation on a user table."""
+"""motion: the synthetic gait table, the held-out split and speed band (mmftraj.data.motion, .speed), the
+window metrics, and training/evaluation on a user table."""
 
 from __future__ import annotations
 
@@ -11,8 +12,12 @@ import pytest
 import torch
 
 from mmftraj.data.gait import gait_table
+from mmftraj.data.motion import load_store, load_windows, split_episodes, training_episodes
+from mmftraj.data.speed import planar_speed, time_step
 from mmftraj.data.tables import load_table
 from mmftraj.errors import UserError
+from mmftraj.evaluation.distances import sliced_wasserstein
+from mmftraj.evaluation.motion_metrics import roughness
 from mmftraj.tasks import motion
 
 
@@ -28,23 +33,23 @@ def test_gait_positions_integrate_the_actions_and_gaits_differ_in_speed():
 
 
 def test_held_out_episodes_are_a_seeded_disjoint_share():
-    train, test = motion.split_episodes(50, 0.1, seed=0)
+    train, test = split_episodes(50, 0.1, seed=0)
     assert len(test) == 5 and len(train) == 45
     assert sorted(np.concatenate([train, test]).tolist()) == list(range(50))
-    assert np.array_equal(test, motion.split_episodes(50, 0.1, seed=0)[1])
-    assert not np.array_equal(test, motion.split_episodes(50, 0.1, seed=1)[1])
-    assert len(motion.split_episodes(3, 0.01, 0)[1]) == 1  # at least one held out, one kept
+    assert np.array_equal(test, split_episodes(50, 0.1, seed=0)[1])
+    assert not np.array_equal(test, split_episodes(50, 0.1, seed=1)[1])
+    assert len(split_episodes(3, 0.01, 0)[1]) == 1  # at least one held out, one kept
     with pytest.raises(UserError, match="2 or more"):
-        motion.split_episodes(1, 0.5, 0)
+        split_episodes(1, 0.5, 0)
     with pytest.raises(UserError, match="test_fraction"):
-        motion.split_episodes(10, 1.0, 0)
+        split_episodes(10, 1.0, 0)
 
 
 def test_roughness_is_zero_on_straight_lines_and_six_times_the_variance_of_white_noise():
     line = torch.linspace(0, 5, 40)[None, :, None] * torch.tensor([1.0, -2.0])
-    assert motion.roughness(line) == pytest.approx(0.0, abs=1e-9)
+    assert roughness(line) == pytest.approx(0.0, abs=1e-9)
     noise = torch.randn(500, 64, 3, generator=torch.Generator().manual_seed(0))  # Δ²: 1 + 4 + 1 variances
-    assert motion.roughness(noise) == pytest.approx(6.0, rel=0.03)
+    assert roughness(noise) == pytest.approx(6.0, rel=0.03)
 
 
 def _tiny(cfg, steps=30):
@@ -102,10 +107,10 @@ def test_a_few_hundred_steps_bring_one_step_samples_towards_held_out_windows(tmp
     cfg.objective.lambda_warmup = 150
     results = motion.train(cfg, tmp_path / "run", progress=False)
     # u ≡ 0 at initialisation, so an untrained model's one-step samples are the noise itself.
-    _, held_out = motion.load_windows(cfg)
+    _, held_out = load_windows(cfg.data)
     n = results["compared_windows"]
-    noise_distance = motion.sliced_wasserstein(torch.randn(n, 16 * 4, generator=torch.Generator().manual_seed(0)),
-                                               held_out.batch(torch.arange(n)).trajectories.flatten(1))
+    noise_distance = sliced_wasserstein(torch.randn(n, 16 * 4, generator=torch.Generator().manual_seed(0)),
+                                        held_out.batch(torch.arange(n)).trajectories.flatten(1))
     # Measured 0.57 of the noise distance (this tiny model plateaus there); untrained is 1.
     assert results["swd"]["1-step"] < 0.75 * noise_distance, (results, noise_distance)
 
@@ -159,22 +164,22 @@ def test_episodes_shorter_than_the_horizon_are_counted_and_named(tmp_path, capsy
 def test_planar_speed_is_distance_per_time_in_the_first_two_state_columns():
     t = np.arange(11) * 0.1
     window = np.stack([3 * t, 4 * t, np.full_like(t, 9.0)], axis=-1)[None]  # 5 m/s; the third column ignored
-    assert motion.planar_speed(window, 0.1) == pytest.approx([5.0])
+    assert planar_speed(window, 0.1) == pytest.approx([5.0])
     # Step-to-step jitter barely moves it (a step-by-step path length would read ~3× the speed).
     jitter = np.random.default_rng(0).normal(0, 0.2, size=(200, 65, 2))
     line = np.stack([3 * np.arange(65) * 0.1, 4 * np.arange(65) * 0.1], axis=-1)[None] + jitter
-    assert np.median(motion.planar_speed(line, 0.1)) == pytest.approx(5.0, rel=0.03)
+    assert np.median(planar_speed(line, 0.1)) == pytest.approx(5.0, rel=0.03)
 
 
 def test_low_data_shares_are_nested_and_a_speed_band_never_reaches_training():
     cfg = motion.default_config()
     cfg.data.gait_episodes = 200
-    store = motion.load_store(cfg)
-    train_idx, test_idx = motion.split_episodes(store.num_episodes, 0.1, 0)
-    dt = motion.time_step(store)
-    speed = {k: motion.planar_speed(store.episode(k)["observations"][None], dt)[0] for k in range(store.num_episodes)}
+    store = load_store(cfg.data)
+    train_idx, test_idx = split_episodes(store.num_episodes, 0.1, 0)
+    dt = time_step(store)
+    speed = {k: planar_speed(store.episode(k)["observations"][None], dt)[0] for k in range(store.num_episodes)}
     cfg.data.hold_out_speed = [1.2, 1.4]
-    kept, left_out = motion.training_episodes(store, train_idx, cfg.data)
+    kept, left_out = training_episodes(store, train_idx, cfg.data)
     assert left_out == {"removed_by_speed_band": len(train_idx) - len(kept), "left_out_by_fraction": 0}
     dropped = set(train_idx) - set(kept)
     assert dropped and all(1.2 <= speed[k] <= 1.4 for k in dropped)
@@ -183,7 +188,7 @@ def test_low_data_shares_are_nested_and_a_speed_band_never_reaches_training():
     shares = []
     for fraction in (0.1, 0.5, 1.0):
         cfg.data.fraction = fraction
-        shares.append(set(motion.training_episodes(store, train_idx, cfg.data)[0]))
+        shares.append(set(training_episodes(store, train_idx, cfg.data)[0]))
     assert shares[0] < shares[1] < shares[2] == set(kept)
     assert len(shares[0]) == int(np.ceil(0.1 * len(kept)))
 
@@ -195,7 +200,7 @@ def test_a_bad_speed_band_is_refused(band, message):
     cfg = motion.default_config()
     cfg.data.gait_episodes, cfg.data.hold_out_speed = 20, band
     with pytest.raises(UserError, match=message):
-        motion.load_windows(cfg)
+        load_windows(cfg.data)
 
 
 def test_a_run_with_a_held_out_speed_band_reports_the_band_share_of_data_and_samples(tmp_path):
