@@ -1,5 +1,5 @@
 """motion: the synthetic gait table, the held-out split and speed band (mmftraj.data.motion, .speed), the
-window metrics, and training/evaluation on a user table."""
+window metrics, and training/evaluation on a user table and through the CLI."""
 
 from __future__ import annotations
 
@@ -61,6 +61,11 @@ def _tiny(cfg, steps=30):
     return cfg
 
 
+def _train(cfg, run_dir):
+    """Train as `mmftraj train` does: the config completed from the data (model.dim_in) first."""
+    return motion.train(motion.complete(cfg), run_dir, progress=False)
+
+
 def test_training_on_a_user_table_with_its_own_column_names(tmp_path):
     table = gait_table(episodes=20, steps=24, seed=1).rename(
         columns={"episode": "take", "t": "seconds", "s_x": "root_x", "s_y": "root_y", "a_vx": "vel_x", "a_vy": "vel_y"})
@@ -71,7 +76,7 @@ def test_training_on_a_user_table_with_its_own_column_names(tmp_path):
     cfg.data.path, cfg.data.episode, cfg.data.time = str(path), "take", "seconds"
     cfg.data.state, cfg.data.action = ["root_x", "root_y"], ["vel_x", "vel_y"]
     cfg.data.test_fraction = 0.2
-    results = motion.train(cfg, tmp_path / "run", progress=False)
+    results = _train(cfg, tmp_path / "run")
     assert results["data"] == "takes" and results["windows"] == {"train": 16 * 9, "held_out": 4 * 9}
     assert set(results["swd"]) == {"1-step", "2-step"} and results["compared_windows"] == 36
     assert set(results["roughness"]) == {"held-out data", "1-step", "2-step"}
@@ -105,7 +110,7 @@ def test_a_few_hundred_steps_bring_one_step_samples_towards_held_out_windows(tmp
     cfg.data.gait_episodes = 256
     cfg.train.ema_decay = 0.0  # the raw weights: a short run's EMA would still be the initialisation
     cfg.objective.lambda_warmup = 150
-    results = motion.train(cfg, tmp_path / "run", progress=False)
+    results = _train(cfg, tmp_path / "run")
     # u ≡ 0 at initialisation, so an untrained model's one-step samples are the noise itself.
     _, held_out = load_windows(cfg.data)
     n = results["compared_windows"]
@@ -122,14 +127,37 @@ def test_cli_motion_errors_are_one_line(tmp_path):
 
     missing = run("--set", f"data.path={tmp_path / 'nope.csv'}")
     assert missing.returncode == 2 and "table not found" in missing.stderr and "Traceback" not in missing.stderr
+    assert not (tmp_path / "motion" / "mmf-nope-s0").exists()  # the table is read before the run folder is made
     preset = run("--preset", "walk")
     assert preset.returncode == 2 and "has no presets" in preset.stderr
+
+
+def test_a_cli_run_resumes_and_evaluates(tmp_path):
+    """config.yaml holds model.dim_in, filled from the table by the task's complete() before
+    runs.py writes it; --resume trains on from that config, and `eval` scores it."""
+    def run(*args):
+        code = ("import mmftraj.progress as t; t.PLAIN_PROGRESS_EVERY_S = 0.0; "
+                "from mmftraj.cli import app; app(prog_name='mmftraj')")
+        return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300)
+
+    tiny = ["--task", "motion", "--runs-dir", str(tmp_path), "--name", "r", "--set", "train.threads=1"]
     results = tmp_path / "motion" / "r" / "results.json"
-    short = run("--name", "r", "--steps", "2", "--set", "data.gait_episodes=8", "--set", "data.horizon=16",
-                "--set", "model.width=16", "--set", "model.depth=1", "--set", "data.test_fraction=0.25")
+    short = run("train", *tiny, "--steps", "2", "--set", "data.gait_episodes=8", "--set", "data.horizon=16",
+                "--set", "model.width=16", "--set", "model.depth=1", "--set", "data.test_fraction=0.25",
+                "--set", "eval.steps=[1,2]")
     assert short.returncode == 0, short.stderr
     assert json.loads(results.read_text())["windows"] == {"train": 6 * 49, "held_out": 2 * 49}  # 64-step episodes
-    assert "dim_in: 4" in (results.parent / "config.yaml").read_text()  # the resolved width is written down
+    config = (results.parent / "config.yaml").read_text()
+    assert "dim_in: 4" in config  # the resolved width is written down
+    resumed = run("train", *tiny, "--resume", "--steps", "4")
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(results.read_text())["steps"] == 4 and (results.parent / "config.yaml").read_text() == \
+        config.replace("steps: 2\n", "steps: 4\n", 1)
+    ev = run("eval", "--task", "motion", "--checkpoint", str(results.parent), "--steps", "1", "--steps", "2",
+             "--steps", "4", "--threads", "1")
+    assert ev.returncode == 0, ev.stderr
+    assert set(json.loads((results.parent / "eval" / "results.json").read_text())["swd"]) == {
+        "1-step", "2-step", "4-step"}
 
 
 @pytest.mark.parametrize("field,value,message", [
@@ -141,6 +169,8 @@ def test_impossible_sizes_are_refused_before_any_work(tmp_path, field, value, me
     cfg = _tiny(motion.default_config())
     section, name = field.split(".")
     setattr(getattr(cfg, section), name, value)
+    with pytest.raises(UserError, match=message):  # the task's check: a resolved config, before the table is read
+        motion.TASK.check(cfg, None)
     with pytest.raises(UserError, match=message):
         motion.train(cfg, tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
@@ -153,12 +183,12 @@ def test_episodes_shorter_than_the_horizon_are_counted_and_named(tmp_path, capsy
     table.to_csv(path, index=False)
     cfg = _tiny(motion.default_config(), steps=2)
     cfg.data.path, cfg.data.test_fraction = str(path), 0.2
-    results = motion.train(cfg, tmp_path / "run", progress=False)
+    results = _train(cfg, tmp_path / "run")
     assert results["episodes_shorter_than_horizon"] == 1
     assert "1 of 10 episodes are shorter than data.horizon 16" in capsys.readouterr().out
     cfg.data.horizon = 32
     with pytest.raises(UserError, match=r"no training episode is as long as data.horizon 32 \(the longest has 24"):
-        motion.train(cfg, tmp_path / "run2", progress=False)
+        _train(cfg, tmp_path / "run2")
 
 
 def test_planar_speed_is_distance_per_time_in_the_first_two_state_columns():
@@ -206,7 +236,7 @@ def test_a_bad_speed_band_is_refused(band, message):
 def test_a_run_with_a_held_out_speed_band_reports_the_band_share_of_data_and_samples(tmp_path):
     cfg = _tiny(motion.default_config(), steps=2)
     cfg.data.gait_episodes, cfg.data.hold_out_speed, cfg.data.fraction = 64, [1.2, 1.4], 0.5
-    results = motion.train(cfg, tmp_path / "run", progress=False)
+    results = _train(cfg, tmp_path / "run")
     band = results["hold_out_speed"]
     assert band["band"] == [1.2, 1.4] and set(band["share"]) == {"held-out data", "training data", "1-step", "2-step"}
     assert band["share"]["training data"] == 0.0 and 0 < band["share"]["held-out data"] < 1
@@ -220,7 +250,7 @@ def test_a_run_with_a_held_out_speed_band_reports_the_band_share_of_data_and_sam
 def test_eval_smooth_reports_smoothed_samples_beside_raw_ones_and_sample_writes_them(tmp_path):
     cfg = _tiny(motion.default_config(), steps=2)
     cfg.data.gait_episodes = 32
-    raw = motion.train(cfg, tmp_path / "run", progress=False)
+    raw = _train(cfg, tmp_path / "run")
     assert "smoothed" not in raw
     smooth = motion.evaluate(tmp_path / "run", overrides=["eval.smooth=5"])
     assert smooth["swd"] == pytest.approx(raw["swd"])  # the raw samples are still reported as they were

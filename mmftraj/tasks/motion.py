@@ -11,7 +11,7 @@ samples' roughness (step-to-step jitter) beside the data's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +19,10 @@ import pandas as pd
 import torch
 
 from ..checkpoint import load_task_model, run_name
-from ..config import apply_overrides, check_eval_overrides, save_yaml, to_dict
+from ..config import apply_overrides, check_eval_overrides, to_dict
 from ..core import ModularMeanFlow, ObjectiveConfig, sample
 from ..data import Normalizer
-from ..data.motion import DataConfig, load_windows, short_episodes
+from ..data.motion import DataConfig, load_store, load_windows, short_episodes
 from ..data.speed import time_step
 from ..errors import UserError, check_seed
 from ..evaluation.motion_metrics import band_shares, roughness, window_distance
@@ -43,7 +43,7 @@ class ModelConfig:
     heads: int = 4
     patch: int = 8  # time steps per token (8 ran at 1.7× the steps/s of 4 on this CPU)
     mlp_ratio: float = 4.0
-    dim_in: int = 0  # state + action columns per step: set from the data when training
+    dim_in: int = 0  # state + action columns per step: filled from the table by complete() when a run starts
 
 
 @dataclass
@@ -84,15 +84,30 @@ def default_preset(cfg: Config) -> str:
     return Path(cfg.data.path).stem if cfg.data.path else "gait"
 
 
-# -- checks --------------------------------------------------------------------------------------
+# -- data and checks ----------------------------------------------------------------------------
+def complete(cfg: Config) -> Config:
+    """`cfg` with the field that comes from the data filled: model.dim_in, the table's state and
+    action columns per step. `mmftraj.runs.train_run` calls it once for a new run, before it writes
+    config.yaml; a resumed run's saved config has it already."""
+    store = load_store(cfg.data)
+    return replace(cfg, model=replace(cfg.model, dim_in=store.obs_dim + store.act_dim))
+
+
 def smooth_window(cfg: Config) -> int:
     """The post-filter's window, 0 when eval.smooth is off (0 or 1)."""
     return cfg.eval.smooth if cfg.eval.smooth > 1 else 0
 
 
-def check_eval(cfg: Config, preset: str | None = None) -> None:
-    """eval.* values the run would only fail on after training; the task's check, so refused before
-    a run folder exists."""
+def check_config(cfg: Config, preset: str | None = None) -> None:
+    """The task's check: model sizes that do not fit data.horizon and eval.* values a run would only
+    fail on after training, refused before a run folder exists or the table is read."""
+    m = cfg.model
+    check_task_sizes(cfg.data.horizon, m.width, m.depth, m.heads, m.patch)
+    check_eval(cfg)
+
+
+def check_eval(cfg: Config) -> None:
+    """eval.* values the evaluation would only fail on (after training, or in `eval` and `sample`)."""
     e = cfg.eval
     check_seed(e.seed, "eval.seed")
     if e.n_samples < 1 or e.projections < 1:
@@ -117,18 +132,20 @@ def build_model(cfg: Config):
 
 
 def train(cfg: Config, run_dir: Path, resume: bool = False, progress: bool = True) -> dict:
-    m = cfg.model
-    check_task_sizes(cfg.data.horizon, m.width, m.depth, m.heads, m.patch)
-    check_eval(cfg)
+    """Train on the table's training windows and score the EMA weights; `cfg` is `complete`d
+    (model.dim_in matches the table)."""
+    check_config(cfg)
     torch.manual_seed(cfg.train.seed)
     train_windows, test_windows = load_windows(cfg.data)
+    if cfg.model.dim_in != train_windows.transition_dim:
+        raise UserError(f"model.dim_in is {cfg.model.dim_in} but the table has {train_windows.transition_dim} state "
+                        "and action columns per step: a new run takes model.dim_in from its table (the task's "
+                        "complete(cfg)), a resumed one needs the table it was trained on")
     h = cfg.data.horizon
     dropped = short_episodes(train_windows, h) + short_episodes(test_windows, h)
     if dropped:
         print(f"{dropped} of {train_windows.store.num_episodes + test_windows.store.num_episodes} episodes are "
               f"shorter than data.horizon {h} and give no windows", flush=True)
-    cfg.model.dim_in = train_windows.transition_dim
-    save_yaml(cfg, Path(run_dir) / "config.yaml")  # the resolved config, now with the data's width
     model = build_model(cfg)
     objective = ModularMeanFlow(cfg.objective)
 
@@ -262,4 +279,4 @@ def evaluate(checkpoint: str | Path, steps: list[int] | None = None, out: Path |
 
 
 TASK = Task("motion", Config, default_config, train, PRESETS, default_preset, evaluate, sample_files,
-            check=check_eval)
+            check=check_config, complete=complete)
