@@ -132,9 +132,10 @@ def test_cli_motion_errors_are_one_line(tmp_path):
     assert preset.returncode == 2 and "has no presets" in preset.stderr
 
 
-def test_a_cli_run_resumes_and_evaluates(tmp_path):
+def test_a_cli_run_resumes_and_its_eval_prints_progress_lines_off_a_terminal(tmp_path):
     """config.yaml holds model.dim_in, filled from the table by the task's complete() before
-    runs.py writes it; --resume trains on from that config, and `eval` scores it."""
+    runs.py writes it; --resume trains on from that config; `eval` piped to a log prints a plain
+    line per sampled step count (every PLAIN_PROGRESS_EVERY_S, here 0 s), as maze2d's rollouts do."""
     def run(*args):
         code = ("import mmftraj.progress as t; t.PLAIN_PROGRESS_EVERY_S = 0.0; "
                 "from mmftraj.cli import app; app(prog_name='mmftraj')")
@@ -149,6 +150,8 @@ def test_a_cli_run_resumes_and_evaluates(tmp_path):
     assert json.loads(results.read_text())["windows"] == {"train": 6 * 49, "held_out": 2 * 49}  # 64-step episodes
     config = (results.parent / "config.yaml").read_text()
     assert "dim_in: 4" in config  # the resolved width is written down
+    assert [line for line in short.stdout.splitlines() if line.startswith("sampled ")] == [
+        "sampled step counts 1/2", "sampled step counts 2/2"]
     resumed = run("train", *tiny, "--resume", "--steps", "4")
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(results.read_text())["steps"] == 4 and (results.parent / "config.yaml").read_text() == \
@@ -156,6 +159,8 @@ def test_a_cli_run_resumes_and_evaluates(tmp_path):
     ev = run("eval", "--task", "motion", "--checkpoint", str(results.parent), "--steps", "1", "--steps", "2",
              "--steps", "4", "--threads", "1")
     assert ev.returncode == 0, ev.stderr
+    lines = [line for line in ev.stdout.splitlines() if line.startswith("sampled ")]
+    assert lines == [f"sampled step counts {i}/3" for i in (1, 2, 3)], ev.stdout
     assert set(json.loads((results.parent / "eval" / "results.json").read_text())["swd"]) == {
         "1-step", "2-step", "4-step"}
 

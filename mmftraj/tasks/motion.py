@@ -29,6 +29,7 @@ from ..evaluation.motion_metrics import band_shares, roughness, window_distance
 from ..evaluation.window_plots import plot_windows
 from ..io import atomic_path
 from ..models.transformer import TransformerConfig, build_transformer, check_task_sizes, count_parameters
+from ..progress import tracked
 from ..signal import savgol
 from ..training import TrainConfig, Trainer
 from . import Task
@@ -158,7 +159,7 @@ def train(cfg: Config, run_dir: Path, resume: bool = False, progress: bool = Tru
     trainer = Trainer(model, objective, batch_fn, cfg.train, run_dir, meta=meta, progress=progress)
     fit = trainer.fit(resume=resume)
     metrics = evaluate_model(trainer.ema.cpu(), cfg, objective.sampling_mode, train_windows, test_windows,
-                             plot_path=Path(run_dir) / "samples.png")
+                             plot_path=Path(run_dir) / "samples.png", progress=progress)
     return {"objective": cfg.objective.variant, "data": default_preset(cfg), "parameters": count_parameters(model),
             "windows": {"train": len(train_windows), "held_out": len(test_windows)},
             "episodes": {"train": train_windows.store.num_episodes, "held_out": test_windows.store.num_episodes,
@@ -177,8 +178,10 @@ def evaluation_draw(cfg: Config, train_windows, test_windows) -> tuple[torch.Ten
     return held, seen, torch.randn(held.shape, generator=g)
 
 
-def evaluate_model(model, cfg: Config, mode: str, train_windows, test_windows, plot_path: Path | None = None) -> dict:
-    """Sliced Wasserstein distance of k-step samples to held-out windows, for k in cfg.eval.steps."""
+def evaluate_model(model, cfg: Config, mode: str, train_windows, test_windows, plot_path: Path | None = None,
+                   progress: bool = True) -> dict:
+    """Sliced Wasserstein distance of k-step samples to held-out windows, for k in cfg.eval.steps
+    (a progress line per step count off a terminal, a bar on one)."""
     model.eval()
     held, seen, noise = evaluation_draw(cfg, train_windows, test_windows)
     n = len(held)
@@ -187,7 +190,7 @@ def evaluate_model(model, cfg: Config, mode: str, train_windows, test_windows, p
         return window_distance(a, held, cfg.eval.projections)
 
     samples, swd, rough = {}, {}, {"held-out data": roughness(held)}
-    for k in cfg.eval.steps:
+    for k in tracked(cfg.eval.steps, "sampled step counts", len(cfg.eval.steps), progress):
         samples[k] = sample(model, noise, steps=k, mode=mode)
         swd[f"{k}-step"] = distance(samples[k])
         rough[f"{k}-step"] = roughness(samples[k])
@@ -259,7 +262,7 @@ def sample_files(checkpoint, steps: int = 1, n: int = 64, out: Path = Path("samp
 
 
 def evaluate(checkpoint: str | Path, steps: list[int] | None = None, out: Path | None = None, seed: int = 0,
-             episodes: int | None = None, overrides=(), **_) -> dict:
+             episodes: int | None = None, overrides=(), progress: bool = True) -> dict:
     if episodes is not None:
         raise UserError("motion compares windows, not episodes; its evaluation size is --set eval.n_samples=N")
     check_eval_overrides(overrides, ("eval.", "data.path="), "eval.* overrides and data.path (the table, if it moved)")
@@ -275,7 +278,7 @@ def evaluate(checkpoint: str | Path, steps: list[int] | None = None, out: Path |
     train_windows, test_windows = load_windows(cfg.data, normalizer)
     mode = ModularMeanFlow(cfg.objective).sampling_mode
     return evaluate_model(model, cfg, mode, train_windows, test_windows,
-                          plot_path=out / "samples.png" if out else None)
+                          plot_path=out / "samples.png" if out else None, progress=progress)
 
 
 TASK = Task("motion", Config, default_config, train, PRESETS, default_preset, evaluate, sample_files,
