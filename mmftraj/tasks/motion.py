@@ -6,7 +6,8 @@ default, of a synthetic gait table generated in process (mmftraj.data.gait). A s
 the episodes is held out; the evaluation compares k-step samples with their windows (sliced
 Wasserstein distance of normalized, flattened windows), next to the same distance between training
 and held-out windows (what a perfect generator would score, up to sampling noise), and reports the
-samples' roughness (step-to-step jitter) beside the data's.
+samples' roughness (step-to-step jitter) beside the data's. This module wires them: the table, its
+split and speed band are mmftraj.data.motion, the metrics mmftraj.evaluation.motion_metrics.
 """
 
 from __future__ import annotations
