@@ -12,7 +12,7 @@ as the run's own evaluation compares (same noise seed), then measures, in normal
   network that cancels ε imperfectly leaves β·ε in x. β is the regression coefficient of the
   samples' high-pass part on the noise's high-pass part (0: no leak), with the share of the
   samples' high-pass power it explains;
-- what a window distance misses: the planar speed of each window (mmftraj.tasks.motion.planar_speed),
+- what a window distance misses: the planar speed of each window (mmftraj.data.speed.planar_speed),
   its 1-D Wasserstein distance to the held-out windows' speeds, and the share of windows moving
   between the gait table's two gaits (1.8-2.4 m/s; walks span 1.0-1.6, runs 2.6-3.4, data: none),
   and in the 1.2-1.4 m/s band that benchmarks/generalization.py holds out (these runs saw it);
@@ -32,6 +32,9 @@ import torch
 
 from mmftraj.checkpoint import latest_checkpoint
 from mmftraj.core import ModularMeanFlow, sample
+from mmftraj.data.motion import load_windows
+from mmftraj.data.speed import in_band, time_step, window_speeds
+from mmftraj.evaluation.motion_metrics import roughness, window_distance
 from mmftraj.experiments import grid
 from mmftraj.signal import savgol
 from mmftraj.tasks import motion
@@ -44,11 +47,11 @@ BAND = (1.2, 1.4)  # m/s: the walking speeds benchmarks/generalization.py holds 
 def speed_report(windows, x: torch.Tensor, reference: np.ndarray) -> dict:
     """Planar speeds of (N, H, D) normalized windows against the held-out windows' (same N); the
     step-by-step path speed (chord 1) beside them shows what jitter does to a naive speed."""
-    v = motion.window_speeds(windows, x)
+    v = window_speeds(windows, x)
     return {"mean": float(v.mean()), "w1_to_held_out": float(np.abs(np.sort(v) - np.sort(reference)).mean()),
             "gap_share": float(((v > GAP[0]) & (v < GAP[1])).mean()),
-            "band_share": float(motion.in_band(v, BAND).mean()),
-            "path_speed_median": float(np.median(motion.window_speeds(windows, x, chord=1)))}
+            "band_share": float(in_band(v, BAND).mean()),
+            "path_speed_median": float(np.median(window_speeds(windows, x, chord=1)))}
 
 
 def high_pass(x: torch.Tensor) -> torch.Tensor:
@@ -75,13 +78,13 @@ def by_patch_position(x: torch.Tensor, patch: int) -> list[float]:
 def analyse(run: Path) -> dict:
     model, cfg, normalizer, _ = motion.load_model(latest_checkpoint(run))
     model.eval()
-    train, test = motion.load_windows(cfg, normalizer)
+    train, test = load_windows(cfg.data, normalizer)
     mode = ModularMeanFlow(cfg.objective).sampling_mode
     held, seen, noise = motion.evaluation_draw(cfg, train, test)  # the run's own evaluation draw
     n = len(held)
 
     def distance(a: torch.Tensor) -> float:
-        return motion.window_distance(cfg, a, held)
+        return window_distance(a, held, cfg.eval.projections)
 
     with torch.no_grad():
         samples = {k: sample(model, noise, steps=k, mode=mode) for k in (1, 2, 4)}
@@ -89,7 +92,7 @@ def analyse(run: Path) -> dict:
     hp_x, hp_e = high_pass(one), high_pass(noise)
     beta = float((hp_x * hp_e).sum() / (hp_e * hp_e).sum())
     explained = float(1 - ((hp_x - beta * hp_e) ** 2).sum() / (hp_x ** 2).sum())
-    freqs = np.fft.rfftfreq(cfg.data.horizon - 1, d=motion.time_step(train.store))
+    freqs = np.fft.rfftfreq(cfg.data.horizon - 1, d=time_step(train.store))
     spec_data, spec_one = spectrum(held), spectrum(one)
     # The data's band: the frequencies holding 99.9 % of its step-change power; what samples put
     # above it is noise the data does not have.
@@ -98,12 +101,12 @@ def analyse(run: Path) -> dict:
     out = {
         "run": str(run), "variant": cfg.objective.variant, "tangent": cfg.objective.tangent, "compared_windows": n,
         "floor_train_vs_held_out": distance(seen),
-        "held_out": {"roughness": motion.roughness(held),
+        "held_out": {"roughness": roughness(held),
                      "roughness_by_column": held.diff(n=2, dim=1).pow(2).mean((0, 1)).tolist()},
         "roughness_by_column": one.diff(n=2, dim=1).pow(2).mean((0, 1)).tolist(),
         "roughness_by_patch_position": {"patch": cfg.model.patch, "1-step": by_patch_position(one, cfg.model.patch),
                                         "held_out": by_patch_position(held, cfg.model.patch)},
-        "samples": {f"{k}-step": {"swd": distance(x), "roughness": motion.roughness(x)} for k, x in samples.items()},
+        "samples": {f"{k}-step": {"swd": distance(x), "roughness": roughness(x)} for k, x in samples.items()},
         "leak": {"beta": beta, "high_pass_power_explained": explained},
         "spectrum": {"freq_hz": freqs.round(3).tolist(), "held_out": spec_data.tolist(), "1-step": spec_one.tolist(),
                      "data_band_edge_hz": float(edge),
@@ -117,14 +120,14 @@ def analyse(run: Path) -> dict:
     out["savgol_ms"] = {"7, all windows": (time.perf_counter() - t0) / 20 * 1e3, "windows": n}
     for w in WINDOWS:
         smooth, data_smooth = savgol(one, w), savgol(held, w)
-        out["savgol"][str(w)] = {"swd": distance(smooth), "roughness": motion.roughness(smooth),
+        out["savgol"][str(w)] = {"swd": distance(smooth), "roughness": roughness(smooth),
                                  "held_out_filtered_swd": distance(data_smooth),
-                                 "held_out_filtered_roughness": motion.roughness(data_smooth)}
+                                 "held_out_filtered_roughness": roughness(data_smooth)}
     # The leak removed exactly (an oracle: the noise is known at sampling time): x + β·ε undoes a
     # network that cancels ε by a factor 1 − β everywhere.
     oracle = one - beta * noise
-    out["leak"]["oracle"] = {"swd": distance(oracle), "roughness": motion.roughness(oracle)}
-    reference = motion.window_speeds(test, held)
+    out["leak"]["oracle"] = {"swd": distance(oracle), "roughness": roughness(oracle)}
+    reference = window_speeds(test, held)
     out["speed"] = {"held_out": speed_report(test, held, reference), "training": speed_report(test, seen, reference)}
     out["speed"] |= {f"{k}-step": speed_report(test, x, reference) for k, x in samples.items()}
     out["speed"]["1-step SG7"] = speed_report(test, savgol(one, 7), reference)

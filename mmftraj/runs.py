@@ -61,6 +61,7 @@ def train_run(request: RunRequest, resolved=None) -> dict:
         raise UserError(missing_run(run_dir))
     with locked(run_dir):
         saved = run_dir / "config.yaml"
+        resumed = False
         if never_trained(run_dir):  # an earlier attempt of ours stopped before its first step: start afresh
             remove(run_dir, "restart")
         if run_dir.is_symlink() or (run_dir.exists() and not run_dir.is_dir()):
@@ -80,8 +81,11 @@ def train_run(request: RunRequest, resolved=None) -> dict:
                 saved_cfg = saved_run_config(run_dir, type(cfg), task)
                 check_resumed_preset(module, task, request.preset, saved_cfg)
                 cfg = resume_config(saved_cfg, request)
+                resumed = True
             else:
                 raise UserError(exists_message(run_dir, cfg))
+        if not resumed and module.complete is not None:  # a resumed run's saved config has these fields
+            cfg = module.complete(cfg)
         check_run_config(cfg, request)  # the resumed run's config, too
         claim(run_dir, task)
         save_yaml(cfg, saved)

@@ -89,14 +89,16 @@ def test_evaluate_k_steps_writes_results(run, tmp_path):
 
 
 def test_missing_default_dataset_is_generated_with_a_message(tmp_path, monkeypatch, capsys):
+    import mmftraj.data.default_datasets as defaults
     import mmftraj.data.generate as gen
 
-    monkeypatch.setattr(M, "default_path", lambda name: tmp_path / f"{name}.hdf5")
+    monkeypatch.setattr(defaults, "default_path", lambda name: tmp_path / f"{name}.hdf5")
     monkeypatch.setitem(gen.DEFAULT_SAMPLES, "maze2d-umaze-v1", 3000)
     cfg = M.default_config("umaze")
     path = M.dataset_path(cfg, progress=False)
     assert path == tmp_path / "maze2d-umaze-v1.hdf5" and path.is_file()
     assert "generating it now" in capsys.readouterr().out
+    assert M.dataset_path(cfg, progress=False) == path and capsys.readouterr().out == ""  # made once, then used
     cfg.data.path = str(tmp_path / "nope.hdf5")
     with pytest.raises(UserError, match="dataset not found"):
         M.dataset_path(cfg)

@@ -1,4 +1,5 @@
-"""motion: the synthetic gait table, the held-out split, and training/evaluation on a user table."""
+"""motion: the synthetic gait table, the held-out split and speed band (mmftraj.data.motion, .speed), the
+window metrics, and training/evaluation on a user table and through the CLI."""
 
 from __future__ import annotations
 
@@ -11,8 +12,12 @@ import pytest
 import torch
 
 from mmftraj.data.gait import gait_table
+from mmftraj.data.motion import load_store, load_windows, split_episodes, training_episodes
+from mmftraj.data.speed import planar_speed, time_step
 from mmftraj.data.tables import load_table
 from mmftraj.errors import UserError
+from mmftraj.evaluation.distances import sliced_wasserstein
+from mmftraj.evaluation.motion_metrics import roughness
 from mmftraj.tasks import motion
 
 
@@ -28,23 +33,23 @@ def test_gait_positions_integrate_the_actions_and_gaits_differ_in_speed():
 
 
 def test_held_out_episodes_are_a_seeded_disjoint_share():
-    train, test = motion.split_episodes(50, 0.1, seed=0)
+    train, test = split_episodes(50, 0.1, seed=0)
     assert len(test) == 5 and len(train) == 45
     assert sorted(np.concatenate([train, test]).tolist()) == list(range(50))
-    assert np.array_equal(test, motion.split_episodes(50, 0.1, seed=0)[1])
-    assert not np.array_equal(test, motion.split_episodes(50, 0.1, seed=1)[1])
-    assert len(motion.split_episodes(3, 0.01, 0)[1]) == 1  # at least one held out, one kept
+    assert np.array_equal(test, split_episodes(50, 0.1, seed=0)[1])
+    assert not np.array_equal(test, split_episodes(50, 0.1, seed=1)[1])
+    assert len(split_episodes(3, 0.01, 0)[1]) == 1  # at least one held out, one kept
     with pytest.raises(UserError, match="2 or more"):
-        motion.split_episodes(1, 0.5, 0)
+        split_episodes(1, 0.5, 0)
     with pytest.raises(UserError, match="test_fraction"):
-        motion.split_episodes(10, 1.0, 0)
+        split_episodes(10, 1.0, 0)
 
 
 def test_roughness_is_zero_on_straight_lines_and_six_times_the_variance_of_white_noise():
     line = torch.linspace(0, 5, 40)[None, :, None] * torch.tensor([1.0, -2.0])
-    assert motion.roughness(line) == pytest.approx(0.0, abs=1e-9)
+    assert roughness(line) == pytest.approx(0.0, abs=1e-9)
     noise = torch.randn(500, 64, 3, generator=torch.Generator().manual_seed(0))  # Δ²: 1 + 4 + 1 variances
-    assert motion.roughness(noise) == pytest.approx(6.0, rel=0.03)
+    assert roughness(noise) == pytest.approx(6.0, rel=0.03)
 
 
 def _tiny(cfg, steps=30):
@@ -54,6 +59,11 @@ def _tiny(cfg, steps=30):
     cfg.train.threads = 1
     cfg.eval.n_samples, cfg.eval.steps = 64, [1, 2]
     return cfg
+
+
+def _train(cfg, run_dir):
+    """Train as `mmftraj train` does: the config completed from the data (model.dim_in) first."""
+    return motion.train(motion.complete(cfg), run_dir, progress=False)
 
 
 def test_training_on_a_user_table_with_its_own_column_names(tmp_path):
@@ -66,7 +76,7 @@ def test_training_on_a_user_table_with_its_own_column_names(tmp_path):
     cfg.data.path, cfg.data.episode, cfg.data.time = str(path), "take", "seconds"
     cfg.data.state, cfg.data.action = ["root_x", "root_y"], ["vel_x", "vel_y"]
     cfg.data.test_fraction = 0.2
-    results = motion.train(cfg, tmp_path / "run", progress=False)
+    results = _train(cfg, tmp_path / "run")
     assert results["data"] == "takes" and results["windows"] == {"train": 16 * 9, "held_out": 4 * 9}
     assert set(results["swd"]) == {"1-step", "2-step"} and results["compared_windows"] == 36
     assert set(results["roughness"]) == {"held-out data", "1-step", "2-step"}
@@ -100,12 +110,12 @@ def test_a_few_hundred_steps_bring_one_step_samples_towards_held_out_windows(tmp
     cfg.data.gait_episodes = 256
     cfg.train.ema_decay = 0.0  # the raw weights: a short run's EMA would still be the initialisation
     cfg.objective.lambda_warmup = 150
-    results = motion.train(cfg, tmp_path / "run", progress=False)
+    results = _train(cfg, tmp_path / "run")
     # u ≡ 0 at initialisation, so an untrained model's one-step samples are the noise itself.
-    _, held_out = motion.load_windows(cfg)
+    _, held_out = load_windows(cfg.data)
     n = results["compared_windows"]
-    noise_distance = motion.sliced_wasserstein(torch.randn(n, 16 * 4, generator=torch.Generator().manual_seed(0)),
-                                               held_out.batch(torch.arange(n)).trajectories.flatten(1))
+    noise_distance = sliced_wasserstein(torch.randn(n, 16 * 4, generator=torch.Generator().manual_seed(0)),
+                                        held_out.batch(torch.arange(n)).trajectories.flatten(1))
     # Measured 0.57 of the noise distance (this tiny model plateaus there); untrained is 1.
     assert results["swd"]["1-step"] < 0.75 * noise_distance, (results, noise_distance)
 
@@ -117,14 +127,42 @@ def test_cli_motion_errors_are_one_line(tmp_path):
 
     missing = run("--set", f"data.path={tmp_path / 'nope.csv'}")
     assert missing.returncode == 2 and "table not found" in missing.stderr and "Traceback" not in missing.stderr
+    assert not (tmp_path / "motion" / "mmf-nope-s0").exists()  # the table is read before the run folder is made
     preset = run("--preset", "walk")
     assert preset.returncode == 2 and "has no presets" in preset.stderr
+
+
+def test_a_cli_run_resumes_and_its_eval_prints_progress_lines_off_a_terminal(tmp_path):
+    """config.yaml holds model.dim_in, filled from the table by the task's complete() before
+    runs.py writes it; --resume trains on from that config; `eval` piped to a log prints a plain
+    line per sampled step count (every PLAIN_PROGRESS_EVERY_S, here 0 s), as maze2d's rollouts do."""
+    def run(*args):
+        code = ("import mmftraj.progress as t; t.PLAIN_PROGRESS_EVERY_S = 0.0; "
+                "from mmftraj.cli import app; app(prog_name='mmftraj')")
+        return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300)
+
+    tiny = ["--task", "motion", "--runs-dir", str(tmp_path), "--name", "r", "--set", "train.threads=1"]
     results = tmp_path / "motion" / "r" / "results.json"
-    short = run("--name", "r", "--steps", "2", "--set", "data.gait_episodes=8", "--set", "data.horizon=16",
-                "--set", "model.width=16", "--set", "model.depth=1", "--set", "data.test_fraction=0.25")
+    short = run("train", *tiny, "--steps", "2", "--set", "data.gait_episodes=8", "--set", "data.horizon=16",
+                "--set", "model.width=16", "--set", "model.depth=1", "--set", "data.test_fraction=0.25",
+                "--set", "eval.steps=[1,2]")
     assert short.returncode == 0, short.stderr
     assert json.loads(results.read_text())["windows"] == {"train": 6 * 49, "held_out": 2 * 49}  # 64-step episodes
-    assert "dim_in: 4" in (results.parent / "config.yaml").read_text()  # the resolved width is written down
+    config = (results.parent / "config.yaml").read_text()
+    assert "dim_in: 4" in config  # the resolved width is written down
+    assert [line for line in short.stdout.splitlines() if line.startswith("sampled ")] == [
+        "sampled step counts 1/2", "sampled step counts 2/2"]
+    resumed = run("train", *tiny, "--resume", "--steps", "4")
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(results.read_text())["steps"] == 4 and (results.parent / "config.yaml").read_text() == \
+        config.replace("steps: 2\n", "steps: 4\n", 1)
+    ev = run("eval", "--task", "motion", "--checkpoint", str(results.parent), "--steps", "1", "--steps", "2",
+             "--steps", "4", "--threads", "1")
+    assert ev.returncode == 0, ev.stderr
+    lines = [line for line in ev.stdout.splitlines() if line.startswith("sampled ")]
+    assert lines == [f"sampled step counts {i}/3" for i in (1, 2, 3)], ev.stdout
+    assert set(json.loads((results.parent / "eval" / "results.json").read_text())["swd"]) == {
+        "1-step", "2-step", "4-step"}
 
 
 @pytest.mark.parametrize("field,value,message", [
@@ -136,6 +174,8 @@ def test_impossible_sizes_are_refused_before_any_work(tmp_path, field, value, me
     cfg = _tiny(motion.default_config())
     section, name = field.split(".")
     setattr(getattr(cfg, section), name, value)
+    with pytest.raises(UserError, match=message):  # the task's check: a resolved config, before the table is read
+        motion.TASK.check(cfg, None)
     with pytest.raises(UserError, match=message):
         motion.train(cfg, tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
@@ -148,33 +188,33 @@ def test_episodes_shorter_than_the_horizon_are_counted_and_named(tmp_path, capsy
     table.to_csv(path, index=False)
     cfg = _tiny(motion.default_config(), steps=2)
     cfg.data.path, cfg.data.test_fraction = str(path), 0.2
-    results = motion.train(cfg, tmp_path / "run", progress=False)
+    results = _train(cfg, tmp_path / "run")
     assert results["episodes_shorter_than_horizon"] == 1
     assert "1 of 10 episodes are shorter than data.horizon 16" in capsys.readouterr().out
     cfg.data.horizon = 32
     with pytest.raises(UserError, match=r"no training episode is as long as data.horizon 32 \(the longest has 24"):
-        motion.train(cfg, tmp_path / "run2", progress=False)
+        _train(cfg, tmp_path / "run2")
 
 
 def test_planar_speed_is_distance_per_time_in_the_first_two_state_columns():
     t = np.arange(11) * 0.1
     window = np.stack([3 * t, 4 * t, np.full_like(t, 9.0)], axis=-1)[None]  # 5 m/s; the third column ignored
-    assert motion.planar_speed(window, 0.1) == pytest.approx([5.0])
+    assert planar_speed(window, 0.1) == pytest.approx([5.0])
     # Step-to-step jitter barely moves it (a step-by-step path length would read ~3× the speed).
     jitter = np.random.default_rng(0).normal(0, 0.2, size=(200, 65, 2))
     line = np.stack([3 * np.arange(65) * 0.1, 4 * np.arange(65) * 0.1], axis=-1)[None] + jitter
-    assert np.median(motion.planar_speed(line, 0.1)) == pytest.approx(5.0, rel=0.03)
+    assert np.median(planar_speed(line, 0.1)) == pytest.approx(5.0, rel=0.03)
 
 
 def test_low_data_shares_are_nested_and_a_speed_band_never_reaches_training():
     cfg = motion.default_config()
     cfg.data.gait_episodes = 200
-    store = motion.load_store(cfg)
-    train_idx, test_idx = motion.split_episodes(store.num_episodes, 0.1, 0)
-    dt = motion.time_step(store)
-    speed = {k: motion.planar_speed(store.episode(k)["observations"][None], dt)[0] for k in range(store.num_episodes)}
+    store = load_store(cfg.data)
+    train_idx, test_idx = split_episodes(store.num_episodes, 0.1, 0)
+    dt = time_step(store)
+    speed = {k: planar_speed(store.episode(k)["observations"][None], dt)[0] for k in range(store.num_episodes)}
     cfg.data.hold_out_speed = [1.2, 1.4]
-    kept, left_out = motion.training_episodes(store, train_idx, cfg.data)
+    kept, left_out = training_episodes(store, train_idx, cfg.data)
     assert left_out == {"removed_by_speed_band": len(train_idx) - len(kept), "left_out_by_fraction": 0}
     dropped = set(train_idx) - set(kept)
     assert dropped and all(1.2 <= speed[k] <= 1.4 for k in dropped)
@@ -183,7 +223,7 @@ def test_low_data_shares_are_nested_and_a_speed_band_never_reaches_training():
     shares = []
     for fraction in (0.1, 0.5, 1.0):
         cfg.data.fraction = fraction
-        shares.append(set(motion.training_episodes(store, train_idx, cfg.data)[0]))
+        shares.append(set(training_episodes(store, train_idx, cfg.data)[0]))
     assert shares[0] < shares[1] < shares[2] == set(kept)
     assert len(shares[0]) == int(np.ceil(0.1 * len(kept)))
 
@@ -195,13 +235,13 @@ def test_a_bad_speed_band_is_refused(band, message):
     cfg = motion.default_config()
     cfg.data.gait_episodes, cfg.data.hold_out_speed = 20, band
     with pytest.raises(UserError, match=message):
-        motion.load_windows(cfg)
+        load_windows(cfg.data)
 
 
 def test_a_run_with_a_held_out_speed_band_reports_the_band_share_of_data_and_samples(tmp_path):
     cfg = _tiny(motion.default_config(), steps=2)
     cfg.data.gait_episodes, cfg.data.hold_out_speed, cfg.data.fraction = 64, [1.2, 1.4], 0.5
-    results = motion.train(cfg, tmp_path / "run", progress=False)
+    results = _train(cfg, tmp_path / "run")
     band = results["hold_out_speed"]
     assert band["band"] == [1.2, 1.4] and set(band["share"]) == {"held-out data", "training data", "1-step", "2-step"}
     assert band["share"]["training data"] == 0.0 and 0 < band["share"]["held-out data"] < 1
@@ -215,7 +255,7 @@ def test_a_run_with_a_held_out_speed_band_reports_the_band_share_of_data_and_sam
 def test_eval_smooth_reports_smoothed_samples_beside_raw_ones_and_sample_writes_them(tmp_path):
     cfg = _tiny(motion.default_config(), steps=2)
     cfg.data.gait_episodes = 32
-    raw = motion.train(cfg, tmp_path / "run", progress=False)
+    raw = _train(cfg, tmp_path / "run")
     assert "smoothed" not in raw
     smooth = motion.evaluate(tmp_path / "run", overrides=["eval.smooth=5"])
     assert smooth["swd"] == pytest.approx(raw["swd"])  # the raw samples are still reported as they were

@@ -221,6 +221,9 @@ def test_train_then_eval_through_the_cli(tmp_path):
     out = run("eval", "--task", "pusht", "--checkpoint", str(run_dir), "--episodes", "2", "--threads", "1",
               "--set", "eval.shown=2")
     assert out.returncode == 0, out.stderr
+    # Piped, the rollouts print plain progress lines (the batch's env step, every 10 s and at the end).
+    lines = [line for line in out.stdout.splitlines() if line.startswith("rollouts pusht ")]
+    assert lines and lines[-1] == "rollouts pusht (2 starts) at step 300/300", out.stdout
     ev = json.loads((run_dir / "eval" / "results.json").read_text())
     assert ev["1-step"]["episodes"] == 2 and 0 <= ev["1-step"]["score"] <= 1 and ev["1-step"]["chunk_ms"] > 0
     assert (run_dir / "eval" / "rollouts.gif").stat().st_size > 0 and (run_dir / "eval" / "rollouts.png").is_file()

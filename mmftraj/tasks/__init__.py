@@ -24,7 +24,10 @@ class Task:
     """What every task offers. `train(cfg, run_dir, resume, progress)` returns a results dict;
     `evaluate(checkpoint, steps, episodes, seed, out, overrides)` scores a checkpoint;
     `sample(checkpoint, steps, n, out, seed, device)` writes sample files and returns their paths.
-    A task without evaluation or sampling leaves those None."""
+    A task without evaluation or sampling leaves those None. `complete(cfg)` returns `cfg` with the
+    fields that come from the data filled (motion: the table's columns per step); `runs.train_run`
+    calls it once for a new run, before config.yaml is written, so resolving a config (a report, a
+    benchmark) never reads the data."""
 
     name: str
     config: type  # the Config dataclass: sections `objective` and `train` at least
@@ -36,6 +39,7 @@ class Task:
     sample: Callable[..., list] | None = None
     # check(cfg, preset): refuse a resolved config that contradicts its preset (None: no check)
     check: Callable[[Any, str | None], None] | None = None
+    complete: Callable[[Any], Any] | None = None  # complete(cfg) -> cfg, fields from the data (None: none)
 
 
 MODULES = {

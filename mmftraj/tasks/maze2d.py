@@ -21,9 +21,8 @@ from ..checkpoint import load_task_model
 from ..config import apply_overrides, check_eval_overrides, to_dict
 from ..core import ModularMeanFlow, ObjectiveConfig
 from ..data import Normalizer, load_episodes
-from ..data.generate import default_path, generate
-from ..data.pointmaze import DATASET_IDS, dataset_dir, generate_pointmaze
-from ..data.pointmaze import default_root as pointmaze_root
+from ..data.default_datasets import default_dataset
+from ..data.pointmaze import DATASET_IDS
 from ..data.splits import prepare_windows
 from ..envs.disturbances import Disturbances
 from ..envs.layouts import load_layout
@@ -133,31 +132,19 @@ def _check_positions(xy: np.ndarray, env: str, path) -> None:
                         f"maze; pick the matching --maze (and data.env) or dataset")
 
 
-def dataset_path(cfg: Config, generate_missing: bool = True, progress: bool = True) -> Path:
-    """The dataset file; the default one is generated (with a message) when it is missing."""
-    if cfg.data.env in POINTMAZE and cfg.data.path is None:
-        path = dataset_dir(pointmaze_root(), DATASET_IDS[cfg.data.env])
-        if not path.exists() and generate_missing:
-            print(f"Minari dataset {path.resolve()} not found: generating it now (one-time, the recipe of Minari's "
-                  f"D4RL/pointmaze; same as `mmftraj data generate {cfg.data.env}`)", flush=True)
-            generate_pointmaze(cfg.data.env, progress=progress)
-        return path
-    if cfg.data.path is not None:
-        path = Path(cfg.data.path)
-        if not path.exists() and cfg.data.env in POINTMAZE:
-            raise UserError(f"dataset not found: {path} (data.path); `mmftraj data generate {cfg.data.env} --out DIR` "
-                            f"writes DIR/{DATASET_IDS[cfg.data.env]}, or drop data.path for the default one")
-        if not path.exists():
-            raise UserError(f"dataset not found: {path} (data.path); generate one with "
-                            f"`mmftraj data generate {cfg.data.env} --out {path}` or drop data.path")
-        _check_manifest_layout(path, cfg.data.env)
-        return path
-
-    path = default_path(cfg.data.env)
-    if not path.exists() and generate_missing:
-        print(f"dataset {path.resolve()} not found: generating it now (one-time, d4rl recipe; "
-              f"same as `mmftraj data generate {cfg.data.env}`)", flush=True)
-        generate(cfg.data.env, out=path, show_progress=progress)
+def dataset_path(cfg: Config, progress: bool = True) -> Path:
+    """data.path, checked; without one the env's default dataset (generated when missing, see
+    mmftraj.data.default_datasets)."""
+    if cfg.data.path is None:
+        return default_dataset(cfg.data.env, progress=progress)
+    path = Path(cfg.data.path)
+    if not path.exists() and cfg.data.env in POINTMAZE:
+        raise UserError(f"dataset not found: {path} (data.path); `mmftraj data generate {cfg.data.env} --out DIR` "
+                        f"writes DIR/{DATASET_IDS[cfg.data.env]}, or drop data.path for the default one")
+    if not path.exists():
+        raise UserError(f"dataset not found: {path} (data.path); generate one with "
+                        f"`mmftraj data generate {cfg.data.env} --out {path}` or drop data.path")
+    _check_manifest_layout(path, cfg.data.env)
     return path
 
 

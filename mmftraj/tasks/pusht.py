@@ -28,12 +28,13 @@ from ..config import apply_overrides, check_eval_overrides, to_dict
 from ..core import ModularMeanFlow, ObjectiveConfig, sample
 from ..data import Normalizer
 from ..data.pusht import PushTDemos, load_demos, split_episodes
-from ..envs.pusht import OBS_DIM, PushTBatch, dp_start, observe, require_gym_pusht
+from ..envs.pusht import MAX_STEPS, OBS_DIM, PushTBatch, dp_start, observe, require_gym_pusht
 from ..errors import UserError
 from ..evaluation.frames import save_gif, save_strip
 from ..io import atomic_write_text
 from ..models.transformer import TransformerConfig, build_transformer, check_task_sizes, count_parameters
 from ..planning.chunks import ChunkPolicy, chunk_latency_ms, run_chunked
+from ..progress import progress_bar
 from ..training import TrainConfig, Trainer
 from . import Task
 
@@ -226,13 +227,27 @@ def _get(cfg, dotted: str):
 
 
 # -- evaluation ----------------------------------------------------------------------------------
-def play(net, obs_norm: Normalizer, act_norm: Normalizer, cfg: Config, mode: str, seeds, render: int = 0):
-    """Run the policy from Diffusion Policy's start of every seed; (scores, successes, envs)."""
+def play(net, obs_norm: Normalizer, act_norm: Normalizer, cfg: Config, mode: str, seeds, render: int = 0,
+         progress: bool = False):
+    """Run the policy from Diffusion Policy's start of every seed; (scores, successes, envs). The
+    starts run as one batch in lockstep, so with `progress` the batch's env step is shown against
+    the episode length (the time left): a bar on a terminal, plain lines in a pipe or a log."""
     d, e = cfg.data, cfg.eval
     policy = ChunkPolicy(net, obs_norm, act_norm, d.horizon, ACT_DIM, e.steps, mode, seed=e.seed)
     envs = PushTBatch(len(seeds), render=render)
     try:
-        run_chunked(envs, policy, np.stack([dp_start(s) for s in seeds]), observe, d.obs_steps, e.action_steps)
+        with progress_bar(f"rollouts pusht ({len(seeds)} starts) at step", MAX_STEPS, progress) as advance:
+            shown = 0
+
+            def on_chunk(_: int) -> None:
+                nonlocal shown
+                step = MAX_STEPS if envs.done.all() else int(envs.steps.max())
+                if step > shown:
+                    advance(step - shown)
+                    shown = step
+
+            run_chunked(envs, policy, np.stack([dp_start(s) for s in seeds]), observe, d.obs_steps, e.action_steps,
+                        on_chunk=on_chunk)
     finally:
         envs.close()
     return envs.best.copy(), envs.success.copy(), envs
@@ -402,7 +417,8 @@ def evaluate(checkpoint: str | Path, steps: list[int] | None = None, episodes: i
     for k in steps or [e.steps]:
         cfg.eval.steps = int(k)
         seeds = test_seeds(e)
-        scores, successes, envs = play(net, obs_norm, act_norm, cfg, mode, seeds, render=e.shown if out else 0)
+        scores, successes, envs = play(net, obs_norm, act_norm, cfg, mode, seeds, render=e.shown if out else 0,
+                                       progress=progress)
         policy = ChunkPolicy(net, obs_norm, act_norm, cfg.data.horizon, ACT_DIM, k, mode)
         row = {**summary(scores, successes), "chunk_ms": chunk_latency_ms(policy, cfg.data.obs_steps, OBS_DIM)}
         if out is not None and envs.frames:
