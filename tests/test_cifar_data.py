@@ -212,3 +212,20 @@ def test_a_small_pickle_standing_for_a_huge_tree_is_refused(tmp_path, labels, ex
     assert path.stat().st_size < 20_000
     with pytest.raises(UserError, match=expected):
         read_batch(path)
+
+
+def test_a_large_unet_on_the_cpu_is_announced_in_one_line(capsys):
+    """The default 55.8M U-Net takes minutes a step on a CPU: say so before training, and name the
+    CPU-sized preset; a small network or a GPU run says nothing."""
+    import torch
+
+    from mmftraj.tasks.cifar import Config, cpu_note
+
+    cfg = Config()
+    cpu_note(torch.nn.Linear(4000, 3000), cfg)  # 12.0M parameters
+    line = capsys.readouterr().out
+    assert "12.0M-parameter U-Net on the CPU" in line and "--preset small" in line and line.count("\n") == 1
+    cpu_note(torch.nn.Linear(100, 100), cfg)
+    cfg.train.device = "cuda"
+    cpu_note(torch.nn.Linear(4000, 3000), cfg)
+    assert capsys.readouterr().out == ""
