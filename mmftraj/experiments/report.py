@@ -256,7 +256,10 @@ def ensure_trained(cfg: ReportConfig, key: TrainKey, runs_dir: Path, progress: b
 
 # Eval fields added after scores were stored, at the value that behaves as before they existed:
 # left out of a score's id at that value, so stored scores stay valid (and any other value re-scores).
-EVAL_FIELDS_ADDED = {"goals": "layout"}
+# The coherent re-planning fields and the disturbances came after the standard grid: at these values
+# a plan is re-planned as before and the env is the plain env bit for bit (planning/rollouts.py).
+EVAL_FIELDS_ADDED = {"goals": "layout", "replan_select": "selection", "fixed_noise": False, "blend": 1,
+                     "push_size": 0.0, "push_rate": 0.0, "action_noise": 0.0, "obs_noise": 0.0, "goal_move_at": 0}
 
 
 def eval_id(cfg: ReportConfig, task_cfg, condition, steps: int | None) -> str:
