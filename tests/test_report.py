@@ -255,7 +255,8 @@ def cli(*args):
 
 
 @pytest.mark.parametrize("args,expected", [
-    (["iid"], "unknown report 'iid'; valid choices: lowdata, ood"),
+    (["iid"], "unknown report 'iid'; valid choices: findings, lowdata, ood"),
+    (["ood", "--check"], "--check is for `report findings`"),
     (["ood", "--preset", "fast"], "unknown report preset 'fast'"),
     (["ood", "--preset", "standard", "--set", "ood.splits=[umaze-goals]"], "unknown split 'umaze-goals'"),
     (["lowdata", "--preset", "standard", "--set", "lowdata.fractions=[0.1,1.5]"], r"data fraction must be in (0, 1]"),
