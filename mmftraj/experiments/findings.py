@@ -183,7 +183,7 @@ def _steps_of(key: str) -> int:
 
 
 def _maze2d_tangent(root: Path) -> dict:
-    values = studies.maze2d_tangent_values()
+    values = studies.maze2d_tangent_values(root / "reports" / "standard" / "results")
     out = {f"tangent.maze2d.{label}": Estimate.of(v, 1) for label, v in values.items()}
     out.update({f"tangent.maze2d.{LEVEL_SLUGS[c.key]}": Diff.of(c, 1) for c in studies.maze2d_tangent_family(values)})
     return out
@@ -305,7 +305,8 @@ def _families(root: Path) -> dict:
     """How many tests each study table adjusts over (the report's counts are `ood.tests` and
     `lowdata.tests`)."""
     out = {"families.tangent": len(studies.tangent_family(root / "tangent_study")),
-           "families.maze2d-tangent": len(studies.maze2d_tangent_family(studies.maze2d_tangent_values())),
+           "families.maze2d-tangent": len(studies.maze2d_tangent_family(
+               studies.maze2d_tangent_values(root / "reports" / "standard" / "results"))),
            "families.cifar.mmf": len(studies.cifar_family(root / "cifar_small", "mmf@1")),
            "families.cifar.meanflow": len(studies.cifar_family(root / "cifar_small", "meanflow@1"))}
     for task in studies.TANGENT_TASKS:

@@ -73,10 +73,11 @@ def tangent_mmf_family(root: Path, task: str) -> list[Comparison]:
     return family(f"tangent study {task}: {REFERENCE} − each", rows, REFERENCE, LOWER_IS_BETTER)
 
 
-def maze2d_tangent_values() -> dict[str, dict[int, float]]:
+def maze2d_tangent_values(store: Path | None = None) -> dict[str, dict[int, float]]:
     """label -> {seed: in-distribution normalized score} of the standard report's stored runs
-    (higher is better), for the tangent study's labels."""
-    cfg = load_report_config("standard")
+    (higher is better), for the tangent study's labels; `store`: the records folder (default: the
+    preset's, benchmarks/records/reports/standard/results/)."""
+    cfg = load_report_config("standard", overrides=[] if store is None else [f"store={json.dumps(str(store))}"])
     out: dict[str, dict[int, float]] = {}
     for label in TANGENT_LABELS[1:]:
         for seed in cfg.seeds:
