@@ -18,7 +18,10 @@ study asks the paper's generalization questions on them:
 Each finished run leaves one JSON under benchmarks/records/generalization/<task>/ (one thread per run;
 toy2d ~40-60 s, motion ~5-8 min here), so the study accumulates across sessions and machines.
 Paired differences are `mmf` minus each other variant on the same seed and condition, with 95 %
-t-intervals.
+t-intervals; a last table compares each variant's lead over MeanFlow under a condition with the
+same lead with all the data (the tangent study's runs, same seeds). Each printed table is one
+family: its verdicts are Holm-adjusted over its rows (mmftraj.experiments.studies, which
+docs/findings.md reads too).
 """
 
 from __future__ import annotations
@@ -31,11 +34,11 @@ from pathlib import Path
 
 import numpy as np
 
-from mmftraj.experiments import grid
-from mmftraj.experiments.paired import mean_interval
+from mmftraj.experiments import grid, studies
+from mmftraj.experiments.paired import format_p
 
 VARIANTS = ["fm", "meanflow", "mmf-paper", "mmf", "mmf-full"]
-REFERENCE = "mmf"
+REFERENCE = studies.REFERENCE
 HELD_OUT_MODE = 5  # toy2d: the upper square of the third column (mmftraj.data.toy2d.mode_of)
 SPEED_BAND = (1.2, 1.4)  # motion: walking speeds (m/s) held out; walks span 1.0-1.6, runs 2.6-3.4
 
@@ -113,21 +116,9 @@ def records(task: str) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(root(task).glob("*.json"))]
 
 
-def metric(r: dict, name: str, steps: int = 1) -> float:
-    value = r[name]
-    return float(value[f"{steps}-step"] if isinstance(value, dict) else value)
-
-
 def rows(task: str, name: str) -> dict:
     """(condition, row label) -> {seed: value}; fm is scored at one Euler step and at the k it needs."""
-    out: dict = {}
-    for r in records(task):
-        if name not in r:
-            continue
-        for steps in (STUDIES[task].fm_steps if r["variant"] == "fm" else [1]):
-            label = f"fm@{steps}" if r["variant"] == "fm" else r["variant"]
-            out.setdefault((r["condition"], label), {})[r["seed"]] = metric(r, name, steps)
-    return out
+    return studies.generalization_values(root(task), name)
 
 
 def _pm(values: list[float], digits: int) -> str:
@@ -148,29 +139,46 @@ def score_table(task: str, name: str, title: str, digits: int = 4) -> str:
     return "\n".join(lines)
 
 
-def paired_table(task: str, name: str, title: str, lower_is_better: bool = True, digits: int = 4,
-                 words: tuple[str, str] = ("better", "worse")) -> str:
-    data, study = rows(task, name), STUDIES[task]
-    lines = [f"{title}: {REFERENCE} minus each variant, paired on seed (95 % t-interval)", "",
-             "| condition | comparison | n | difference [95 % CI] | verdict |", "|---|---|---:|---:|---|"]
-    for condition in study.conditions:
-        ref = data.get((condition, REFERENCE), {})
-        for label in [v for v in study.labels if v != REFERENCE]:
-            other = data.get((condition, label), {})
-            seeds = sorted(set(ref) & set(other))
-            if not seeds:
-                continue
-            mean, lo, hi = mean_interval(np.array([ref[s] - other[s] for s in seeds]))
-            if len(seeds) < 2:
-                verdict = "n/a"
-            elif (hi < 0) if lower_is_better else (lo > 0):
-                verdict = f"{REFERENCE} {words[0]}"
-            elif (lo > 0) if lower_is_better else (hi < 0):
-                verdict = f"{REFERENCE} {words[1]}"
-            else:
-                verdict = "not separable"
-            ci = f"{mean:+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}]" if len(seeds) > 1 else f"{mean:+.{digits}f}"
-            lines.append(f"| {condition} | {REFERENCE} − {label} | {len(seeds)} | {ci} | {verdict} |")
+FAMILY_NOTE = ("Verdict: Holm-adjusted two-sided t-test over the rows of this table (one family) at 0.05; "
+               "each row's interval and p are its own.")
+
+
+def _interval(t, digits: int) -> str:
+    return f"{t.mean:+.{digits}f} [{t.low:+.{digits}f}, {t.high:+.{digits}f}]" if t.n > 1 else f"{t.mean:+.{digits}f}"
+
+
+def paired_table(task: str, name: str, title: str, words: tuple[str, str] = studies.LOWER_IS_BETTER,
+                 digits: int = 4) -> str:
+    """`mmf` minus each variant under each condition: one table, one family (`words`: the verdict
+    for a difference above and below 0)."""
+    study = STUDIES[task]
+    lines = [f"{title}: {REFERENCE} minus each variant, paired on seed (95 % t-interval). {FAMILY_NOTE}", "",
+             "| condition | comparison | n | difference [95 % CI] | p | p (Holm) | verdict |",
+             "|---|---|---:|---:|---:|---:|---|"]
+    for c in studies.generalization_family(root(task), name, words, list(study.conditions), study.labels):
+        condition, label = c.key
+        lines.append(f"| {condition} | {REFERENCE} − {label} | {c.test.n} | {_interval(c.test, digits)} | "
+                     f"{format_p(c.test.p)} | {format_p(c.p_holm)} | {c.verdict} |")
+    return "\n".join(lines)
+
+
+def change_table(task: str, digits: int = 4) -> str:
+    """Each variant's lead over MeanFlow under a condition against the same lead with all the data
+    (the tangent study's runs, the same seeds): does the condition widen or narrow it? One table,
+    one family."""
+    rows = studies.change_family(root(task).parents[1], task, STUDIES[task].labels)
+    if not rows:
+        return ""
+    lines = [f"Change of each variant's lead over `{studies.CHANGE_BASELINE}` (its distance minus "
+             f"`{studies.CHANGE_BASELINE}`'s, same seed) from all the data (the tangent study's runs) to the "
+             f"condition, paired on seed; < 0: the lead grows. {FAMILY_NOTE}", "",
+             "| condition | variant | lead, condition | lead, all data | change [95 % CI] | p | p (Holm) | verdict |",
+             "|---|---|---:|---:|---:|---:|---:|---|"]
+    for c in rows:
+        condition, label = c.key
+        here, full = c.means()
+        lines.append(f"| {condition} | {label} | {here:+.{digits}f} | {full:+.{digits}f} | {_interval(c.test, digits)} | "
+                     f"{format_p(c.test.p)} | {format_p(c.p_holm)} | {c.verdict} |")
     return "\n".join(lines)
 
 
@@ -203,14 +211,15 @@ def tables(task: str) -> str:
         return (f"no results under {root(task)} yet: `python benchmarks/generalization.py run --task {task}` "
                 "trains them")
     data_name = "fresh data of the training distribution" if task == "toy2d" else "held-out episodes"
-    return "\n\n".join([
+    return "\n\n".join(filter(None, [
         score_table(task, "swd", f"One-step sliced Wasserstein distance to {data_name} "
                                  f"(fm: {' and '.join(map(str, STUDIES[task].fm_steps))} Euler steps)"),
         paired_table(task, "swd", "Sliced Wasserstein distance"),
         floors(task),
         score_table(task, "held_out_share", STUDIES[task].share_title + data_share(task), digits=4),
-        paired_table(task, "held_out_share", "Share in the held-out region", words=("lower", "higher")),
-    ])
+        paired_table(task, "held_out_share", "Share in the held-out region", words=("higher", "lower")),
+        change_table(task),
+    ]))
 
 
 def main() -> None:

@@ -6,8 +6,11 @@ crossed with λ ∈ {0, warm-up, 1}, on the cheap tasks, ≥ 3 training seeds, o
 
 Each finished run leaves one small JSON under benchmarks/records/tangent_study/<task>/ (its one-step
 metric, final mse, wall time), so the study accumulates across sessions and machines and the
-table never needs the run folders. Lower is better for every metric here (distances); the paired
-difference is conditional minus model on the same seed (> 0: the model tangent is better).
+table never needs the run folders. Lower is better for every metric here (distances). Paired
+tables: conditional minus model tangent on the same seed (> 0: the model tangent is better), every
+task in one table; one-step `mmf` minus each other label, one table per task; maze2d's model minus
+conditional from the standard report's runs. Each printed table is one family: its verdicts are
+Holm-adjusted over its rows (mmftraj.experiments.studies, which docs/findings.md reads too).
 Why the tangent matters: docs/objective.md.
 """
 
@@ -20,13 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from mmftraj.experiments import grid
-from mmftraj.experiments.paired import mean_interval
+from mmftraj.experiments import grid, studies
+from mmftraj.experiments.paired import format_p
 
 ROOT = Path(__file__).parent / "records" / "tangent_study"
-# λ level -> (conditional-tangent label, model-tangent label)
-LEVELS = {"λ = 0": ("meanflow", "meanflow-tmodel"), "λ warm-up": ("mmf-paper", "mmf"),
-          "λ = 1": ("mmf-full-tcond", "mmf-full")}
+LEVELS = studies.LEVELS  # λ level -> (conditional-tangent label, model-tangent label)
 # task -> (preset, overrides, metric path in results.json, metric name); one thread per run
 TASKS = {
     "toy2d": ("checkerboard", ["train.threads=1"], ("swd", "1-step"), "one-step sliced Wasserstein distance"),
@@ -115,64 +116,53 @@ def steps_table(labels=("mmf", "fm")) -> str:
     return "\n".join(lines)
 
 
+def _pm(values: dict[int, float], digits: int) -> str:
+    v = np.array(list(values.values()))
+    se = v.std(ddof=1) / math.sqrt(len(v)) if len(v) > 1 else 0.0
+    return f"{v.mean():.{digits}f} ± {se:.{digits}f}"
+
+
+def _row(c, digits: int) -> str:
+    """A compared row: a − b with its own interval and p, then its table's Holm p and verdict."""
+    t = c.test
+    return (f"{t.mean:+.{digits}f} [{t.low:+.{digits}f}, {t.high:+.{digits}f}] | {format_p(t.p)} | "
+            f"{format_p(c.p_holm)} | {c.verdict} (n = {t.n})")
+
+
+FAMILY_NOTE = ("Verdict: Holm-adjusted two-sided t-test over the rows of this table (one family) at 0.05; "
+               "each row's interval and p are its own.")
+
+
 def table() -> str:
-    lines = ["| task | λ | conditional tangent | model tangent | conditional − model (95% CI) | verdict |",
-             "|---|---|---:|---:|---:|---|"]
-    for task in TASKS:
-        folder = ROOT / task
-        if not folder.is_dir():
-            continue
-        records = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
-        by = {(r["variant"], r["seed"]): r["metric"] for r in records}
-        for level, (cond, model) in LEVELS.items():
-            seeds = sorted(s for (v, s) in by if v == cond and (model, s) in by)
-            if not seeds:
-                continue
-            c = np.array([by[cond, s] for s in seeds])
-            m = np.array([by[model, s] for s in seeds])
-            mean, lo, hi = mean_interval(c - m)
-            verdict = ("model better" if lo > 0 else "conditional better" if hi < 0 else "not separable") \
-                if len(seeds) > 1 else "n/a"
-            ci = f"{mean:+.4f} [{lo:+.4f}, {hi:+.4f}]" if len(seeds) > 1 else f"{mean:+.4f}"
-            lines.append(f"| {task} | {level} | {c.mean():.4f} ± {c.std(ddof=1) / math.sqrt(len(c)) if len(c) > 1 else 0:.4f}"
-                         f" | {m.mean():.4f} ± {m.std(ddof=1) / math.sqrt(len(m)) if len(m) > 1 else 0:.4f}"
-                         f" | {ci} | {verdict} (n = {len(seeds)}) |")
+    """Conditional minus model tangent at each λ: every task in one table, one family."""
+    lines = [FAMILY_NOTE, "", "| task | λ | conditional tangent | model tangent | conditional − model (95% CI) | p | "
+             "p (Holm) | verdict |", "|---|---|---:|---:|---:|---:|---:|---|"]
+    for c in studies.tangent_family(ROOT):
+        task, level = c.key
+        lines.append(f"| {task} | {level} | {_pm(c.a, 4)} | {_pm(c.b, 4)} | {_row(c, 4)} |")
+    return "\n".join(lines)
+
+
+def mmf_table(task: str) -> str:
+    """One-step `mmf` minus each other label on one task: one table, one family."""
+    rows = studies.tangent_mmf_family(ROOT, task)
+    if not rows:
+        return ""
+    lines = [f"{task}: one-step `mmf` minus each label, paired on seed (lower is better). {FAMILY_NOTE}", "",
+             "| label | `mmf` | label | `mmf` − label (95% CI) | p | p (Holm) | verdict |",
+             "|---|---:|---:|---:|---:|---:|---|"]
+    lines += [f"| {c.key} | {_pm(c.a, 4)} | {_pm(c.b, 4)} | {_row(c, 4)} |" for c in rows]
     return "\n".join(lines)
 
 
 def maze2d_table() -> str:
     """maze2d (U-Maze, the standard report's runs; higher is better): the in-distribution
-    normalized score of each label from the stored report records, paired model − conditional."""
-    from mmftraj.experiments.report import (
-        TrainKey,
-        eval_id,
-        load_record,
-        load_report_config,
-        resolved_task_config,
-    )
-    from mmftraj.planning.conditions import STANDARD
-
-    cfg = load_report_config("standard")
-    by = {}
-    for label in [label for pair in LEVELS.values() for label in pair]:
-        for seed in cfg.seeds:
-            key = TrainKey(label, seed)
-            record = load_record(cfg, key)
-            wanted = eval_id(cfg, resolved_task_config(cfg, key)[1], STANDARD, None)
-            if record is not None and wanted in record["scores"]:
-                by[label, seed] = record["scores"][wanted]["score_mean"]
-    lines = ["| task | λ | conditional tangent | model tangent | model − conditional (95% CI) | verdict |",
-             "|---|---|---:|---:|---:|---|"]
-    for level, (cond, model) in LEVELS.items():
-        seeds = sorted(s for (v, s) in by if v == cond and (model, s) in by)
-        if len(seeds) < 2:
-            continue
-        c, m = np.array([by[cond, s] for s in seeds]), np.array([by[model, s] for s in seeds])
-        mean, lo, hi = mean_interval(m - c)
-        verdict = "model better" if lo > 0 else "conditional better" if hi < 0 else "not separable"
-        lines.append(f"| maze2d U-Maze | {level} | {c.mean():.1f} ± {c.std(ddof=1) / math.sqrt(len(c)):.1f} | "
-                     f"{m.mean():.1f} ± {m.std(ddof=1) / math.sqrt(len(m)):.1f} | {mean:+.1f} [{lo:+.1f}, {hi:+.1f}] | "
-                     f"{verdict} (n = {len(seeds)}) |")
+    normalized score of each label from the stored report records, paired model − conditional;
+    one table, one family."""
+    lines = [FAMILY_NOTE, "", "| task | λ | conditional tangent | model tangent | model − conditional (95% CI) | p | "
+             "p (Holm) | verdict |", "|---|---|---:|---:|---:|---:|---:|---|"]
+    for c in studies.maze2d_tangent_family(studies.maze2d_tangent_values()):
+        lines.append(f"| maze2d U-Maze | {c.key} | {_pm(c.b, 1)} | {_pm(c.a, 1)} | {_row(c, 1)} |")
     return "\n".join(lines)
 
 
@@ -188,8 +178,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.cmd == "run":
         run(args.task, args.seeds, args.keep, args.only)
-    print(one_step_table() + "\n\n" + table() + "\n\nmaze2d (normalized score, higher is better):\n\n" + maze2d_table()
-          + "\n\n" + steps_table())
+    print("\n\n".join([one_step_table(), table(), *filter(None, (mmf_table(task) for task in TASKS)),
+                       "maze2d (normalized score, higher is better):", maze2d_table(), steps_table()]))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from .cli_errors import user_errors
 from .data.cli import app as data_app
 from .errors import UserError, check_seed, choice_error
 from .experiments.fid import compute_fid
+from .experiments.findings import report_findings
 from .experiments.grid import parse_shard
 from .experiments.report import FEW_RUNS, KINDS, load_report_config, run_report
 from .io import check_writable
@@ -196,7 +197,7 @@ def fid_cmd(
 @app.command("report")
 @user_errors
 def report_cmd(
-    kind: str = typer.Argument(..., help="ood (held-out goals/starts, dynamics, goals anywhere, layouts) or lowdata (data fractions)."),
+    kind: str = typer.Argument(..., help="ood (held-out goals/starts, dynamics, goals anywhere, layouts), lowdata (data fractions), or findings (rewrite every tagged number of docs/findings.md, docs/results.md and README.md from benchmarks/records/)."),
     task: str = typer.Option(None, help="Task (default: the report config's, maze2d)."),
     config: Path = typer.Option(None, help="Report YAML over the preset: variants, seeds, splits, fractions, overrides."),
     preset: str = typer.Option(None, help="standard (every variant a good U-Maze planner; results stored under benchmarks/records/) or full."),
@@ -206,11 +207,16 @@ def report_cmd(
     no_train: bool = typer.Option(False, "--no-train", help="Rebuild the report from stored results only; list what is missing."),
     train: bool = typer.Option(False, "--train", help=f"Train the missing runs even when more than {FEW_RUNS} (each is minutes to hours on a CPU); without it such a grid is refused with its size and an estimate of the hours."),
     shard: str = typer.Option(None, help="I/N: train only runs I, I+N, ... of the grid (N processes share it)."),
+    check: bool = typer.Option(False, "--check", help="findings: write nothing; list the tagged numbers that disagree with their records and exit 1 if any."),
 ):
-    """Score the grid (variants × splits or data fractions × seeds), training only what has no result yet; write report.md, report.csv and plots."""
+    """Score the grid (variants × splits or data fractions × seeds), training only what has no result yet; write report.md, report.csv and plots. `report findings` rebuilds the docs' numbers instead."""
 
+    if kind == "findings":
+        raise typer.Exit(report_findings(check, typer.echo))
+    if check:
+        raise UserError("--check is for `report findings`")
     if kind not in KINDS:
-        raise choice_error("report", kind, KINDS)
+        raise choice_error("report", kind, (*KINDS, "findings"))
     if train and no_train:
         raise UserError("--train and --no-train exclude each other; give one of them")
     cfg = load_report_config(preset, config, set_, task)

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from mmftraj.experiments.paired import holm, mean_interval, paired_test, t_pvalue, t_quantile, verdict
+from mmftraj.experiments.paired import family, holm, mean_interval, paired_test, t_pvalue, t_quantile, verdict
 
 
 def test_holm_adjusts_a_family_worked_by_hand():
@@ -53,3 +53,18 @@ def test_t_quantile_against_scipy():
     for df in (1, 2, 4, 9, 30):
         for p in (0.9, 0.975, 0.995):
             assert t_quantile(p, df) == pytest.approx(stats.t.ppf(p, df), rel=2e-4)
+
+
+def test_a_family_pairs_on_shared_seeds_and_adjusts_over_its_rows():
+    """The study tables' rows: a − b on the seeds both sides have, Holm over the rows of one table."""
+    a = {0: 1.0, 1: 2.0, 2: 3.0, 7: 100.0}  # seed 7 has no partner and is left out
+    rows = [("near", a, {0: 0.0, 1: 1.1, 2: 1.9}),  # differences 1.0, 0.9, 1.1: p = 0.0039 alone
+            ("far", a, {0: 1.5, 1: 2.0, 2: 3.5})]  # −0.5, 0, −0.5: p = 0.18
+    near, far = family("table", rows, "mmf", words=("worse", "better"))
+    assert near.seeds == [0, 1, 2] and near.test.n == 3 and near.test.mean == pytest.approx(1.0)
+    assert near.test.p == pytest.approx(paired_test([1.0, 0.9, 1.1]).p)
+    assert near.p_holm == pytest.approx(2 * near.test.p) and near.verdict == "mmf worse"  # lower is better here
+    assert far.p_holm == pytest.approx(max(far.test.p, near.p_holm)) and far.verdict == "not separable"
+    assert near.means() == (pytest.approx(2.0), pytest.approx(1.0))
+    alone = family("one", rows[:1], "mmf")[0]
+    assert alone.p_holm == alone.test.p and alone.verdict == "mmf better"

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from rich.console import Console
 
 from mmftraj.errors import UserError
 from mmftraj.experiments.report import (
@@ -16,6 +17,7 @@ from mmftraj.experiments.report import (
     build_grid,
     load_report_config,
     paired_differences,
+    print_summary,
     report_markdown,
     run_report,
     summarize,
@@ -99,6 +101,12 @@ def test_the_paired_table_gives_holm_adjusted_verdicts_with_the_raw_interval_and
     assert "| s2 | standard | 1.0 | mmf - fm | 3 | 10.0 ± 0.1 | [9.8, 10.2] | < 0.001 | < 0.001 | mmf better |" in md
     assert "Verdicts: not separable: 4, mmf better: 2. This table is one family of\n3 distinct tests" in md
     assert "(2 of the 3 tests\nhave p < 0.05 before adjustment)" in md
+    console = Console(record=True, width=200)
+    print_summary("ood", summarize(per_run), paired, console)  # the terminal says what report.md says
+    lines = {line.split("│")[4].strip(): line for line in console.export_text().splitlines() if line.count("│") > 8
+             and line.split("│")[1].strip() == "s1"}
+    assert "[-1.7, -0.3]" in lines["mmf-full"] and lines["mmf-full"].split("│")[8].strip() == "not separable"
+    assert lines["fm"].split("│")[8].strip() == "mmf better" and lines["mmf"].split("│")[8].strip() == ""
 
 
 def test_stability_counts_spikes_and_divergence(tmp_path):
@@ -250,7 +258,8 @@ def cli(*args):
 
 
 @pytest.mark.parametrize("args,expected", [
-    (["iid"], "unknown report 'iid'; valid choices: lowdata, ood"),
+    (["iid"], "unknown report 'iid'; valid choices: findings, lowdata, ood"),
+    (["ood", "--check"], "--check is for `report findings`"),
     (["ood", "--preset", "fast"], "unknown report preset 'fast'"),
     (["ood", "--preset", "standard", "--set", "ood.splits=[umaze-goals]"], "unknown split 'umaze-goals'"),
     (["lowdata", "--preset", "standard", "--set", "lowdata.fractions=[0.1,1.5]"], r"data fraction must be in (0, 1]"),

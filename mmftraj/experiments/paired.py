@@ -1,5 +1,5 @@
 """Paired comparisons over training seeds: a t-interval for the mean difference, a two-sided
-t-test, and Holm's adjustment over a family of comparisons.
+t-test, Holm's adjustment over a family of comparisons, and a family of compared rows.
 
 Why one module: the report and every study in benchmarks/ compare variants paired on the seed,
 and a table should call two variants separable by one rule wherever it is printed. Why no scipy:
@@ -9,6 +9,7 @@ the package does not depend on it (the tests check these against it).
 from __future__ import annotations
 
 import math
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -131,3 +132,47 @@ def verdict(mean: float, p_adjusted: float, reference: str, words: tuple[str, st
     if p_adjusted >= alpha:
         return "not separable"
     return f"{reference} {words[0] if mean > 0 else words[1]}"
+
+
+def format_p(p: float) -> str:
+    """A p-value as the tables print it: 3 decimals, `< 0.001` below, `–` without a test."""
+    if not math.isfinite(p):
+        return "–"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One row of a printed paired table: `a` minus `b` on the seeds both have, with the Holm-adjusted
+    p and the verdict of the table it is printed in (its family; a row printed in no table is a family
+    of one, so its adjusted p is its own)."""
+
+    family: str
+    key: Hashable  # what the row compares, as its table names it
+    a: Mapping[int, float]  # seed -> value (the reference side)
+    b: Mapping[int, float]
+    test: Paired
+    p_holm: float
+    verdict: str
+
+    @property
+    def seeds(self) -> list[int]:
+        return sorted(set(self.a) & set(self.b))
+
+    def means(self) -> tuple[float, float]:
+        """Both sides' means over the paired seeds."""
+        return (float(np.mean([self.a[s] for s in self.seeds])), float(np.mean([self.b[s] for s in self.seeds])))
+
+
+def family(name: str, rows: Sequence[tuple[Hashable, Mapping[int, float], Mapping[int, float]]], reference: str,
+           words: tuple[str, str] = ("better", "worse"), confidence: float = 0.95) -> list[Comparison]:
+    """Each row (key, a, b) compared paired on seed, Holm-adjusted over the rows: the family is one
+    printed table. `words` name the sign of a − b for the verdict (`("worse", "better")` where
+    lower is better); a row with fewer than 2 shared seeds has no test and counts for nothing."""
+    tests = []
+    for _, a, b in rows:
+        seeds = sorted(set(a) & set(b))
+        tests.append(paired_test([a[s] - b[s] for s in seeds], confidence))
+    adjusted = holm([t.p for t in tests])
+    return [Comparison(name, key, a, b, t, p, verdict(t.mean, p, reference, words))
+            for (key, a, b), t, p in zip(rows, tests, adjusted, strict=True)]

@@ -519,17 +519,20 @@ def _hours(steps: int, records: list[dict], threads: int) -> str:
 
 
 def print_summary(kind: str, summary: pd.DataFrame, paired: pd.DataFrame, console, reference: str = REFERENCE) -> None:
-    """The score table (mean ± s.e. over seeds) with mmf's paired difference, in the terminal."""
+    """The score table (mean ± s.e. over seeds) with mmf's paired difference, its raw interval
+    beside the verdict of the Holm-adjusted test over the paired table (as report.md has them)."""
 
     table = Table(title=f"report {kind}: normalized score, mean ± s.e. over seeds")
-    for col in ("split", "condition", "fraction", "variant", "score", "success", f"{reference} − this (CI)"):
-        table.add_column(col, justify="right" if col not in ("split", "condition", "variant") else "left")
+    for col in ("split", "condition", "fraction", "variant", "score", "success", f"{reference} − this (CI)",
+                "verdict (Holm)"):
+        table.add_column(col, justify="right" if col not in ("split", "condition", "variant", "verdict (Holm)")
+                         else "left")
     diffs = {(r.split, r.condition, r.fraction, r.comparison.split(" - ")[1]): r for r in paired.itertuples()}
     for r in summary.itertuples():
         d = diffs.get((r.split, r.condition, r.fraction, r.variant))
         diff = f"{d.diff_mean:+.1f} [{d.ci_low:.1f}, {d.ci_high:.1f}]" if d is not None and np.isfinite(d.ci_low) else ""
         table.add_row(r.split, r.condition, f"{r.fraction:g}", r.variant, _pm(r.score_mean, r.score_se),
-                      f"{100 * r.success_mean:.0f}%", diff)
+                      f"{100 * r.success_mean:.0f}%", diff, d.verdict if d is not None else "")
     console.print(table)
 
 
