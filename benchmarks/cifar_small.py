@@ -94,7 +94,8 @@ def table() -> str:
     acc = {round(r["classifier_accuracy"], 4) for r in records}
     params = ", ".join(f"{n:,}" for n in sorted({r["parameters"] for r in records if r.get("parameters")}))
     return "\n".join(rows) + (f"\n\nReal training images vs the test set (floor): {floor:.2f}; classifier test "
-                              f"accuracy {', '.join(f'{a:.1%}' for a in sorted(acc))}; parameters {params or 'not recorded'}.")
+                              f"accuracy {', '.join(f'{a:.1%}' for a in sorted(acc))}; "
+                              f"parameters {params or 'not recorded'}.")
 
 
 def paired() -> list[str]:

@@ -177,8 +177,8 @@ def change_table(task: str, digits: int = 4) -> str:
     for c in rows:
         condition, label = c.key
         here, full = c.means()
-        lines.append(f"| {condition} | {label} | {here:+.{digits}f} | {full:+.{digits}f} | {_interval(c.test, digits)} | "
-                     f"{format_p(c.test.p)} | {format_p(c.p_holm)} | {c.verdict} |")
+        lines.append(f"| {condition} | {label} | {here:+.{digits}f} | {full:+.{digits}f} | "
+                     f"{_interval(c.test, digits)} | {format_p(c.test.p)} | {format_p(c.p_holm)} | {c.verdict} |")
     return "\n".join(lines)
 
 

@@ -3,7 +3,8 @@
 smoothing, one candidate: the map is never read), the run's default settings, and a new plan at
 every env step. One network evaluation per plan throughout.
 
-    python benchmarks/maze2d_protocols.py run --maze umaze            # trains the default model if missing, scores the missing rows
+    python benchmarks/maze2d_protocols.py run --maze umaze            # trains the default model if missing,
+                                                                      # scores the missing rows
     python benchmarks/maze2d_protocols.py run --maze large --rows diffuser-layout default-random
     python benchmarks/maze2d_protocols.py table                       # rebuilds the table from the stored rows
 

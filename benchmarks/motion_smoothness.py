@@ -154,8 +154,9 @@ def table(results: list[dict]) -> str:
         speed_rows.append(f"| {Path(r['run']).name} | " + " | ".join(
             f"{r['speed'][c]['mean']:.2f} / {r['speed'][c]['w1_to_held_out']:.2f} / {r['speed'][c]['gap_share']:.0%}"
             for c in SPEED_COLUMNS) + " |")
-    return "\n".join(lines) + "\n\nPlanar speed: mean m/s / 1-D Wasserstein to held-out speeds / share between the gaits " \
-        f"({GAP[0]}-{GAP[1]} m/s)\n\n" + "\n".join(speed_rows)
+    return ("\n".join(lines)
+            + "\n\nPlanar speed: mean m/s / 1-D Wasserstein to held-out speeds / share between the gaits "
+            f"({GAP[0]}-{GAP[1]} m/s)\n\n" + "\n".join(speed_rows))
 
 
 def main() -> None:

@@ -73,7 +73,8 @@ def main() -> None:
             for n in sorted({1, args.candidates}):
                 planner = Planner(net, norm, steps=k, candidates=n, selection="earliest", layout=env.layout)
                 ms, best = median_and_min_ms(planner, obs, info["goal"], args.repeats)
-                rows.append({"env": cfg.data.env, "horizon": cfg.data.horizon, "tokens": cfg.data.horizon // cfg.model.patch,
+                rows.append({"env": cfg.data.env, "horizon": cfg.data.horizon,
+                             "tokens": cfg.data.horizon // cfg.model.patch,
                              "steps": k, "candidates": n, "median_ms": round(ms, 3), "min_ms": round(best, 3)})
                 print(f"{cfg.data.env:18s} H={cfg.data.horizon:3d} k={k:2d} batch={n:2d}  median {ms:8.2f} ms"
                       f"  min {best:8.2f} ms", flush=True)
@@ -81,7 +82,8 @@ def main() -> None:
     for net, cfg, norm in parts if args.every_step else []:
         env = make_maze2d(cfg.data.env)
         e = cfg.eval
-        planner = Planner(net, norm, PlanSettings.of(e, mode="mean", steps=args.steps[0], candidates=1), layout=env.layout)
+        planner = Planner(net, norm, PlanSettings.of(e, mode="mean", steps=args.steps[0], candidates=1),
+                          layout=env.layout)
         ep = run_episode(env, planner, replan_every=1, seed=0, keep_plans=0, speed=e.speed)
         episodes.append({"env": cfg.data.env, "plans": len(ep.plan_seconds), "steps": env.max_episode_steps,
                          "planning_s": round(float(np.sum(ep.plan_seconds)), 3),
@@ -89,7 +91,8 @@ def main() -> None:
         print(f"{cfg.data.env:18s} every-step episode: {episodes[-1]['plans']} plans in "
               f"{episodes[-1]['planning_s']:.2f} s ({episodes[-1]['per_plan_ms']:.2f} ms a plan)", flush=True)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    info = {"load_avg_1min": load, "torch": torch.__version__, "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
+    info = {"load_avg_1min": load, "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "cpu": platform.processor() or platform.machine(),
             "parameters": int(sum(p.numel() for p in parts[0][0].parameters()))}
     print(json.dumps(info))
     if args.json:

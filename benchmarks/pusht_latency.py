@@ -63,7 +63,8 @@ def main() -> None:
         rows[k] = {"median_ms": float(np.median(t)), "min_ms": float(t.min()),
                    "chunks_per_s": 1e3 / float(np.median(t)),
                    "actions_per_s": cfg.eval.action_steps * 1e3 / float(np.median(t))}
-        print(f"{k:4d} evaluations per chunk: {rows[k]['median_ms']:8.2f} ms median ({rows[k]['min_ms']:.2f} ms fastest); "
+        print(f"{k:4d} evaluations per chunk: {rows[k]['median_ms']:8.2f} ms median "
+              f"({rows[k]['min_ms']:.2f} ms fastest); "
               f"{rows[k]['chunks_per_s']:8.1f} chunks/s, {rows[k]['actions_per_s']:8.0f} actions/s "
               f"at {cfg.eval.action_steps} actions per chunk")
     record = {"checkpoint": args.checkpoint, "threads": args.threads, "batch": 1, "horizon": cfg.data.horizon,

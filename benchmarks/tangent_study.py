@@ -107,7 +107,8 @@ def steps_table(labels=("mmf", "fm")) -> str:
                 if mine:
                     seeds = ",".join(str(r["seed"]) for r in mine)
                     lines.append(f"| `{label}` {name} (seeds {seeds}) | " + " | ".join(cells) + " |")
-        data = next((r["roughness"]["held-out data"] for r in records if "held-out data" in r.get("roughness", {})), None)
+        data = next((r["roughness"]["held-out data"] for r in records
+                     if "held-out data" in r.get("roughness", {})), None)
         if data is not None:
             lines.append(f"| held-out data roughness | {data:.4f} |" + " |" * (len(ks) - 1))
         walls = {label: [r["wall_s"] for r in records if r["variant"] == label] for label in labels}

@@ -90,7 +90,8 @@ def table() -> str:
     adjusted = holm([r.p for _, _, r in rows])
     lines += ["", f"Paired differences, `{REFERENCE}` minus each variant on the same seed and N (95 % t-interval); "
               f"one family of {sum(np.isfinite(adjusted))} tests, Holm-adjusted", "",
-              "| N | comparison | n | difference [95 % CI] | p | p (Holm) | verdict |", "|---:|---|---:|---:|---:|---:|---|"]
+              "| N | comparison | n | difference [95 % CI] | p | p (Holm) | verdict |",
+              "|---:|---|---:|---:|---:|---:|---|"]
     for (size, label, r), p_holm in zip(rows, adjusted, strict=True):
         ci = f"{r.mean:+.4f} [{r.low:+.4f}, {r.high:+.4f}]" if r.n > 1 else f"{r.mean:+.4f}"
         word = verdict(r.mean, p_holm, REFERENCE, words=("worse", "better"))  # lower distance is better

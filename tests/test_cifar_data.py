@@ -197,7 +197,10 @@ def test_cifar_task_trains_and_samples_end_to_end(tmp_path):
     assert missing.exit_code == 2 and "data.dir" in missing.output
 
 
-@pytest.mark.parametrize("labels,expected", [("deep", "nested more than 4 deep"), ("wide", "more than 2,000,000 entries")])
+@pytest.mark.parametrize("labels,expected", [
+    ("deep", "nested more than 4 deep"),
+    ("wide", "more than 2,000,000 entries"),
+])
 def test_a_small_pickle_standing_for_a_huge_tree_is_refused(tmp_path, labels, expected):
     """Shared references let a few KB of allowed pickle stand for labels nested 27 deep (4 GB once
     np.asarray expanded them); here shallower/narrower versions that old code read quickly."""

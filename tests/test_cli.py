@@ -66,7 +66,8 @@ def test_a_negative_seed_is_one_line(command):
     from mmftraj.cli import app
 
     result = CliRunner().invoke(app, [*command, "--seed", "-1"])
-    assert result.exit_code == 2 and "--seed must be 0 to 4294967295 (2**32 - 1), got -1" in result.output, result.output
+    assert (result.exit_code == 2
+            and "--seed must be 0 to 4294967295 (2**32 - 1), got -1" in result.output), result.output
 
 
 def test_pointmaze_generation_refuses_no_steps_and_a_file_as_the_folder(tmp_path):
@@ -193,7 +194,8 @@ def _corrupt_an_ema_tensor(ckpt):
     with open(path, "r+b") as fh:
         (size,) = struct.unpack("<Q", fh.read(8))
         header = json.loads(fh.read(size))
-        name = max((k for k in header if k.startswith("ema/")), key=lambda k: np.subtract(*header[k]["data_offsets"][::-1]))
+        name = max((k for k in header if k.startswith("ema/")),
+                   key=lambda k: np.subtract(*header[k]["data_offsets"][::-1]))
         start, end = header[name]["data_offsets"]
         assert end - start >= 3 * 4096
         fh.seek(8 + size + (start + end) // 2 - 2048)
@@ -366,7 +368,8 @@ def read_only(monkeypatch):
 
         write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
         monkeypatch.setattr(os, "open", guard(os.open, lambda p, flags, *a, **k: flags & write_flags))
-        monkeypatch.setattr(builtins, "open", guard(builtins.open, lambda f, mode="r", *a, **k: set(mode) & set("wax+")))
+        monkeypatch.setattr(builtins, "open",
+                            guard(builtins.open, lambda f, mode="r", *a, **k: set(mode) & set("wax+")))
         for name in ("mkdir", "unlink", "rmdir", "chmod"):
             monkeypatch.setattr(os, name, guard(getattr(os, name)))
         for name in ("replace", "rename"):
@@ -394,7 +397,8 @@ def test_read_only_outputs_are_one_line_exit_2(tmp_path, read_only):
     read_only(run / "checkpoints")
     read_only(tmp_path / "ro")
     writable = "choose a writable"
-    one_error_line(toy(tmp_path, "r", "--steps", "3", "--resume"), f"cannot write to {run}: permission denied", writable)
+    one_error_line(toy(tmp_path, "r", "--steps", "3", "--resume"), f"cannot write to {run}: permission denied",
+                   writable)
     one_error_line(toy(tmp_path, "r", "--steps", "3", "--overwrite"), f"cannot write to {run}", writable)
     one_error_line(cli("eval", "--task", "toy2d", "--checkpoint", run, "--threads", "1"), f"cannot write to {run}",
                    "--out")

@@ -132,7 +132,8 @@ def test_minari_export_to_a_relative_root_and_a_failed_export_leaves_nothing(uma
             export_minari(store, "rel", "mmftraj/broken-v0")
     assert not (tmp_path / "rel" / "mmftraj" / "broken-v0").exists()
     path = export_minari(store, "rel", "mmftraj/broken-v0")  # the retry works, from a relative root
-    assert path == (tmp_path / "rel" / "mmftraj" / "broken-v0") and load_episodes(path).num_episodes == store.num_episodes
+    assert (path == (tmp_path / "rel" / "mmftraj" / "broken-v0")
+            and load_episodes(path).num_episodes == store.num_episodes)
 
 
 def test_example_table_csv_and_parquet(tmp_path):
@@ -146,7 +147,8 @@ def test_example_table_csv_and_parquet(tmp_path):
     shuffled.to_parquet(tmp_path / "m.parquet")
     back = load_episodes(tmp_path / "m.parquet")
     np.testing.assert_array_equal(back.observations, store.observations)  # sorted by episode order, time
-    np.testing.assert_array_equal(back.observations[15:27], df[df.episode == "walk_01"][["s_x", "s_y"]].to_numpy(np.float32))
+    np.testing.assert_array_equal(back.observations[15:27],
+                                  df[df.episode == "walk_01"][["s_x", "s_y"]].to_numpy(np.float32))
 
 
 def test_table_errors(tmp_path):
@@ -252,7 +254,8 @@ def test_padded_windows_start_anywhere_and_rest_at_the_episode_end():
     w = WindowDataset(store, horizon=6, normalizer="limits", pad=True, rest_columns=(2,))
     assert len(w) == sum(lengths)  # every step of every episode starts a window
     x = w.unnormalize(w.windows(torch.arange(len(w))).numpy())
-    assert {tuple(r) for r in x[:, 0, :2].round(6).tolist()} == {(k, s) for k, n in enumerate(lengths) for s in range(n)}
+    assert ({tuple(r) for r in x[:, 0, :2].round(6).tolist()}
+            == {(k, s) for k, n in enumerate(lengths) for s in range(n)})
     for row in x:
         k, s = int(round(row[0, 0])), int(round(row[0, 1]))
         real = min(6, lengths[k] - s)
@@ -303,7 +306,8 @@ def test_cli_generate_and_errors(tmp_path):
 
     runner = CliRunner()
     out = tmp_path / "cli.hdf5"
-    res = runner.invoke(app, ["data", "generate", "maze2d-medium-v1", "--samples", "3000", "--seed", "1", "--out", str(out)])
+    res = runner.invoke(app, ["data", "generate", "maze2d-medium-v1", "--samples", "3000", "--seed", "1",
+                              "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert out.is_file() and out.with_suffix(".json").is_file()
     res = runner.invoke(app, ["data", "generate", "maze2d-tiny-v1"])
@@ -311,14 +315,16 @@ def test_cli_generate_and_errors(tmp_path):
     # a user's files are never replaced without --overwrite (issue 20: --out notes.txt ate notes.json)
     (tmp_path / "notes.txt").write_text("mine")
     (tmp_path / "notes.json").write_text("{}")
-    res = runner.invoke(app, ["data", "generate", "maze2d-medium-v1", "--samples", "3000", "--out", str(tmp_path / "notes.txt")])
+    res = runner.invoke(app, ["data", "generate", "maze2d-medium-v1", "--samples", "3000",
+                              "--out", str(tmp_path / "notes.txt")])
     assert res.exit_code == 2 and "must end in .hdf5" in res.output
     assert (tmp_path / "notes.txt").read_text() == "mine" and (tmp_path / "notes.json").read_text() == "{}"
     before = out.read_bytes()
-    res = runner.invoke(app, ["data", "generate", "maze2d-medium-v1", "--samples", "3000", "--seed", "2", "--out", str(out)])
+    res = runner.invoke(app, ["data", "generate", "maze2d-medium-v1", "--samples", "3000", "--seed", "2",
+                              "--out", str(out)])
     assert res.exit_code == 2 and "--overwrite" in res.output and out.read_bytes() == before
-    res = runner.invoke(app, ["data", "generate", "maze2d-medium-v1", "--samples", "3000", "--seed", "2", "--out", str(out),
-                              "--overwrite"])
+    res = runner.invoke(app, ["data", "generate", "maze2d-medium-v1", "--samples", "3000", "--seed", "2",
+                              "--out", str(out), "--overwrite"])
     assert res.exit_code == 0 and out.read_bytes() != before
     res = runner.invoke(app, ["data", "inspect", str(tmp_path / "nope.hdf5")])
     assert res.exit_code == 2 and "mmftraj data generate" in res.output

@@ -217,7 +217,8 @@ def test_train_refuses_bad_disturbances_before_a_run_folder_exists(tmp_path):
 
 def test_eval_takes_the_coherent_protocol_and_disturbances(checkpoint, tmp_path):
     code, out = cli("eval", "--task", "maze2d", "--checkpoint", checkpoint, "--episodes", "1", "--threads", "1",
-                    "--out", tmp_path, "--protocol", "coherent", "--set", "eval.plots=0", "--set", "eval.latency_repeats=1",
+                    "--out", tmp_path, "--protocol", "coherent", "--set", "eval.plots=0",
+                    "--set", "eval.latency_repeats=1",
                     "--set", "eval.push_size=1.0", "--set", "eval.push_rate=0.1", "--set", "eval.action_noise=0.1",
                     "--set", "eval.obs_noise=0.02", "--set", "eval.goal_move_at=100")
     assert code == 0, out

@@ -126,7 +126,8 @@ def test_sample_names_files_after_the_run(digits_run, tmp_path):
         result = runner.invoke(app, ["sample", "--task", "digits", "--checkpoint", str(checkpoint), "--n", "3",
                                      "--steps", "2", "--out", str(out), "--device", "cpu"])
         assert result.exit_code == 0, result.output
-        assert sorted(p.name for p in out.iterdir()) == [f"digits-tiny-{variant}-2step-s0.{ext}" for ext in ("npz", "png")]
+        assert sorted(p.name for p in out.iterdir()) == [f"digits-tiny-{variant}-2step-s0.{ext}"
+                                                          for ext in ("npz", "png")]
 
 
 def test_sample_checks_out_and_device(digits_run, tmp_path):

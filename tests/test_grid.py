@@ -33,7 +33,8 @@ def test_shards_share_a_grid_of_real_runs_and_stored_cells_are_not_made_again(tm
         assert stored is None
         made.append(cell)
         assert not path(cell).exists()
-        results, wall = train_cell("toy2d", cell[0], cell[1], f"{cell[0]}-s{cell[1]}", tmp_path / "runs", overrides=TINY)
+        results, wall = train_cell("toy2d", cell[0], cell[1], f"{cell[0]}-s{cell[1]}", tmp_path / "runs",
+                                   overrides=TINY)
         return {"label": cell[0], "tangent": results["tangent"], "steps": results["steps"], "wall_s": wall}
 
     def grid(shard, train=True):
@@ -44,7 +45,8 @@ def test_shards_share_a_grid_of_real_runs_and_stored_cells_are_not_made_again(tm
     assert made == [cells[0], cells[2]] and missing == [cells[1]] and set(records) == {cells[0], cells[2]}
     assert json.loads(path(cells[2]).read_text())["tangent"] == "model"  # the label's own option was applied
     records, missing = grid((1, 2))
-    assert made == [cells[0], cells[2], cells[1]] and missing == [] and len(records) == 3  # the other shard's cells read
+    # the other shard's cells read
+    assert made == [cells[0], cells[2], cells[1]] and missing == [] and len(records) == 3
     records, missing = grid((0, 1), train=False)
     assert made == [cells[0], cells[2], cells[1]] and missing == [] and records[cells[1]]["steps"] == 2
     # a finished run folder is resumed, not refused; without a runs folder nothing is left behind

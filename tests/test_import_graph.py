@@ -10,7 +10,8 @@ ROOT = Path(mmftraj.__file__).parent
 # Lower number = lower layer. A module may import its own layer or lower ones only.
 LAYERS = {
     "errors": 0, "io": 0, "config": 0, "resources": 0, "cli_errors": 0, "run_folders": 1, "checkpoint": 1,
-    "core": 1, "signal": 1, "runtime": 1, "progress": 1, "interrupts": 1, "models": 2, "envs": 2, "data": 3, "training": 4, "evaluation": 4, "planning": 5,
+    "core": 1, "signal": 1, "runtime": 1, "progress": 1, "interrupts": 1, "models": 2, "envs": 2, "data": 3,
+    "training": 4, "evaluation": 4, "planning": 5,
     "tasks": 6, "runs": 7, "run_request": 7, "experiments": 8, "cli": 9, "__main__": 10, "__init__": 0,
 }
 # Imports allowed inside functions: heavy or optional dependencies a plain `import mmftraj...`

@@ -16,7 +16,8 @@ def _jvp_param_grad(fn, params, inputs, tangents, weight, reference: bool):
     else:
         dudt = torch.func.jvp(fn, inputs, tangents)[1]
     grads = torch.autograd.grad((dudt * weight).sum(), params, allow_unused=True)
-    return torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(grads, params, strict=True)])
+    return torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1)
+                      for g, p in zip(grads, params, strict=True)])
 
 
 def test_composite_layernorm_matches_torch_values():

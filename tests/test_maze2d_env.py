@@ -37,7 +37,8 @@ def d4rl_xml(maze_str: str) -> str:
     """d4rl's point_maze() MJCF written out by hand, including its visual assets."""
     rows = maze_str.split("\\")
     walls = "".join(
-        f'<geom conaffinity="1" type="box" name="wall_{w}_{h}" material="wall" pos="{w + 1.0} {h + 1.0} 0" size="0.5 0.5 0.2"/>'
+        f'<geom conaffinity="1" type="box" name="wall_{w}_{h}" material="wall" pos="{w + 1.0} {h + 1.0} 0" '
+        'size="0.5 0.5 0.2"/>'
         for w in range(len(rows)) for h in range(len(rows[0])) if rows[w][h] == "#"
     )
     return f"""<mujoco model="point_maze">
@@ -47,11 +48,13 @@ def d4rl_xml(maze_str: str) -> str:
 <geom friction=".5 .1 .1" density="1000" margin="0.002" condim="1" contype="2" conaffinity="1"/></default>
 <asset>
 <texture type="2d" name="groundplane" builtin="checker" rgb1="0.2 0.3 0.4" rgb2="0.1 0.2 0.3" width="100" height="100"/>
-<texture name="skybox" type="skybox" builtin="gradient" rgb1=".4 .6 .8" rgb2="0 0 0" width="800" height="800" mark="random" markrgb="1 1 1"/>
+<texture name="skybox" type="skybox" builtin="gradient" rgb1=".4 .6 .8" rgb2="0 0 0" width="800" height="800"
+ mark="random" markrgb="1 1 1"/>
 <material name="groundplane" texture="groundplane" texrepeat="20 20"/>
 <material name="wall" rgba=".7 .5 .3 1"/><material name="target" rgba=".6 .3 .3 1"/>
 </asset>
-<visual><headlight ambient=".4 .4 .4" diffuse=".8 .8 .8" specular="0.1 0.1 0.1"/><map znear=".01"/><quality shadowsize="2048"/></visual>
+<visual><headlight ambient=".4 .4 .4" diffuse=".8 .8 .8" specular="0.1 0.1 0.1"/>
+<map znear=".01"/><quality shadowsize="2048"/></visual>
 <worldbody>
 <geom name="ground" size="40 40 0.25" pos="0 0 -0.1" type="plane" contype="1" conaffinity="0" material="groundplane"/>
 <body name="particle" pos="1.2 1.2 0">

@@ -66,9 +66,11 @@ def test_checkpoint_round_trip_gives_identical_plans(run, tmp_path):
     ckpt = resolve_checkpoint(root / "runs/maze2d/tiny")
     net, cfg, norm = M.load_model(ckpt)
     fresh = M.build_model(cfg)
-    assert any((a - b).abs().max() > 0 for a, b in zip(net.state_dict().values(), fresh.state_dict().values(), strict=True))
+    assert any((a - b).abs().max() > 0
+               for a, b in zip(net.state_dict().values(), fresh.state_dict().values(), strict=True))
     _, meta = load_checkpoint(ckpt)
-    copy = save_checkpoint(tmp_path, int(meta["step"]), net, None, meta={k: meta[k] for k in ("task", "config", "normalizer")})
+    copy = save_checkpoint(tmp_path, int(meta["step"]), net, None,
+                           meta={k: meta[k] for k in ("task", "config", "normalizer")})
     net2, _, norm2 = M.load_model(copy)
     from mmftraj.planning import Planner
 
@@ -182,7 +184,8 @@ def test_eval_with_random_goals_plans_for_each_episodes_goal(run, tmp_path, monk
                     "--out", str(tmp_path / "p"))
     kept = np.load(tmp_path / "p" / "scores.npz")  # each episode's goal and start, for checking a row later
     assert code == 0 and np.allclose(kept["goals"], np.stack(seen[-3:])) and kept["starts"].shape == (3, 2)
-    assert np.allclose(seen[1], R.episode_goal(R.RolloutConfig(goals="random"), R.make_maze2d("maze2d-umaze-v1").layout, 6))
+    assert np.allclose(seen[1], R.episode_goal(R.RolloutConfig(goals="random"),
+                                               R.make_maze2d("maze2d-umaze-v1").layout, 6))
     code, out = cli("eval", "--task", "maze2d", "--checkpoint", str(root / "runs/maze2d/tiny"), "--goals", "anywhere")
     assert code == 2 and "anywhere" in out and "layout" in out, out
     code, out = cli("eval", "--task", "toy2d", "--checkpoint", str(root / "runs/maze2d/tiny"), "--goals", "random")

@@ -260,7 +260,8 @@ def test_time_sampler_with_its_own_r_distribution_matches_the_order_statistics()
         assert abs(float((hi <= m).double().mean()) - a * b) < 5e-3
         assert abs(float((lo <= m).double().mean()) - (1 - (1 - a) * (1 - b))) < 5e-3
     # no own distribution is the same as t's, draw for draw
-    same = TimeSampler("logit_normal", -0.6, 1.6, 0.25, r_mean=-0.6, r_std=1.6).sample(64, torch.Generator().manual_seed(1))
+    same = TimeSampler("logit_normal", -0.6, 1.6, 0.25, r_mean=-0.6, r_std=1.6).sample(
+        64, torch.Generator().manual_seed(1))
     default = TimeSampler("logit_normal", -0.6, 1.6, 0.25).sample(64, torch.Generator().manual_seed(1))
     assert all(torch.equal(x, y) for x, y in zip(same, default, strict=True))
     with pytest.raises(UserError, match="uniform"):

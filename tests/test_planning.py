@@ -273,7 +273,8 @@ def test_fixed_noise_repeats_the_episodes_first_noise_until_reseeded():
     assert torch.equal(a, b) and torch.equal(a, fresh.noise(2))  # the first draw is the generator's own
     assert not torch.equal(fresh.noise(2), a)  # without fixed_noise every plan draws anew
     fixed.reseed(7)
-    assert not torch.equal(fixed.noise(2), a) and torch.equal(fixed.noise(2), torch.randn(2, 16, 4, generator=torch.Generator().manual_seed(7)))
+    assert (not torch.equal(fixed.noise(2), a)
+            and torch.equal(fixed.noise(2), torch.randn(2, 16, 4, generator=torch.Generator().manual_seed(7))))
     # re-plans from two starts share their noise: the same sideways shifts and jitter
     goal = np.array([3.0, 3.0])
     p = fixed.plan(np.array([3.0, 1.0, 0, 0]), goal).candidates

@@ -134,9 +134,11 @@ def test_train_on_a_pointmaze_dataset_and_score_in_pointmaze(tmp_path):
     evaluated = json.loads((tmp_path / "e" / "results.json").read_text())
     assert evaluated[next(k for k in evaluated if k.endswith("-step"))]["threads"] == 1
     # a dataset of another maze, a maze2d dataset for PointMaze, and a PointMaze id that does not exist
-    other = runner.invoke(app, ["train", "--task", "maze2d", "--maze", "medium", "--set", "data.env=PointMaze_Medium-v3",
+    other = runner.invoke(app, ["train", "--task", "maze2d", "--maze", "medium",
+                                "--set", "data.env=PointMaze_Medium-v3",
                                 "--set", f"data.path={path}", "--name", "q", *tiny])
-    assert other.exit_code == 2 and "collected in PointMaze_UMaze-v3, but data.env is PointMaze_Medium-v3" in other.output
+    assert (other.exit_code == 2
+            and "collected in PointMaze_UMaze-v3, but data.env is PointMaze_Medium-v3" in other.output)
     wrong_maze = runner.invoke(app, ["train", "--task", "maze2d", "--maze", "large", "--set",
                                      "data.env=PointMaze_UMaze-v3", "--set", f"data.path={path}", "--name", "r", *tiny])
     assert wrong_maze.exit_code == 2 and "is the umaze maze but the preset is large" in wrong_maze.output
@@ -144,7 +146,8 @@ def test_train_on_a_pointmaze_dataset_and_score_in_pointmaze(tmp_path):
     assert no_maze.exit_code == 2 and "add --maze large" in no_maze.output
     root = runner.invoke(app, ["train", "--task", "maze2d", "--set", "data.env=PointMaze_UMaze-v3", "--set",
                                f"data.path={tmp_path / 'ds'}", "--name", "s", *tiny])
-    assert root.exit_code == 2 and "holds Minari datasets, not one" in root.output and "pointmaze-umaze-v0" in root.output
+    assert (root.exit_code == 2 and "holds Minari datasets, not one" in root.output
+            and "pointmaze-umaze-v0" in root.output)
     missing = runner.invoke(app, ["train", "--task", "maze2d", "--set", "data.env=PointMaze_UMaze-v3", "--set",
                                   f"data.path={tmp_path / 'nope'}", "--name", "t", *tiny])
     assert missing.exit_code == 2 and "writes DIR/mmftraj/pointmaze-umaze-v0" in missing.output

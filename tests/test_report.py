@@ -67,9 +67,10 @@ def test_paired_differences_match_scipy_t_interval():
 def test_paired_differences_pair_on_seed_not_on_row_order():
     df = per_run_table()
     shuffled = df.sample(frac=1.0, random_state=3)
+    order = ["condition", "comparison"]
     pd.testing.assert_frame_equal(  # `test` numbers the family's tests in the order rows come
-        paired_differences(df).drop(columns="test").sort_values(["condition", "comparison"]).reset_index(drop=True),
-        paired_differences(shuffled).drop(columns="test").sort_values(["condition", "comparison"]).reset_index(drop=True))
+        paired_differences(df).drop(columns="test").sort_values(order).reset_index(drop=True),
+        paired_differences(shuffled).drop(columns="test").sort_values(order).reset_index(drop=True))
 
 
 def test_the_paired_table_gives_holm_adjusted_verdicts_with_the_raw_interval_and_p_beside_them():
@@ -81,8 +82,8 @@ def test_the_paired_table_gives_holm_adjusted_verdicts_with_the_raw_interval_and
     for split in ("s1", "s2"):
         for seed in range(3):
             for variant, d in [("mmf", [0.0] * 3), *diffs.items()]:
-                rows.append(dict(split=split, condition="standard", group="id", fraction=1.0, variant=variant, seed=seed,
-                                 score=100.0 + seed - d[seed], success_rate=1.0, spikes=0, diverged=False,
+                rows.append(dict(split=split, condition="standard", group="id", fraction=1.0, variant=variant,
+                                 seed=seed, score=100.0 + seed - d[seed], success_rate=1.0, spikes=0, diverged=False,
                                  final_mse=0.01, tangent="model", run=f"report/{variant}-s{seed}"))
     per_run = pd.DataFrame(rows)
     paired = paired_differences(per_run, "mmf", 0.95)
@@ -93,11 +94,13 @@ def test_the_paired_table_gives_holm_adjusted_verdicts_with_the_raw_interval_and
         full = row[split, "mmf - mmf-full"]
         assert full.ci_high < 0 and full.p == pytest.approx(p, rel=1e-9)  # the raw interval excludes 0 ...
         assert full.p_holm == pytest.approx(2 * p, rel=1e-9) and full.verdict == "not separable"  # ... Holm does not
-        assert row[split, "mmf - fm"].verdict == "mmf better" and row[split, "mmf - meanflow"].verdict == "not separable"
+        assert (row[split, "mmf - fm"].verdict == "mmf better"
+                and row[split, "mmf - meanflow"].verdict == "not separable")
     assert paired["test"].nunique() == 3
     cfg = load_report_config("standard")
     md = report_markdown("ood", cfg, per_run, summarize(per_run), paired, {}, {})
-    assert "| s1 | standard | 1.0 | mmf - mmf-full | 3 | -1.0 ± 0.2 | [-1.7, -0.3] | 0.029 | 0.057 | not separable |" in md
+    assert ("| s1 | standard | 1.0 | mmf - mmf-full | 3 | -1.0 ± 0.2 | [-1.7, -0.3] | 0.029 | 0.057 "
+            "| not separable |") in md
     assert "| s2 | standard | 1.0 | mmf - fm | 3 | 10.0 ± 0.1 | [9.8, 10.2] | < 0.001 | < 0.001 | mmf better |" in md
     assert "Verdicts: not separable: 4, mmf better: 2. This table is one family of\n3 distinct tests" in md
     assert "(2 of the 3 tests\nhave p < 0.05 before adjustment)" in md
@@ -115,7 +118,8 @@ def test_stability_counts_spikes_and_divergence(tmp_path):
     pd.DataFrame({"step": np.arange(1, 13) * 10, "loss": 1.0, "mse": mse, "grad_norm": 1.0}).to_csv(path, index=False)
     assert run_stability(path, 3.0) == {"spikes": 2, "diverged": False, "final_mse": 0.4}
     assert run_stability(path, 5.0)["spikes"] == 0
-    pd.DataFrame({"step": [1, 2, 3], "loss": [1.0, float("nan"), 1.0], "mse": [1.0, 1.0, 1.0]}).to_csv(path, index=False)
+    pd.DataFrame({"step": [1, 2, 3], "loss": [1.0, float("nan"), 1.0],
+                  "mse": [1.0, 1.0, 1.0]}).to_csv(path, index=False)
     assert run_stability(path)["diverged"] is True
     pd.DataFrame({"step": [1, 2, 3, 4], "loss": 1.0, "mse": [1.0, 0.2, 0.3, 0.9]}).to_csv(path, index=False)
     assert run_stability(path)["diverged"] is True  # final 0.9 > 3 x min 0.2
@@ -285,7 +289,8 @@ def test_cli_split_leaving_no_training_data(tiny_data, tmp_path):
     split = tmp_path / "ends.yaml"
     split.write_text(yaml.safe_dump({"kind": "goal", "layout": "umaze", "cells": [list(c) for c in cells]}))
     cfg = tmp_path / "report.yaml"
-    cfg.write_text(yaml.safe_dump({"name": "empty", "variants": ["mmf"], "seeds": [0, 1], "ood": {"splits": [str(split)]},
+    cfg.write_text(yaml.safe_dump({"name": "empty", "variants": ["mmf"], "seeds": [0, 1],
+                                   "ood": {"splits": [str(split)]},
                                    "overrides": [f"data.path={tiny_data}", *TINY, "data.horizon=160", "model.patch=16",
                                                  "data.pad=false"]}))
     code, stderr = cli("ood", "--config", str(cfg), "--runs-dir", str(tmp_path / "runs"))
@@ -299,7 +304,8 @@ def test_a_stored_grid_accumulates_in_shards_and_rebuilds_without_runs(tiny_data
     store = tmp_path / "store"
     cfg = tiny_config(tiny_data, lowdata={"fractions": [1.0], "subset_seed": 0}, store=str(store),
                       fm_steps=[1, 2], variants=["fm", "mmf", "meanflow-tmodel"])
-    first = run_report("lowdata", cfg, tmp_path / "runs", tmp_path / "out", progress=False, confirmed=True, shard=(0, 2))
+    first = run_report("lowdata", cfg, tmp_path / "runs", tmp_path / "out", progress=False, confirmed=True,
+                       shard=(0, 2))
     half = sorted(p.stem for p in store.iterdir())
     assert len(half) == 3 and first  # runs 0, 2, 4 of 6
     assert "Incomplete" in first["report.md"].read_text()

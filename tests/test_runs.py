@@ -47,7 +47,8 @@ def test_a_started_run_still_needs_resume_or_overwrite(tmp_path):
 @pytest.mark.parametrize("device,overrides,message", [
     ("gpu", [], "--device 'gpu' is not a device"),
     (None, ["train.device=mps"], "--set train.device 'mps': mmftraj runs on cpu or cuda"),
-    ("cpu", ["train.batch_size=0", "train.lr=-1"], "train.batch_size must be at least 1, got 0; train.lr must be positive"),
+    ("cpu", ["train.batch_size=0", "train.lr=-1"],
+     "train.batch_size must be at least 1, got 0; train.lr must be positive"),
 ])
 def test_bad_devices_and_train_values_fail_before_a_run_folder_exists(tmp_path, device, overrides, message):
     with pytest.raises(UserError) as err:

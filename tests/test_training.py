@@ -46,7 +46,8 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
     with pytest.raises(Killed):
         interrupted.fit(callback=kill_at_27)
     assert [p.name for p in list_checkpoints(tmp_path / "resumed")] == ["step_00000010", "step_00000020"]
-    resumed = _trainer(tmp_path / "resumed", init_seed=123)  # a different init: everything must come from the checkpoint
+    # a different init: everything must come from the checkpoint
+    resumed = _trainer(tmp_path / "resumed", init_seed=123)
     assert resumed.step == 0
     resumed.fit(resume=True)
     for a, b in zip(full.model.parameters(), resumed.model.parameters(), strict=True):
@@ -218,7 +219,8 @@ def test_a_diverging_run_stops_with_one_line_and_keeps_its_good_checkpoints(tmp_
                       cfg, tmp_path, progress=False)
     with pytest.raises(UserError, match="training diverged at step 7: the loss is not finite") as err:
         trainer.fit()
-    assert "the last good checkpoint is" in str(err.value) and "renamed aside to diverged_step_00000006" in str(err.value)
+    assert ("the last good checkpoint is" in str(err.value)
+            and "renamed aside to diverged_step_00000006" in str(err.value))
     assert latest_checkpoint(tmp_path).name == "step_00000004"
     assert (tmp_path / "checkpoints" / "diverged_step_00000006").is_dir()
     tensors, _ = load_checkpoint(tmp_path)  # finite: loading checks every tensor
@@ -422,7 +424,8 @@ def test_suspicious_losses_keep_the_last_good_checkpoint_and_end_with_a_warning(
     assert last_good_checkpoint(tmp_path) == good and result["last_good_checkpoint"] == str(good)
     assert [p.name for p in list_checkpoints(tmp_path)] == ["step_00000004", "step_00000012"]
     warning = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert len(warning) == 1 and warning[0].startswith("warning: since step 6 the loss has been up to") and str(good) in warning[0]
+    assert (len(warning) == 1 and warning[0].startswith("warning: since step 6 the loss has been up to")
+            and str(good) in warning[0])
     healthy = _scaled_trainer(tmp_path / "ok", lambda step: 1.0).fit()  # a healthy run: nothing of the kind
     assert "last_good_checkpoint" not in healthy and not capsys.readouterr().err
     # the final checkpoint has no next step to confirm it, so keep 1 still spares the confirmed step 10

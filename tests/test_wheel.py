@@ -31,7 +31,8 @@ def test_a_built_wheel_trains_from_a_folder_outside_the_repository(tmp_path):
     for task, extra in (("toy2d", []), ("pusht", ["--set", "train.batch_size=8", "--set", "model.width=16",
                                                   "--set", "model.depth=1", "--set", "eval.every=0", "--set",
                                                   "eval.test_starts=1", "--set", "eval.select_starts=1"])):
-        out = subprocess.run([str(python), "-m", "mmftraj", "train", "--task", task, "--steps", "20" if task == "toy2d"
-                              else "2", "--set", "train.threads=1", *extra], cwd=outside, capture_output=True, text=True)
+        out = subprocess.run([str(python), "-m", "mmftraj", "train", "--task", task,
+                              "--steps", "20" if task == "toy2d" else "2", "--set", "train.threads=1", *extra],
+                             cwd=outside, capture_output=True, text=True)
         assert out.returncode == 0, out.stderr
         assert (outside / "runs" / task).is_dir()

@@ -253,7 +253,8 @@ def load_images(data_dir: str | Path, split: str = "train", progress: bool = Fal
                         CIFAR10_CLASSES)
     if not is_image_folder(folder):
         raise UserError(f"{folder} holds neither CIFAR-10's python batches (data_batch_1..5, test_batch, "
-                        f"batches.meta) nor class folders of PNG/JPEG images (DIR/train/<class>/*.png, or DIR/<class>/*)")
+                        "batches.meta) nor class folders of PNG/JPEG images "
+                        "(DIR/train/<class>/*.png, or DIR/<class>/*)")
     found = load_image_folder(data_dir, split, progress, check_cifar10)
     m = found.manifest
     kinds = f"{len(m['classes'])} class{'es' if len(m['classes']) != 1 else ''}"

@@ -81,8 +81,8 @@ def export_minari(store: EpisodeStore, root: str | Path, dataset_id: str = "mmft
                                                description=f"exported by mmftraj from {store.meta.get('source', '?')}")
     except Exception as exc:  # a half-written dataset would block the retry: it was not there before
         shutil.rmtree(target, ignore_errors=True)
-        raise UserError(f"Minari could not write {target}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-                        ) from None
+        first_line = str(exc).splitlines()[0] if str(exc) else ""
+        raise UserError(f"Minari could not write {target}: {type(exc).__name__}: {first_line}") from None
     return target
 
 

@@ -143,7 +143,8 @@ def split_episodes(episodes: int, train: int, val: int, seed: int) -> tuple[np.n
     Training sets of one seed are nested (a smaller one is a prefix of a larger), and validation
     episodes are never trained on, whatever `train` is."""
     if val < 0 or train < 1:
-        raise UserError(f"data.train_episodes must be at least 1 and data.val_episodes 0 or more, got {train} and {val}")
+        raise UserError("data.train_episodes must be at least 1 and data.val_episodes 0 or more, "
+                        f"got {train} and {val}")
     if train + val > episodes:
         raise UserError(f"data.train_episodes {train} + data.val_episodes {val} exceed the {episodes} episodes "
                         "of the recording; lower them with --set data.train_episodes=N")

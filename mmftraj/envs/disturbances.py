@@ -34,8 +34,8 @@ class Disturbances:
     goal_move_at: int = 0  # after this many env steps the goal moves once to another free cell; 0: never
 
     def __post_init__(self):
-        bad = [f"eval.{k} must be a number ≥ 0, got {getattr(self, k)}" for k in ("push_size", "action_noise", "obs_noise")
-               if not 0 <= getattr(self, k) < float("inf")]
+        bad = [f"eval.{k} must be a number ≥ 0, got {getattr(self, k)}"
+               for k in ("push_size", "action_noise", "obs_noise") if not 0 <= getattr(self, k) < float("inf")]
         if not 0 <= self.push_rate <= 1:
             bad.append(f"eval.push_rate must be a probability in [0, 1], got {self.push_rate}")
         if isinstance(self.goal_move_at, bool) or not isinstance(self.goal_move_at, int) or self.goal_move_at < 0:

@@ -270,7 +270,8 @@ def load_inception(path: str | Path | None = None, device="cpu") -> InceptionV3F
         raise UserError(f"Inception weights {p} must be a state dict (name → tensor)")
     model = InceptionV3Features(num_classes=state["fc.weight"].shape[0] if "fc.weight" in state else 1008)
     wanted = model.state_dict()
-    missing = [k for k in wanted if k not in state and not k.startswith("fc.") and not k.endswith("num_batches_tracked")]
+    missing = [k for k in wanted
+               if k not in state and not k.startswith("fc.") and not k.endswith("num_batches_tracked")]
     if missing:
         raise UserError(f"Inception weights {p} lack {len(missing)} tensors, e.g. {missing[0]}")
     filtered = {k: v for k, v in state.items() if k in wanted}

@@ -282,7 +282,8 @@ def _report_ranges(folder: Path) -> dict:
     low_paired = pd.read_csv(folder / "lowdata" / "paired.csv")
     paper = low_paired[low_paired.comparison == "mmf - mmf-paper"].diff_mean
     standard = cell["umaze-dynamics", "standard"]
-    out = {"ood.standard.min": Number(standard.score_mean.min(), 1), "ood.standard.scores": Span.of(standard.score_mean, 0),
+    out = {"ood.standard.min": Number(standard.score_mean.min(), 1),
+           "ood.standard.scores": Span.of(standard.score_mean, 0),
            "ood.standard.success.min": Number(100 * standard.success_mean.min(), 0, " %"),
            "lowdata.success": Span.of(low.success_mean, 0, " %", scale=100),
            "ood.dynamics.max-loss": Number(loss, 1),
@@ -344,7 +345,8 @@ def _cifar(root: Path) -> dict:
         for c in studies.cifar_family(folder, reference):
             out[f"cifar.{reference.split('@')[0]}-{c.key}"] = Diff.of(c, 2)
     records = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
-    minutes = {v: np.mean([r["train_time_s"] for r in records if r["variant"] == v]) / 60 for v in ("fm", "meanflow", "mmf")}
+    minutes = {v: np.mean([r["train_time_s"] for r in records if r["variant"] == v]) / 60
+               for v in ("fm", "meanflow", "mmf")}
     out.update({f"cifar.minutes.{v}": Number(m, 0) for v, m in minutes.items()})
     out["cifar.cost.mmf-fm"] = Number(minutes["mmf"] / minutes["fm"], 1, "×")  # same steps: per step too
     out["cifar.floor"] = Number(float(np.mean([r["fd_data_floor"] for r in records])), 2)

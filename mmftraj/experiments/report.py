@@ -371,7 +371,8 @@ def new_record(cfg: ReportConfig, key: TrainKey, task_cfg, run_dir: Path) -> dic
     """A run's training facts: what it is, how long it took, its stability and a thinned mse curve."""
     results = json.loads((run_dir / "results.json").read_text())
     metrics = read_metrics(run_dir / "metrics.csv")
-    keep = np.unique(np.linspace(0, len(metrics) - 1, min(len(metrics), 100)).round().astype(int)) if len(metrics) else []
+    keep = (np.unique(np.linspace(0, len(metrics) - 1, min(len(metrics), 100)).round().astype(int))
+            if len(metrics) else [])
     col = "mse" if "mse" in metrics.columns else "loss"
     curve = {"step": [int(v) for v in metrics["step"].iloc[keep]] if len(metrics) else [],
              "mse": [float(v) for v in pd.to_numeric(metrics[col], errors="coerce").iloc[keep]] if len(metrics) else []}
@@ -530,7 +531,8 @@ def print_summary(kind: str, summary: pd.DataFrame, paired: pd.DataFrame, consol
     diffs = {(r.split, r.condition, r.fraction, r.comparison.split(" - ")[1]): r for r in paired.itertuples()}
     for r in summary.itertuples():
         d = diffs.get((r.split, r.condition, r.fraction, r.variant))
-        diff = f"{d.diff_mean:+.1f} [{d.ci_low:.1f}, {d.ci_high:.1f}]" if d is not None and np.isfinite(d.ci_low) else ""
+        diff = (f"{d.diff_mean:+.1f} [{d.ci_low:.1f}, {d.ci_high:.1f}]"
+                if d is not None and np.isfinite(d.ci_low) else "")
         table.add_row(r.split, r.condition, f"{r.fraction:g}", r.variant, _pm(r.score_mean, r.score_se),
                       f"{100 * r.success_mean:.0f}%", diff, d.verdict if d is not None else "")
     console.print(table)
@@ -567,8 +569,8 @@ def paired_differences(per_run: pd.DataFrame, reference: str = REFERENCE, confid
         merged = ref.merge(per_run[per_run["variant"] == other], on=GROUP + ["seed"], suffixes=("_ref", "_other"))
         for keys, g in merged.groupby(GROUP, sort=False):
             t = paired_test((g["score_ref"] - g["score_other"]).to_numpy(dtype=float), confidence)
-            rows.append(dict(zip(GROUP, keys, strict=True), comparison=f"{reference} - {other}", n=t.n, diff_mean=t.mean,
-                             diff_se=t.se, ci_low=t.low, ci_high=t.high, p=t.p))
+            rows.append(dict(zip(GROUP, keys, strict=True), comparison=f"{reference} - {other}", n=t.n,
+                             diff_mean=t.mean, diff_se=t.se, ci_low=t.low, ci_high=t.high, p=t.p))
             tests.append(_measurement(other, keys, g))
     family = {m: i + 1 for i, m in enumerate(dict.fromkeys(tests))}  # measurement -> test number
     p_of = {m: row["p"] for m, row in zip(tests, rows, strict=True)}

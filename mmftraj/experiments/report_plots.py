@@ -79,7 +79,8 @@ def plot_loss_curves(curves: dict[str, pd.DataFrame], path: Path, spike_factor: 
     plt = pyplot()
     by_variant: dict[str, list] = {}
     for name, df in curves.items():
-        variant = next((v for v in sorted(COLORS, key=len, reverse=True) if name.startswith(v + "-")), name.split("-")[0])
+        variant = next((v for v in sorted(COLORS, key=len, reverse=True) if name.startswith(v + "-")),
+                       name.split("-")[0])
         by_variant.setdefault(variant, []).append((name, df))
     variants = list(by_variant)
     fig, axes = plt.subplots(1, max(len(variants), 1), figsize=(3.8 * max(len(variants), 1), 3.4), squeeze=False,

@@ -76,8 +76,8 @@ def nearest_plan(plans: np.ndarray, previous: np.ndarray) -> int:
 def select_plan(plans: np.ndarray, goal, layout=None, radius: float = 0.5) -> tuple[int, int]:
     """(index, first arrival) of the plan to execute among (N, H, ≥2) candidates.
 
-    With a layout: fewest points in walls (up to the arrival: the rest is never executed) first, then earliest arrival within `radius` of the
-    goal (ties: lowest index). Without one: candidate 0.
+    With a layout: fewest points in walls (up to the arrival: the rest is never executed) first, then
+    earliest arrival within `radius` of the goal (ties: lowest index). Without one: candidate 0.
     """
     arrival = first_arrival(plans[..., :2], np.asarray(goal, dtype=np.float64), radius)
     if layout is None or len(plans) == 1:

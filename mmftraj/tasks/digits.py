@@ -124,4 +124,5 @@ def check_config(cfg: Config, preset: str | None = None) -> None:
     check_image_eval(cfg.eval, 0, " (0: no evaluation after training)")
 
 
-TASK = Task("digits", Config, default_config, train, PRESETS, default_preset, evaluate, sample_files, check=check_config)
+TASK = Task("digits", Config, default_config, train, PRESETS, default_preset, evaluate, sample_files,
+            check=check_config)

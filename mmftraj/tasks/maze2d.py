@@ -118,7 +118,8 @@ def _check_manifest_layout(path: Path, env: str) -> None:
                         f"{env} ({env_layout(env)}); pick the matching --maze or dataset")
 
 
-MIN_FREE_SHARE = 0.99  # recorded in this maze: all positions free (1.0 on U-Maze's 1e6 steps); another maze's: 0.55-0.81
+# Recorded in this maze: all positions free (1.0 on U-Maze's 1e6 steps); another maze's: 0.55-0.81.
+MIN_FREE_SHARE = 0.99
 
 
 def _check_positions(xy: np.ndarray, env: str, path) -> None:
@@ -220,8 +221,9 @@ def train(cfg: Config, run_dir: Path, resume: bool = False, progress: bool = Tru
                "parameters": count_parameters(net), **fit}
     if cfg.eval.train_episodes > 0:
         net = trainer.ema.cpu().eval()
-        ev = evaluate_planner(net, obs_normalizer(windows), cfg.eval, cfg.eval.env or cfg.data.env, objective.sampling_mode,
-                              episodes=cfg.eval.train_episodes, out=Path(run_dir), progress=progress)
+        ev = evaluate_planner(net, obs_normalizer(windows), cfg.eval, cfg.eval.env or cfg.data.env,
+                              objective.sampling_mode, episodes=cfg.eval.train_episodes, out=Path(run_dir),
+                              progress=progress)
         results["eval"] = ev
     return results
 
@@ -264,8 +266,10 @@ def check_eval(e: RolloutConfig, env: str | None = None) -> None:
     with the evaluation `env`, also disturbances that env cannot have."""
     at_least = {"episodes": 1, "steps": 1, "fm_steps": 1, "candidates": 1, "smooth": 1, "latency_repeats": 1,
                 "train_episodes": 0, "replan_every": 0, "plots": 0, "blend": 1}
-    bad = [f"eval.{k} must be at least {low}, got {getattr(e, k)}" for k, low in at_least.items() if getattr(e, k) < low]
-    bad += [f"eval.{k} must be positive, got {getattr(e, k)}" for k in ("speed", "goal_radius") if not getattr(e, k) > 0]
+    bad = [f"eval.{k} must be at least {low}, got {getattr(e, k)}"
+           for k, low in at_least.items() if getattr(e, k) < low]
+    bad += [f"eval.{k} must be positive, got {getattr(e, k)}"
+            for k in ("speed", "goal_radius") if not getattr(e, k) > 0]
     try:
         d = Disturbances.of(e)
     except UserError as err:

@@ -205,7 +205,8 @@ def check_config(cfg: Config, preset: str | None = None, selecting: bool = True)
              ("eval.last", e.last >= 1, "at least 1"), ("eval.shown", e.shown >= 0, "0 or more"),
              ("eval.test_seed", e.test_seed >= 0, "0 or more"), ("eval.select_seed", e.select_seed >= 0, "0 or more"),
              ("eval.seed", e.seed >= 0, "0 or more"),
-             ("data.subset_seed", d.subset_seed is None or d.subset_seed >= 0, "0 or more (or null: the training seed)"),
+             ("data.subset_seed", d.subset_seed is None or d.subset_seed >= 0,
+              "0 or more (or null: the training seed)"),
              ("data.path", d.path is None or str(d.path).strip() != "", "a file or folder (or null: the shipped data)")]
     for name, band in (("data.hold_out_angle", d.hold_out_angle), ("eval.angle", e.angle)):
         if band and (len(band) != 2 or not all(np.isfinite(band)) or np.mod(band[0], 360) == np.mod(band[1], 360)):
