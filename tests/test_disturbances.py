@@ -9,6 +9,7 @@ import re
 import numpy as np
 import pytest
 import torch
+from straight_line import StraightLine
 from typer.testing import CliRunner
 
 from mmftraj.checkpoint import save_checkpoint
@@ -108,20 +109,6 @@ def test_the_goal_moves_once_to_another_free_cell_drawn_from_the_episode_seed():
         for _ in range(5):
             *_, info = again.step([0.0, 0.0])
         np.testing.assert_array_equal(info["goal"], moved)  # its own stream
-
-
-class StraightLine(torch.nn.Module):
-    """ε - u(ε, 0, 1) = a straight line from start to goal at constant speed (as in test_planning)."""
-
-    def __init__(self, horizon=64):
-        super().__init__()
-        self.horizon, self.obs_dim, self.goal_dim, self.inpaint, self.goal_anywhere = horizon, 4, 2, False, False
-
-    def forward(self, z, r, t, start, goal):
-        s = torch.linspace(0, 1, self.horizon)[None, :, None]
-        xy = (1 - s) * start[:, None, :2] + s * goal[:, None]
-        vel = ((goal - start[:, :2]) / ((self.horizon - 1) * 0.01))[:, None].expand_as(xy)
-        return z - torch.cat([xy, vel], -1)
 
 
 IDENTITY = Normalizer("limits", [0.0] * 4, [1.0] * 4)

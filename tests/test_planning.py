@@ -4,7 +4,7 @@ controller, and a scored rollout with a hand-built straight-line model."""
 import numpy as np
 import pytest
 import torch
-from torch import nn
+from straight_line import StraightLine
 
 from mmftraj.data import Normalizer
 from mmftraj.envs import load_layout, make_maze2d
@@ -127,21 +127,6 @@ def test_tracking_action_is_diffusers_formula():
     obs = np.array([1.0, 2.0, 0.5, -0.5])
     target = np.array([1.1, 1.8, 1.0, 0.0])
     np.testing.assert_allclose(tracking_action(obs, target), [0.1 + 0.5, -0.2 + 0.5])
-
-
-class StraightLine(nn.Module):
-    """Hand-built u with ε - u(ε, 0, 1) = a constant-speed straight line from start to goal
-    (velocities consistent with the env's 0.01 s step, as the tracking controller expects)."""
-
-    def __init__(self, horizon):
-        super().__init__()
-        self.horizon, self.obs_dim, self.goal_dim, self.inpaint, self.goal_anywhere = horizon, 4, 2, False, False
-
-    def forward(self, z, r, t, start, goal):
-        s = torch.linspace(0, 1, self.horizon)[None, :, None]
-        xy = (1 - s) * start[:, None, :2] + s * goal[:, None]
-        vel = ((goal - start[:, :2]) / ((self.horizon - 1) * 0.01))[:, None].expand_as(xy)
-        return z - torch.cat([xy, vel], -1)
 
 
 def test_rollout_with_hand_built_planner_reaches_the_goal_and_scores():
