@@ -29,7 +29,7 @@ def test_every_tagged_number_of_the_committed_docs_agrees_with_its_record():
     lines = []
     assert report_findings(True, lines.append, REPO) == 0, "\n".join(lines)
     counts = {doc: len(doc_numbers.tags((REPO / doc).read_text())) for doc in DOCS}
-    assert counts["docs/findings.md"] > 300 and counts["README.md"] >= 10 and counts["docs/results.md"] >= 50, counts
+    assert counts["docs/findings.md"] > 300 and counts["README.md"] >= 8 and counts["docs/results.md"] >= 50, counts
 
 
 def test_a_number_changed_by_hand_fails_the_check_and_the_rewrite_puts_the_record_back(tmp_path):

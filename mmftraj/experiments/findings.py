@@ -396,11 +396,17 @@ def _protocols(root: Path) -> dict:
 
 
 def _pusht(root: Path) -> dict:
-    out = {}
+    out, by_variant = {}, {}
     for path in sorted((root / "pusht" / "records").glob("*.json")):
         r = json.loads(path.read_text())["results"]
         last = r.get("mean_last10_test_score", r.get("mean_last_test_score"))  # the key's name changed between runs
         out[f"pusht.{path.stem}.last10"] = Number(last, 3)
+        variant = path.stem.rsplit("-s", 1)[0].removesuffix("-e90")  # <label>[-e<episodes>]; 90: the headline
+        by_variant.setdefault(variant, []).append((r["selected_test_score"], last))
+    for variant, runs in by_variant.items():  # over the training seeds stored so far
+        out[f"pusht.{variant}.chosen"] = Estimate.of([c for c, _ in runs], 3)
+        out[f"pusht.{variant}.last10"] = Estimate.of([m for _, m in runs], 3)
+        out[f"pusht.{variant}.seeds"] = Number(len(runs), 0)
     latency = json.loads((root / "pusht" / "latency.json").read_text())
     out.update({f"pusht.latency.{k}": Number(row["median_ms"], 1, " ms") for k, row in latency["rows"].items()})
     return out
