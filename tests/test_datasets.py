@@ -101,17 +101,17 @@ def test_minari_round_trip(umaze, tmp_path):
 def test_another_mazes_data_is_refused_by_its_positions(umaze, tmp_path):
     """A Minari export carries no env id and no manifest: only its positions say which maze it is."""
     pytest.importorskip("minari")
+    from mmftraj.data import maze2d
     from mmftraj.data.minari_io import export_minari
     from mmftraj.run_request import resolve_config
-    from mmftraj.tasks import maze2d
 
     path = export_minari(load_d4rl(umaze.path), tmp_path / "minari", "mmftraj/u-v0")
     assert load_episodes(path).meta.get("env_id") is None
     _, cfg = resolve_config("maze2d", "medium", overrides=[f"data.path={path}"])
     with pytest.raises(UserError, match=r"inside walls or outside the medium maze .*recorded in another maze"):
-        maze2d.load_windows(cfg, progress=False)
+        maze2d.load_windows(cfg.data, progress=False)
     _, cfg = resolve_config("maze2d", "umaze", overrides=[f"data.path={path}"])
-    assert len(maze2d.load_windows(cfg, progress=False)) > 0  # its own maze: every position is free
+    assert len(maze2d.load_windows(cfg.data, progress=False)) > 0  # its own maze: every position is free
 
 
 def test_minari_export_to_a_relative_root_and_a_failed_export_leaves_nothing(umaze, tmp_path, monkeypatch):

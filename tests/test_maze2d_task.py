@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from mmftraj.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
 from mmftraj.cli import app
 from mmftraj.data.generate import generate
+from mmftraj.data.maze2d import dataset_path
 from mmftraj.errors import UserError
 from mmftraj.run_request import resolve_config
 from mmftraj.runs import prepare_and_train
@@ -97,13 +98,13 @@ def test_missing_default_dataset_is_generated_with_a_message(tmp_path, monkeypat
     monkeypatch.setattr(defaults, "default_path", lambda name: tmp_path / f"{name}.hdf5")
     monkeypatch.setitem(gen.DEFAULT_SAMPLES, "maze2d-umaze-v1", 3000)
     cfg = M.default_config("umaze")
-    path = M.dataset_path(cfg, progress=False)
+    path = dataset_path(cfg.data, progress=False)
     assert path == tmp_path / "maze2d-umaze-v1.hdf5" and path.is_file()
     assert "generating it now" in capsys.readouterr().out
-    assert M.dataset_path(cfg, progress=False) == path and capsys.readouterr().out == ""  # made once, then used
+    assert dataset_path(cfg.data, progress=False) == path and capsys.readouterr().out == ""  # made once, then used
     cfg.data.path = str(tmp_path / "nope.hdf5")
     with pytest.raises(UserError, match="dataset not found"):
-        M.dataset_path(cfg)
+        dataset_path(cfg.data)
 
 
 def cli(*args):
@@ -140,9 +141,9 @@ def test_a_dataset_generated_for_another_maze_is_refused(run):
     _, data, _ = run  # generated for the U-Maze; its manifest says so
     _, medium = resolve_config("maze2d", "medium", overrides=[f"data.path={data}"])
     with pytest.raises(UserError, match="generated for the umaze maze"):
-        M.dataset_path(medium)
+        dataset_path(medium.data)
     _, umaze = resolve_config("maze2d", "umaze", overrides=[f"data.path={data}"])
-    assert M.dataset_path(umaze) == data
+    assert dataset_path(umaze.data) == data
 
 
 def test_random_goals_are_free_points_reproducible_by_episode_seed():

@@ -129,10 +129,12 @@ class WindowDataset(torch.utils.data.Dataset):
     def unnormalize(self, trajectories):
         return self.normalizer.unnormalize(trajectories) if self.normalizer is not None else trajectories
 
+    def obs_normalizer(self) -> Normalizer:
+        """The normalizer of the observation columns alone (what a planner applies to a live
+        observation and goal)."""
+        n = self.normalizer
+        return Normalizer(n.kind, n.shift[: self.obs_dim], n.scale[: self.obs_dim])
+
     def normalize_obs(self, obs):
         """Normalize raw observations (..., obs_dim), e.g. a start and goal for conditioning."""
-        if self.normalizer is None:
-            return obs
-        n = self.normalizer
-        sub = Normalizer(n.kind, n.shift[: self.obs_dim], n.scale[: self.obs_dim])
-        return sub.normalize(obs)
+        return obs if self.normalizer is None else self.obs_normalizer().normalize(obs)

@@ -9,23 +9,18 @@ planned actions (Diffuser's own actions score 6.3 / 13.5 / 6.3, as its paper rep
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
 import torch
 
 from ..checkpoint import load_task_model
 from ..config import apply_overrides, check_eval_overrides, to_dict
 from ..core import ModularMeanFlow, ObjectiveConfig
-from ..data import Normalizer, load_episodes
-from ..data.default_datasets import default_dataset
-from ..data.pointmaze import DATASET_IDS
-from ..data.splits import prepare_windows
+from ..data import Normalizer
+from ..data.maze2d import OBS_DIM, DataConfig, load_windows
 from ..envs.disturbances import Disturbances
-from ..envs.layouts import load_layout
 from ..envs.maze2d import env_layout, episode_length
 from ..envs.pointmaze import POINTMAZE
 from ..errors import UserError
@@ -37,25 +32,7 @@ from . import Task
 
 MAZES = {"umaze": "maze2d-umaze-v1", "medium": "maze2d-medium-v1", "large": "maze2d-large-v1"}
 PRESETS = tuple(MAZES)
-OBS_DIM, GOAL_DIM = 4, 2
-REST_COLUMNS = (2, 3, 4, 5)  # velocities and actions: zero while a padded window waits at its goal
-
-
-@dataclass
-class DataConfig:
-    # d4rl's maze2d (generated here), or gymnasium-robotics' PointMaze (data.path: a Minari dataset)
-    env: Literal["maze2d-umaze-v1", "maze2d-medium-v1", "maze2d-large-v1", "PointMaze_UMaze-v3", "PointMaze_Medium-v3",
-                 "PointMaze_Large-v3"] = "maze2d-umaze-v1"
-    path: str | None = None  # None: datasets/maze2d/<env>.hdf5, generated on first use
-    horizon: int = 128
-    normalizer: Literal["limits", "gaussian"] = "limits"
-    split: str | None = None  # a split (envs/splits name or YAML path) applied to the training data
-    fraction: float = 1.0  # nested low-data subset: this fraction of the episodes (by subset_seed)
-    subset_seed: int = 0
-    # Windows may run past their episode's end (the controller's goal), continuing at rest at the
-    # final position: every start is covered and "get there, then stay" is what plans learn.
-    # False: only windows inside episodes of at least `horizon` steps (Diffuser without padding).
-    pad: bool = True
+GOAL_DIM = 2
 
 
 @dataclass
@@ -99,80 +76,6 @@ def default_preset(cfg: Config) -> str:
     return {v: k for k, v in MAZES.items()}[cfg.data.env]
 
 
-# -- data ----------------------------------------------------------------------------------------
-def _check_manifest_layout(path: Path, env: str) -> None:
-    """A file that `mmftraj data generate` made for another maze would train a planner on walls
-    that are not there; its manifest says which maze it is (files from elsewhere have none)."""
-
-    manifest = path.with_suffix(".json")
-    if not manifest.is_file():
-        return
-    try:
-        layout = json.loads(manifest.read_text())["recipe"]["layout"]
-        walls = load_layout(layout).walls
-    except (ValueError, KeyError, TypeError, UserError):
-        return
-    ours = load_layout(env_layout(env)).walls
-    if walls.shape != ours.shape or not np.array_equal(walls, ours):  # eval mazes share walls, not goals
-        raise UserError(f"dataset {path} was generated for the {layout} maze ({manifest.name}), but data.env is "
-                        f"{env} ({env_layout(env)}); pick the matching --maze or dataset")
-
-
-# Recorded in this maze: all positions free (1.0 on U-Maze's 1e6 steps); another maze's: 0.55-0.81.
-MIN_FREE_SHARE = 0.99
-
-
-def _check_positions(xy: np.ndarray, env: str, path) -> None:
-    """Data of another maze (a Minari export, a file without a manifest) would train a planner on
-    walls that are not there; its positions give it away, whatever the file says about itself."""
-    layout = env_layout(env)
-    share = load_layout(layout).free_share(xy[:: max(1, len(xy) // 200_000)])
-    if share < MIN_FREE_SHARE:
-        raise UserError(f"{100 * (1 - share):.0f} % of the dataset's positions ({path or 'the default dataset'}) lie "
-                        f"inside walls or outside the {layout} maze of data.env {env}: it was recorded in another "
-                        f"maze; pick the matching --maze (and data.env) or dataset")
-
-
-def dataset_path(cfg: Config, progress: bool = True) -> Path:
-    """data.path, checked; without one the env's default dataset (generated when missing, see
-    mmftraj.data.default_datasets)."""
-    if cfg.data.path is None:
-        return default_dataset(cfg.data.env, progress=progress)
-    path = Path(cfg.data.path)
-    if not path.exists() and cfg.data.env in POINTMAZE:
-        raise UserError(f"dataset not found: {path} (data.path); `mmftraj data generate {cfg.data.env} --out DIR` "
-                        f"writes DIR/{DATASET_IDS[cfg.data.env]}, or drop data.path for the default one")
-    if not path.exists():
-        raise UserError(f"dataset not found: {path} (data.path); generate one with "
-                        f"`mmftraj data generate {cfg.data.env} --out {path}` or drop data.path")
-    _check_manifest_layout(path, cfg.data.env)
-    return path
-
-
-def load_windows(cfg: Config, progress: bool = True):
-    store = load_episodes(dataset_path(cfg, progress=progress))
-    source_env = store.meta.get("env_id")
-    if source_env in POINTMAZE and source_env != cfg.data.env:
-        raise UserError(f"the Minari dataset {cfg.data.path} was collected in {source_env}, but data.env is "
-                        f"{cfg.data.env}; set data.env={source_env} (and the matching --maze)")
-    if cfg.data.env in POINTMAZE and source_env not in POINTMAZE:
-        raise UserError(f"data.env {cfg.data.env} trains on a PointMaze Minari dataset "
-                        f"(`mmftraj data generate {cfg.data.env}`); {cfg.data.path} is not one")
-    if store.obs_dim != OBS_DIM:
-        raise UserError(f"maze2d needs 4-D observations (x, y, vx, vy); the dataset has {store.obs_dim}")
-    _check_positions(store.observations[:, :2], cfg.data.env, cfg.data.path)
-
-    goal_from = max(1, cfg.data.horizon // 8) if cfg.model.goal_anywhere else None  # as make_batch_fn
-    return prepare_windows(store, cfg.data.horizon, cfg.data.normalizer, cfg.data.split, cfg.data.fraction,
-                           cfg.data.subset_seed, layout=env_layout(cfg.data.env), goal_from=goal_from,
-                           pad=cfg.data.pad, rest_columns=REST_COLUMNS)
-
-
-def obs_normalizer(windows):
-    norm = windows.normalizer
-    return Normalizer(norm.kind, norm.shift[:OBS_DIM], norm.scale[:OBS_DIM])
-
-
 # -- model ---------------------------------------------------------------------------------------
 def build_model(cfg: Config) -> StartGoalNet:
     m = cfg.model
@@ -210,10 +113,10 @@ def train(cfg: Config, run_dir: Path, resume: bool = False, progress: bool = Tru
         raise UserError(f"eval.train_episodes must be 0 (no check) or more, got {cfg.eval.train_episodes}")
 
     torch.manual_seed(cfg.train.seed)
-    windows = load_windows(cfg, progress=progress)
+    windows = load_windows(cfg.data, cfg.model.goal_anywhere, progress=progress)
     net = build_model(cfg)
     objective = ModularMeanFlow(cfg.objective)
-    meta = {"task": "maze2d", "config": to_dict(cfg), "normalizer": obs_normalizer(windows).state_dict()}
+    meta = {"task": "maze2d", "config": to_dict(cfg), "normalizer": windows.obs_normalizer().state_dict()}
     trainer = Trainer(net, objective, make_batch_fn(windows, net, cfg.train.batch_size), cfg.train, run_dir,
                       meta=meta, progress=progress)
     fit = trainer.fit(resume=resume)
@@ -221,7 +124,7 @@ def train(cfg: Config, run_dir: Path, resume: bool = False, progress: bool = Tru
                "parameters": count_parameters(net), **fit}
     if cfg.eval.train_episodes > 0:
         net = trainer.ema.cpu().eval()
-        ev = evaluate_planner(net, obs_normalizer(windows), cfg.eval, cfg.eval.env or cfg.data.env,
+        ev = evaluate_planner(net, windows.obs_normalizer(), cfg.eval, cfg.eval.env or cfg.data.env,
                               objective.sampling_mode, episodes=cfg.eval.train_episodes, out=Path(run_dir),
                               progress=progress)
         results["eval"] = ev
