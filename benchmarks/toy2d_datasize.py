@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mmftraj.experiments import grid
-from mmftraj.experiments.paired import holm, paired_test, verdict
+from mmftraj.experiments import grid, studies
+from mmftraj.experiments.paired import format_p
 
 SIZES = (64, 256, 1024, 4096)
 VARIANTS = ("meanflow", "meanflow-tmodel", "mmf", "mmf-full")
@@ -59,43 +59,34 @@ def run(shard: tuple[int, int], threads: int) -> None:
     print(f"{len(done)} of {len(cells)} cells have a record" + (f"; {len(left)} left to other shards" if left else ""))
 
 
-def one_step(record: dict) -> float:
-    return float(record["swd"]["1-step"])
-
-
 def table() -> str:
-    records = [grid.read_record(p) for p in sorted(ROOT.glob("*.json"))]
-    if not records:
+    values = studies.datasize_values(ROOT)
+    if not values:
         return f"no records under {ROOT} yet: `python benchmarks/toy2d_datasize.py run` trains them"
-    by = {(r["variant"], r["size"], r["seed"]): r for r in records}
+    floors = {}
+    for r in (grid.read_record(p) for p in sorted(ROOT.glob("*.json"))):
+        floors.setdefault(r["size"], []).append(r["swd_training_set"])
     lines = ["One-step sliced Wasserstein distance to fresh checkerboard points (mean ± s.e. over seeds; n seeds)",
              "", "| N | " + " | ".join(f"`{v}`" for v in VARIANTS) + " | training set itself |",
              "|---:|" + "---:|" * (len(VARIANTS) + 1)]
     for size in SIZES:
         cells = []
         for label in VARIANTS:
-            v = np.array([one_step(by[label, size, s]) for s in SEEDS if (label, size, s) in by])
+            v = np.array(list(values.get((size, label), {}).values()))
             cells.append(f"{v.mean():.4f} ± {v.std(ddof=1) / np.sqrt(len(v)):.4f} (n={len(v)})" if len(v) > 1
                          else (f"{v.mean():.4f} (n=1)" if len(v) else "–"))
-        floor = [by[k]["swd_training_set"] for k in by if k[1] == size and "swd_training_set" in by[k]]
-        lines.append(f"| {size} | " + " | ".join(cells) + (f" | {np.mean(floor):.4f} |" if floor else " | – |"))
-    rows = []
-    for size in SIZES:
-        for label in VARIANTS:
-            if label == REFERENCE:
-                continue
-            seeds = [s for s in SEEDS if (REFERENCE, size, s) in by and (label, size, s) in by]
-            d = [one_step(by[REFERENCE, size, s]) - one_step(by[label, size, s]) for s in seeds]
-            rows.append((size, label, paired_test(d)))
-    adjusted = holm([r.p for _, _, r in rows])
+        floor = f"{np.mean(floors[size]):.4f}" if size in floors else "–"
+        lines.append(f"| {size} | " + " | ".join(cells) + f" | {floor} |")
+    rows = studies.datasize_family(ROOT, list(VARIANTS))
     lines += ["", f"Paired differences, `{REFERENCE}` minus each variant on the same seed and N (95 % t-interval); "
-              f"one family of {sum(np.isfinite(adjusted))} tests, Holm-adjusted", "",
+              f"one family of {sum(np.isfinite(c.p_holm) for c in rows)} tests, Holm-adjusted", "",
               "| N | comparison | n | difference [95 % CI] | p | p (Holm) | verdict |",
               "|---:|---|---:|---:|---:|---:|---|"]
-    for (size, label, r), p_holm in zip(rows, adjusted, strict=True):
-        ci = f"{r.mean:+.4f} [{r.low:+.4f}, {r.high:+.4f}]" if r.n > 1 else f"{r.mean:+.4f}"
-        word = verdict(r.mean, p_holm, REFERENCE, words=("worse", "better"))  # lower distance is better
-        lines.append(f"| {size} | `{REFERENCE}` − `{label}` | {r.n} | {ci} | {r.p:.3g} | {p_holm:.3g} | {word} |")
+    for c in rows:
+        (size, label), t = c.key, c.test
+        ci = f"{t.mean:+.4f} [{t.low:+.4f}, {t.high:+.4f}]" if t.n > 1 else f"{t.mean:+.4f}"
+        lines.append(f"| {size} | `{REFERENCE}` − `{label}` | {t.n} | {ci} | {format_p(t.p)} | {format_p(c.p_holm)} "
+                     f"| {c.verdict} |")
     return "\n".join(lines)
 
 

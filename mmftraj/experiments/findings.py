@@ -152,7 +152,7 @@ def quantities(root: Path) -> dict[str, object]:
     root = Path(root)
     out: dict[str, object] = {}
     for part in (_tangent, _maze2d_tangent, _generalization, _report, _families, _cifar, _gpu, _smoothness,
-                 _protocols, _pusht, _latency):
+                 _protocols, _pusht, _latency, _datasize):
         out.update(part(root))
     return out
 
@@ -410,6 +410,18 @@ def _pusht(root: Path) -> dict:
         out[f"pusht.{variant}.n"] = Number(len(runs), 0)  # seeds
     latency = json.loads((root / "pusht" / "latency.json").read_text())
     out.update({f"pusht.latency.{k}": Number(row["median_ms"], 1, " ms") for k, row in latency["rows"].items()})
+    return out
+
+
+def _datasize(root: Path) -> dict:
+    """toy2d's data-size grid: each cell's mean ± s.e. over seeds, `mmf` minus each (one family)."""
+    folder, out = root / "toy2d_datasize", {}
+    for (size, label), values in studies.datasize_values(folder).items():
+        out[f"datasize.N{size}.{label}"] = Estimate.of(values, 4)
+    for c in studies.datasize_family(folder):
+        size, label = c.key
+        out[f"datasize.N{size}.mmf-{label}"] = Diff.of(c, 4)
+    out["datasize.tests"] = Number(sum(math.isfinite(c.p_holm) for c in studies.datasize_family(folder)), 0)
     return out
 
 

@@ -183,3 +183,26 @@ def cifar_family(folder: Path, reference: str = "mmf@1") -> list[Comparison]:
     rows = [(label, values[reference], values[label]) for label in others
             if reference in values and len(set(values[reference]) & set(values[label])) > 1]
     return family(f"cifar-small: {reference} − each", rows, reference.split("@")[0], LOWER_IS_BETTER)
+
+
+# -- the toy2d data-size grid (benchmarks/records/toy2d_datasize/<label>-N<size>-s<seed>.json) -----------
+def datasize_values(folder: Path) -> dict[tuple[int, str], dict[int, float]]:
+    """(training-set size N, label) -> {seed: one-step sliced Wasserstein distance}."""
+    out: dict[tuple[int, str], dict[int, float]] = {}
+    for r in _records(folder):
+        out.setdefault((int(r["size"]), r["variant"]), {})[r["seed"]] = float(r["swd"]["1-step"])
+    return out
+
+
+def datasize_family(folder: Path, labels: list[str] = ()) -> list[Comparison]:
+    """`toy2d_datasize.py table`'s paired table: `mmf` minus each other label at each N (key: (N,
+    label)); the whole table is one family."""
+    values = datasize_values(folder)
+    rows = []
+    for size in sorted({n for n, _ in values}):
+        ref = values.get((size, REFERENCE))
+        for label in _order([v for n, v in values if n == size], list(labels)):
+            other = values.get((size, label))
+            if label != REFERENCE and ref and other and set(ref) & set(other):
+                rows.append(((size, label), ref, other))
+    return family(f"toy2d data size: one-step distance, {REFERENCE} − each", rows, REFERENCE, LOWER_IS_BETTER)
