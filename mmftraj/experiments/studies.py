@@ -127,15 +127,22 @@ def generalization_family(folder: Path, metric: str, words: tuple[str, str] = LO
     """`generalization.py table`'s paired table of `metric` for one task: `mmf` minus each other
     label under each condition (key: (condition, label)); `conditions` and `labels` give the
     printed order."""
-    values = generalization_values(folder, metric)
-    rows = []
-    for condition in _order([c for c, _ in values], list(conditions)):
-        ref = values.get((condition, REFERENCE))
-        for label in _order([v for c, v in values if c == condition], list(labels)):
-            other = values.get((condition, label))
-            if label != REFERENCE and ref and other and set(ref) & set(other):
-                rows.append(((condition, label), ref, other))
+    rows = reference_rows(generalization_values(folder, metric), list(conditions), list(labels))
     return family(f"generalization {Path(folder).name}: {metric}, {REFERENCE} − each", rows, REFERENCE, words)
+
+
+def reference_rows(values: dict, groups: list = (), labels: list = ()) -> list:
+    """(key, reference's values, other's values) for `mmf` against each other label within each group
+    of `values` ((group, label) -> {seed: value}), where the two share a seed; `groups` and `labels`
+    give the order."""
+    rows = []
+    for group in _order([g for g, _ in values], list(groups)):
+        ref = values.get((group, REFERENCE))
+        for label in _order([v for g, v in values if g == group], list(labels)):
+            other = values.get((group, label))
+            if label != REFERENCE and ref and other and set(ref) & set(other):
+                rows.append(((group, label), ref, other))
+    return rows
 
 
 def lead(values: dict[str, dict[int, float]], label: str, baseline: str = CHANGE_BASELINE) -> dict[int, float]:
@@ -198,11 +205,5 @@ def datasize_family(folder: Path, labels: list[str] = ()) -> list[Comparison]:
     """`toy2d_datasize.py table`'s paired table: `mmf` minus each other label at each N (key: (N,
     label)); the whole table is one family."""
     values = datasize_values(folder)
-    rows = []
-    for size in sorted({n for n, _ in values}):
-        ref = values.get((size, REFERENCE))
-        for label in _order([v for n, v in values if n == size], list(labels)):
-            other = values.get((size, label))
-            if label != REFERENCE and ref and other and set(ref) & set(other):
-                rows.append(((size, label), ref, other))
+    rows = reference_rows(values, sorted({n for n, _ in values}), list(labels))
     return family(f"toy2d data size: one-step distance, {REFERENCE} − each", rows, REFERENCE, LOWER_IS_BETTER)
