@@ -421,6 +421,11 @@ def _datasize(root: Path) -> dict:
     for c in studies.datasize_family(folder):
         size, label = c.key
         out[f"datasize.N{size}.mmf-{label}"] = Diff.of(c, 4)
+    floors: dict[int, list[float]] = {}
+    for path in sorted(folder.glob("*.json")):
+        r = json.loads(path.read_text())
+        floors.setdefault(int(r["size"]), []).append(r["swd_training_set"])
+    out.update({f"datasize.N{size}.train-set": Estimate.of(v, 4) for size, v in floors.items()})
     out["datasize.tests"] = Number(sum(math.isfinite(c.p_holm) for c in studies.datasize_family(folder)), 0)
     return out
 
