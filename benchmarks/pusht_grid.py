@@ -126,15 +126,14 @@ def table(study: str = "") -> str:
             rs = [r for r in mine if r["label"] == label]
             if not rs:
                 continue
-            res = [r["results"] for r in rs]
-            last_key = "mean_last_test_score" if "mean_last_test_score" in res[0] else "mean_last10_test_score"
+            res = [{**r["results"], "mean_last": last_mean(r["results"])} for r in rs]
 
             def pm(key, res=res):
                 v = np.array([x[key] for x in res], dtype=float)
                 se = v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else float("nan")
                 return f"{v.mean():.3f} ± {se:.3f}" if len(v) > 1 else f"{v.mean():.3f}"
 
-            lines.append(f"| {label} | {len(rs)} | {pm('selected_test_score')} | {pm(last_key)} | "
+            lines.append(f"| {label} | {len(rs)} | {pm('selected_test_score')} | {pm('mean_last')} | "
                          f"{pm('last_test_score')} | {pm('selected_test_success')} | "
                          f"{np.mean([x['train_time_s'] for x in res]) / 60:.0f} |")
         rows = paired_rows(records, episodes)
@@ -147,6 +146,11 @@ def table(study: str = "") -> str:
                       f"{r['p']:.3f} | {r['p_holm']:.3f} | {r['verdict']} |" for r in rows]
         lines.append("")
     return "\n".join(lines)
+
+
+def last_mean(results: dict) -> float:
+    """The mean test score of a run's last evaluations (the key's name changed between runs)."""
+    return results.get("mean_last_test_score", results.get("mean_last10_test_score"))
 
 
 def main() -> None:
