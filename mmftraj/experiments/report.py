@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 from rich.console import Console
 from rich.table import Table
 
@@ -45,6 +44,7 @@ from ..resources import resource_path
 from ..run_folders import run_folder
 from ..run_request import RunRequest, resolve
 from ..runs import train_run
+from ..runtime import use_threads
 from ..tasks.maze2d import load_model
 from .grid import run_grid, write_record
 from .paired import ALPHA, holm, paired_test, verdict
@@ -318,8 +318,7 @@ def _maze2d_evaluate(run_dir: Path, current, conditions, cfg: ReportConfig, prog
     net, task_cfg, normalizer = load_model(latest_checkpoint(run_dir))
     task_cfg.eval = copy.deepcopy(current.eval)  # the model from the checkpoint, the evaluation from now
     if task_cfg.train.threads > 0:  # evaluate with the threads the run trained with
-
-        torch.set_num_threads(task_cfg.train.threads)
+        use_threads(task_cfg.train.threads)
     mode = ModularMeanFlow(task_cfg.objective).sampling_mode
     if steps is not None:
         task_cfg.eval.steps = steps
