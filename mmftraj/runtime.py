@@ -1,4 +1,5 @@
-"""Where work runs: the torch device, CPU threads and float32 precision, decided in one place.
+"""Where work runs: the torch device, CPU threads, float32 precision and, under torchrun, this
+process's rank in the process group, decided in one place.
 
 Every command and the training loop ask here, so a thread count or device is checked and set
 the same way whether it comes from `--threads`, `train.threads`, `--device` or `train.device`.
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
+import torch.distributed as dist
 
 from .errors import UserError
 
@@ -88,6 +90,38 @@ def set_float32_precision(device: torch.device, tf32: bool) -> None:
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = tf32
     if not tf32:
         warnings.filterwarnings("ignore", message="TensorFloat32 tensor cores")
+
+
+class DistributedContext:
+    """Rank/world from torchrun's environment; initialises the process group once. What the ranks
+    exchange while training (gradients, loss statistics) is the training loop's own (training.py)."""
+
+    def __init__(self, device: torch.device):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        if self.world > 1 and not dist.is_initialized():
+            dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def broadcast_parameters(self, model: torch.nn.Module) -> None:
+        """Rank 0's weights on every rank, so all replicas start alike."""
+        if self.world > 1:
+            for tensor in list(model.parameters()) + list(model.buffers()):
+                dist.broadcast(tensor.data, src=0)
+
+
+def place(threads: int, device: str, tf32: bool,
+          source: str = "--device") -> tuple[int, torch.device, DistributedContext]:
+    """Set up where a training process works, in one call: its intra-op threads (`use_threads`), its
+    device (checked; `source` names the option in errors), float32 precision there, and its place
+    in the process group. Returns (threads set, device, DistributedContext)."""
+    chosen = use_threads(threads)
+    resolved = resolve_device(device, source=source)
+    set_float32_precision(resolved, tf32)
+    return chosen, resolved, DistributedContext(resolved)
 
 
 def compile_model(model: torch.nn.Module, scope: str) -> torch.nn.Module:

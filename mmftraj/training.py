@@ -26,7 +26,6 @@ import copy
 import csv
 import io
 import math
-import os
 import statistics
 import time
 from collections import deque
@@ -57,14 +56,7 @@ from .errors import MAX_SEED, UserError
 from .interrupts import Aborted, Interrupted, deferred_signals
 from .io import atomic_write_text, open_no_follow
 from .progress import training_bar
-from .runtime import (
-    compile_model,
-    max_threads,
-    resolve_device,
-    set_float32_precision,
-    threads_rule,
-    use_threads,
-)
+from .runtime import compile_model, max_threads, place, threads_rule
 
 BatchFn = Callable[[torch.Generator, int], dict]
 
@@ -150,45 +142,31 @@ def lr_factor(cfg: TrainConfig, step: int) -> float:
     return 1.0
 
 
-class DistributedContext:
-    """Rank/world from torchrun's environment; initialises the process group once."""
+# What the ranks exchange every step (runtime.DistributedContext says which rank of how many this
+# process is): gradients averaged by hand, not by DDP (see the module docstring), and the loss
+# statistics each rank judges the run's health on.
+def average_over_ranks(values: torch.Tensor, world: int) -> torch.Tensor:
+    """`values` averaged over the `world` ranks, so every rank takes the same decision on them."""
+    if world > 1:
+        values = values.clone()
+        dist.all_reduce(values, op=dist.ReduceOp.SUM)
+        values /= world
+    return values
 
-    def __init__(self, device: torch.device):
-        self.world = int(os.environ.get("WORLD_SIZE", "1"))
-        self.rank = int(os.environ.get("RANK", "0"))
-        if self.world > 1 and not dist.is_initialized():
-            dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
 
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    def broadcast_parameters(self, model: torch.nn.Module) -> None:
-        if self.world > 1:
-            for tensor in list(model.parameters()) + list(model.buffers()):
-                dist.broadcast(tensor.data, src=0)
-
-    def average(self, values: torch.Tensor) -> torch.Tensor:
-        """`values` averaged over ranks, so every rank takes the same decision on them."""
-        if self.world > 1:
-            values = values.clone()
-            dist.all_reduce(values, op=dist.ReduceOp.SUM)
-            values /= self.world
-        return values
-
-    def average_gradients(self, params: list[torch.nn.Parameter]) -> None:
-        """One all-reduce over a flat buffer of every gradient (missing grads count as zero)."""
-        if self.world <= 1:
-            return
-        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-        flat = torch.cat([g.reshape(-1) for g in grads])
-        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
-        flat /= self.world
-        offset = 0
-        for p, g in zip(params, grads, strict=True):
-            n = g.numel()
-            p.grad = flat[offset : offset + n].view_as(p).clone()
-            offset += n
+def average_gradients(params: list[torch.nn.Parameter], world: int) -> None:
+    """One all-reduce over a flat buffer of every gradient (missing grads count as zero)."""
+    if world <= 1:
+        return
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    flat /= world
+    offset = 0
+    for p, g in zip(params, grads, strict=True):
+        n = g.numel()
+        p.grad = flat[offset : offset + n].view_as(p).clone()
+        offset += n
 
 
 # Loss health, judged on the raw per-entry MSE (stats["mse"]): the adaptive weight divides the
@@ -298,10 +276,7 @@ class Trainer:
     ):
         self.cfg = cfg
         check_train_config(cfg)
-        self.threads = use_threads(cfg.threads)
-        self.device = resolve_device(cfg.device, source="train.device")
-        set_float32_precision(self.device, cfg.tf32)
-        self.dist = DistributedContext(self.device)
+        self.threads, self.device, self.dist = place(cfg.threads, cfg.device, cfg.tf32, source="train.device")
         self.model = model.to(self.device)
         self.dist.broadcast_parameters(self.model)
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
@@ -389,7 +364,7 @@ class Trainer:
             )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        self.dist.average_gradients(self.params)
+        average_gradients(self.params, self.dist.world)
         if cfg.grad_clip > 0:
             grad_norm = torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip)
         else:
@@ -417,7 +392,7 @@ class Trainer:
         """Judge this step's loss, computed from the current weights, before the optimizer moves them:
         a healthy one confirms the checkpoint of these weights, a diverged one stops the run. The
         values are averaged over ranks, so every rank decides the same."""
-        shared = self.dist.average(torch.stack([loss.detach().float(), mse.float()]))
+        shared = average_over_ranks(torch.stack([loss.detach().float(), mse.float()]), self.dist.world)
         # the averaged gradient's norm is the same on every rank already; one host sync for all three
         loss_value, mse_value, grad_value = torch.cat([shared, grad_norm.detach().float().reshape(1)]).tolist()
         verdict, ratio = self.health.judge(mse_value if math.isfinite(loss_value) else math.nan)

@@ -22,6 +22,7 @@ from mmftraj.errors import UserError
 from mmftraj.planning.conditions import STANDARD, Condition, ShiftedEnv, split_conditions
 
 H = 3
+UMAZE = load_layout("umaze")
 
 def maze_store() -> EpisodeStore:
     """Four U-Maze episodes with positions placed in known cells (cell (i, j) spans
@@ -61,7 +62,7 @@ def test_goal_split_removes_windows_ending_in_held_out_cells():
     store = maze_store()
     full = prepare_windows(store, H, None)
     assert len(full) == 6
-    kept = prepare_windows(store, H, None, "umaze-goal", layout="umaze")  # holds out (1,1), (1,2)
+    kept = prepare_windows(store, H, None, "umaze-goal", layout=UMAZE)  # holds out (1,1), (1,2)
     assert len(kept) == 4  # episode B loses both windows; D's ends at y = 2.32, cell (1, 3): kept
     ends = store.observations[kept.window_starts.numpy() + H - 1, :2]
     assert [tuple(c) for c in cells_of(ends)] == [(3, 3), (2, 3), (1, 3), (1, 3)]
@@ -70,7 +71,7 @@ def test_goal_split_removes_windows_ending_in_held_out_cells():
 def test_goal_split_on_padded_windows_looks_at_the_last_real_step():
     store = maze_store()
     assert len(prepare_windows(store, H, None, pad=True)) == 5 + 4 + 2 + 3  # a window per step
-    kept = prepare_windows(store, H, None, "umaze-goal", layout="umaze", pad=True)
+    kept = prepare_windows(store, H, None, "umaze-goal", layout=UMAZE, pad=True)
     # A's five windows end (padded) in (3,3), (2,3), (1,3)x3; B and C end in held-out cells; D's three in (1,3)
     assert len(kept) == 5 + 3
     last = store.observations[kept.window_ends().numpy() - 1, :2]
@@ -80,18 +81,18 @@ def test_goal_split_for_goals_anywhere_checks_every_possible_goal_step():
     store = maze_store()
     # goal at step 1 or 2 of each window: A's windows see (3,2)/(3,3), (3,3)/(2,3), (2,3)/(1,3): all kept;
     # B's see (1,2)/(1,1) and (1,1)/(1,1): removed; D's sees (1,3)/(1,3) (y = 2.32): kept
-    assert len(prepare_windows(store, H, None, "umaze-goal", layout="umaze", goal_from=1)) == 4
+    assert len(prepare_windows(store, H, None, "umaze-goal", layout=UMAZE, goal_from=1)) == 4
     # from step 0: the same four (no kept window starts in a held-out cell)
-    kept = prepare_windows(store, H, None, "umaze-goal", layout="umaze", goal_from=0)
+    kept = prepare_windows(store, H, None, "umaze-goal", layout=UMAZE, goal_from=0)
     assert len(kept) == 4
     two = maze_store()
     two.observations[1] = [1.0, 1.0, 0.0, 0.0]  # A's second point moves into held-out cell (1, 1)
-    assert len(prepare_windows(two, H, None, "umaze-goal", layout="umaze", goal_from=1)) == 3  # A's first window
-    assert len(prepare_windows(two, H, None, "umaze-goal", layout="umaze", goal_from=0)) == 2  # and its second
+    assert len(prepare_windows(two, H, None, "umaze-goal", layout=UMAZE, goal_from=1)) == 3  # A's first window
+    assert len(prepare_windows(two, H, None, "umaze-goal", layout=UMAZE, goal_from=0)) == 2  # and its second
 
 def test_start_split_removes_windows_starting_in_held_out_cells():
     store = maze_store()
-    kept = prepare_windows(store, H, None, "umaze-start", layout="umaze")  # holds out (3,1), (3,2)
+    kept = prepare_windows(store, H, None, "umaze-start", layout=UMAZE)  # holds out (3,1), (3,2)
     assert len(kept) == 4
     starts = store.observations[kept.window_starts.numpy(), :2]
     assert sorted(tuple(c) for c in cells_of(starts)) == [(1, 2), (1, 3), (2, 3), (3, 3)]
@@ -99,7 +100,7 @@ def test_start_split_removes_windows_starting_in_held_out_cells():
 def test_eval_only_splits_keep_every_window():
     store = maze_store()
     for name in ("umaze-dynamics", "umaze-layout"):
-        assert len(prepare_windows(store, H, None, name, layout="umaze")) == 6
+        assert len(prepare_windows(store, H, None, name, layout=UMAZE)) == 6
 
 def test_normalizer_is_fitted_on_the_kept_episodes_only():
     from mmftraj.data import Normalizer
@@ -224,7 +225,7 @@ def test_split_that_leaves_no_training_windows(tmp_path):
     path = tmp_path / "ends.yaml"
     path.write_text("kind: goal\nlayout: umaze\ncells: [[1, 1], [1, 2], [1, 3], [2, 3], [3, 3]]\n")
     with pytest.raises(UserError, match="leaves no training windows"):
-        prepare_windows(maze_store(), H, None, str(path), layout="umaze")
+        prepare_windows(maze_store(), H, None, str(path), layout=UMAZE)
     every = tmp_path / "every.yaml"
     every.write_text("kind: start\nlayout: umaze\ncells: [[1, 1], [1, 2], [1, 3], [2, 3], [3, 3], [3, 2], [3, 1]]\n")
     with pytest.raises(UserError, match="holds out every free cell"):
@@ -253,4 +254,4 @@ def test_bad_split_files(tmp_path):
         with pytest.raises(UserError, match=message):
             load_split(str(path))
     with pytest.raises(UserError, match="defined on layout 'umaze' but the task trains on 'medium'"):
-        prepare_windows(maze_store(), H, None, "umaze-goal", layout="medium")
+        prepare_windows(maze_store(), H, None, "umaze-goal", layout=load_layout("medium"))

@@ -14,7 +14,7 @@ from typing import Literal
 
 import numpy as np
 
-from ..envs.layouts import load_layout
+from ..envs.layouts import Layout, load_layout
 from ..envs.maze2d import env_layout
 from ..envs.pointmaze import POINTMAZE
 from ..errors import UserError
@@ -57,25 +57,24 @@ def _check_manifest_layout(path: Path, env: str) -> None:
         walls = load_layout(layout).walls
     except (ValueError, KeyError, TypeError, UserError):
         return
-    ours = load_layout(env_layout(env)).walls
-    if walls.shape != ours.shape or not np.array_equal(walls, ours):  # eval mazes share walls, not goals
+    ours = load_layout(env_layout(env))
+    if walls.shape != ours.walls.shape or not np.array_equal(walls, ours.walls):  # eval mazes share walls, not goals
         raise UserError(f"dataset {path} was generated for the {layout} maze ({manifest.name}), but data.env is "
-                        f"{env} ({env_layout(env)}); pick the matching --maze or dataset")
+                        f"{env} ({ours.name}); pick the matching --maze or dataset")
 
 
 # Recorded in this maze: all positions free (1.0 on U-Maze's 1e6 steps); another maze's: 0.55-0.81.
 MIN_FREE_SHARE = 0.99
 
 
-def _check_positions(xy: np.ndarray, env: str, path) -> None:
+def _check_positions(xy: np.ndarray, layout: Layout, d: DataConfig) -> None:
     """Data of another maze (a Minari export, a file without a manifest) would train a planner on
     walls that are not there; its positions give it away, whatever the file says about itself."""
-    layout = env_layout(env)
-    share = load_layout(layout).free_share(xy[:: max(1, len(xy) // 200_000)])
+    share = layout.free_share(xy[:: max(1, len(xy) // 200_000)])
     if share < MIN_FREE_SHARE:
-        raise UserError(f"{100 * (1 - share):.0f} % of the dataset's positions ({path or 'the default dataset'}) lie "
-                        f"inside walls or outside the {layout} maze of data.env {env}: it was recorded in another "
-                        f"maze; pick the matching --maze (and data.env) or dataset")
+        raise UserError(f"{100 * (1 - share):.0f} % of the dataset's positions ({d.path or 'the default dataset'}) "
+                        f"lie inside walls or outside the {layout.name} maze of data.env {d.env}: it was recorded in "
+                        f"another maze; pick the matching --maze (and data.env) or dataset")
 
 
 def dataset_path(d: DataConfig, progress: bool = True) -> Path:
@@ -96,8 +95,9 @@ def dataset_path(d: DataConfig, progress: bool = True) -> Path:
 
 def load_windows(d: DataConfig, goal_anywhere: bool = False, progress: bool = True):
     """The training windows of data section `d`: the dataset checked against its maze, split,
-    subset and normalized (mmftraj.data.splits.prepare_windows). `goal_anywhere`: windows whose
-    goal may sit at any step from horizon/8 on, so every start has such a goal."""
+    subset and normalized (mmftraj.data.splits.prepare_windows). The maze's Layout is loaded once,
+    here, for the position check and the split. `goal_anywhere`: windows whose goal may sit at any
+    step from horizon/8 on, so every start has such a goal."""
     store = load_episodes(dataset_path(d, progress=progress))
     source_env = store.meta.get("env_id")
     if source_env in POINTMAZE and source_env != d.env:
@@ -108,8 +108,9 @@ def load_windows(d: DataConfig, goal_anywhere: bool = False, progress: bool = Tr
                         f"(`mmftraj data generate {d.env}`); {d.path} is not one")
     if store.obs_dim != OBS_DIM:
         raise UserError(f"maze2d needs 4-D observations (x, y, vx, vy); the dataset has {store.obs_dim}")
-    _check_positions(store.observations[:, :2], d.env, d.path)
+    layout = load_layout(env_layout(d.env))
+    _check_positions(store.observations[:, :2], layout, d)
 
     goal_from = max(1, d.horizon // 8) if goal_anywhere else None  # as the task's batches draw goals
-    return prepare_windows(store, d.horizon, d.normalizer, d.split, d.fraction, d.subset_seed,
-                           layout=env_layout(d.env), goal_from=goal_from, pad=d.pad, rest_columns=REST_COLUMNS)
+    return prepare_windows(store, d.horizon, d.normalizer, d.split, d.fraction, d.subset_seed, layout=layout,
+                           goal_from=goal_from, pad=d.pad, rest_columns=REST_COLUMNS)

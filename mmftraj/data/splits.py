@@ -17,7 +17,7 @@ Low-data subsets are nested by construction: one seeded permutation of the episo
 fraction f keeps the first ceil(f·E), so a 5% subset contains the 1% one. Nothing is copied to disk.
 
     split = load_split("umaze-goal")                       # built-in name or a YAML path
-    windows = prepare_windows(store, 128, "limits", split, fraction=0.1, subset_seed=0, layout="umaze")
+    windows = prepare_windows(store, 128, "limits", split, fraction=0.1, subset_seed=0, layout=load_layout("umaze"))
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import numpy as np
 from ..config import from_dict, load_yaml
 from ..data import WindowDataset
 from ..envs import SPECS
-from ..envs.layouts import as_layout, cells_of
+from ..envs.layouts import Layout, as_layout, cells_of
 from ..errors import UserError, choice_error
 from ..resources import resource_path
 
@@ -244,19 +244,20 @@ def window_mask(windows, split: Split | str | None, goal_from: int | None = None
 
 
 def prepare_windows(store, horizon: int, normalizer="limits", split: Split | str | None = None,
-                    fraction: float = 1.0, subset_seed: int = 0, layout: str | None = None,
+                    fraction: float = 1.0, subset_seed: int = 0, layout: Layout | None = None,
                     goal_from: int | None = None, pad: bool = False, rest_columns: tuple[int, ...] = ()):
     """Training windows after the low-data subset (episodes) and the split (episodes, then
     windows); the normalizer is fitted on what remains, as a user with only that data would.
-    `layout` is the training maze (a maze split defined on another layout is a UserError);
+    `layout` is the training maze, loaded once by the caller (a maze split defined on another layout
+    is a UserError);
     `goal_from` as in `window_mask`; `pad`, `rest_columns` as in WindowDataset."""
 
     split = load_split(split) if split is not None else None
     store = subset_episodes(store, fraction, subset_seed)
     if split is not None and split.layout is not None and split.kind in ("goal", "start") and layout is not None:
-        if as_layout(layout).name != split.layout:
+        if layout.name != split.layout:
             raise UserError(f"split {split.name!r} is defined on layout {split.layout!r} "
-                            f"but the task trains on {as_layout(layout).name!r}")
+                            f"but the task trains on {layout.name!r}")
     store = apply_split(store, split)
     windows = WindowDataset(store, horizon, normalizer=normalizer, pad=pad, rest_columns=rest_columns)
     keep = window_mask(windows, split, goal_from)

@@ -1,6 +1,8 @@
 """Start-goal conditioning for a trajectory network: the same transformer asked for a plan from
 here to there either by inpainting (pin the first observation and the last position in its input,
 zero its velocity there, as Diffuser does), by a conditioning vector every token sees, or both.
+The training batches that teach it this conditioning are built here too (`training_batches`), beside
+the keys and the loss mask they must match.
 """
 
 from __future__ import annotations
@@ -85,3 +87,28 @@ class StartGoalNet(nn.Module):
             values = self.pinned_values(start.to(z.dtype), goal.to(z.dtype), goal_index)
             return self.net(z * keep + values * (1.0 - keep), r, t, cond) * keep
         return self.net(z, r, t, cond)
+
+
+def training_batches(net: StartGoalNet, windows, batch_size: int):
+    """A Trainer's batch function for `net`: `batch_size` windows (`windows.sample(n, generator)`,
+    whose `.trajectories` begin with the observations) with their first observation as start and
+    their last position as goal, or with `goal_anywhere` the position at a random step from
+    horizon/8 on (and that step), plus the loss mask of the pinned entries when inpainting."""
+    h = net.horizon
+    fixed_mask = net.loss_mask() if net.inpaint and not net.goal_anywhere else None
+
+    def batch_fn(generator: torch.Generator, step: int) -> dict:
+        x = windows.sample(batch_size, generator).trajectories[..., : net.obs_dim]
+        if net.goal_anywhere:
+            idx = torch.randint(max(1, h // 8), h, (batch_size,), generator=generator)
+            goal = x[torch.arange(batch_size), idx, : net.goal_dim].clone()
+            batch = {"x": x, "cond": {"start": x[:, 0].clone(), "goal": goal, "goal_index": idx}}
+            if net.inpaint:
+                batch["loss_mask"] = net.loss_mask(batch_size, idx)
+            return batch
+        batch = {"x": x, "cond": {"start": x[:, 0].clone(), "goal": x[:, -1, : net.goal_dim].clone()}}
+        if fixed_mask is not None:
+            batch["loss_mask"] = fixed_mask
+        return batch
+
+    return batch_fn

@@ -24,7 +24,7 @@ from ..envs.disturbances import Disturbances
 from ..envs.maze2d import env_layout, episode_length
 from ..envs.pointmaze import POINTMAZE
 from ..errors import UserError
-from ..models.start_goal import StartGoalNet
+from ..models.start_goal import StartGoalNet, training_batches
 from ..models.transformer import TransformerConfig, build_transformer, check_task_sizes, count_parameters
 from ..planning.rollouts import RolloutConfig, evaluate_planner
 from ..training import TrainConfig, Trainer
@@ -86,28 +86,6 @@ def build_model(cfg: Config) -> StartGoalNet:
     return StartGoalNet(build_transformer(tcfg), OBS_DIM, GOAL_DIM, m.conditioning, m.goal_anywhere)
 
 
-def make_batch_fn(windows, net: StartGoalNet, batch_size: int):
-    """Windows with their first observation as start and last (or a random later) position as goal."""
-    h = net.horizon
-    fixed_mask = net.loss_mask() if net.inpaint and not net.goal_anywhere else None
-
-    def batch_fn(generator: torch.Generator, step: int) -> dict:
-        x = windows.sample(batch_size, generator).trajectories[..., :OBS_DIM]
-        if net.goal_anywhere:
-            idx = torch.randint(max(1, h // 8), h, (batch_size,), generator=generator)
-            goal = x[torch.arange(batch_size), idx, :GOAL_DIM].clone()
-            batch = {"x": x, "cond": {"start": x[:, 0].clone(), "goal": goal, "goal_index": idx}}
-            if net.inpaint:
-                batch["loss_mask"] = net.loss_mask(batch_size, idx)
-            return batch
-        batch = {"x": x, "cond": {"start": x[:, 0].clone(), "goal": x[:, -1, :GOAL_DIM].clone()}}
-        if fixed_mask is not None:
-            batch["loss_mask"] = fixed_mask
-        return batch
-
-    return batch_fn
-
-
 def train(cfg: Config, run_dir: Path, resume: bool = False, progress: bool = True) -> dict:
     if cfg.eval.train_episodes < 0:
         raise UserError(f"eval.train_episodes must be 0 (no check) or more, got {cfg.eval.train_episodes}")
@@ -115,13 +93,14 @@ def train(cfg: Config, run_dir: Path, resume: bool = False, progress: bool = Tru
     torch.manual_seed(cfg.train.seed)
     windows = load_windows(cfg.data, cfg.model.goal_anywhere, progress=progress)
     net = build_model(cfg)
+    parameters = count_parameters(net)
+    batch_fn = training_batches(net, windows, cfg.train.batch_size)
     objective = ModularMeanFlow(cfg.objective)
     meta = {"task": "maze2d", "config": to_dict(cfg), "normalizer": windows.obs_normalizer().state_dict()}
-    trainer = Trainer(net, objective, make_batch_fn(windows, net, cfg.train.batch_size), cfg.train, run_dir,
-                      meta=meta, progress=progress)
+    trainer = Trainer(net, objective, batch_fn, cfg.train, run_dir, meta=meta, progress=progress)
     fit = trainer.fit(resume=resume)
     results = {"objective": cfg.objective.variant, "env": cfg.data.env, "windows": len(windows),
-               "parameters": count_parameters(net), **fit}
+               "parameters": parameters, **fit}
     if cfg.eval.train_episodes > 0:
         net = trainer.ema.cpu().eval()
         ev = evaluate_planner(net, windows.obs_normalizer(), cfg.eval, cfg.eval.env or cfg.data.env,
