@@ -95,21 +95,14 @@ def load_records(study: str = "") -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted((RECORDS / study if study else RECORDS).glob("*.json"))]
 
 
-def paired_rows(records: list[dict], episodes: int) -> list[dict]:
-    from mmftraj.experiments.paired import holm, paired_test, verdict
+def paired_rows(study: str, episodes: int) -> list[dict]:
+    """`mmf` minus each other variant, paired on seed; one Holm family per training-set size
+    (mmftraj.experiments.studies.pusht_family, which docs/findings.md quotes too)."""
+    from mmftraj.experiments.studies import pusht_family
 
-    score = {(r["label"], r["seed"]): r["results"]["selected_test_score"] for r in records if r["episodes"] == episodes}
-    rows = []
-    for other in [v for v in VARIANTS if v != REFERENCE]:
-        seeds = sorted(s for (label, s) in score if label == other and (REFERENCE, s) in score)
-        if len(seeds) < 2:
-            continue
-        t = paired_test([score[(REFERENCE, s)] - score[(other, s)] for s in seeds])
-        rows.append({"other": other, "n": t.n, "mean": t.mean, "low": t.low, "high": t.high, "p": t.p})
-    for row, adjusted in zip(rows, holm([r["p"] for r in rows]), strict=True):
-        row["p_holm"] = adjusted
-        row["verdict"] = verdict(row["mean"], adjusted, REFERENCE)
-    return rows
+    return [{"other": c.key[1], "n": c.test.n, "mean": c.test.mean, "low": c.test.low, "high": c.test.high,
+             "p": c.test.p, "p_holm": c.p_holm, "verdict": c.verdict}
+            for c in pusht_family(RECORDS / study if study else RECORDS, episodes)]
 
 
 def table(study: str = "") -> str:
@@ -136,7 +129,7 @@ def table(study: str = "") -> str:
             lines.append(f"| {label} | {len(rs)} | {pm('selected_test_score')} | {pm('mean_last')} | "
                          f"{pm('last_test_score')} | {pm('selected_test_success')} | "
                          f"{np.mean([x['train_time_s'] for x in res]) / 60:.0f} |")
-        rows = paired_rows(records, episodes)
+        rows = paired_rows(study, episodes)
         if rows:
             lines += ["", f"{REFERENCE} minus (chosen weights' test score, paired on seed, 95 % t-interval; "
                       "Holm over this table's comparisons):", "",

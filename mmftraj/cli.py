@@ -240,7 +240,7 @@ def fid_cmd(
 def report_cmd(
     kind: str = typer.Argument(..., help=(
         "ood (held-out goals/starts, dynamics, goals anywhere, layouts), lowdata (data fractions), or "
-        "findings (rewrite every tagged number of docs/findings.md, docs/results.md and README.md from "
+        "findings (rewrite every tagged number of docs/findings.md, docs/results.md, docs/pusht.md and README.md from "
         "benchmarks/records/)."
     )),
     task: str = typer.Option(None, help="Task (default: the report config's, maze2d)."),

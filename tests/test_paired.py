@@ -68,3 +68,22 @@ def test_a_family_pairs_on_shared_seeds_and_adjusts_over_its_rows():
     assert near.means() == (pytest.approx(2.0), pytest.approx(1.0))
     alone = family("one", rows[:1], "mmf")[0]
     assert alone.p_holm == alone.test.p and alone.verdict == "mmf better"
+
+
+def test_pusht_family_pairs_mmf_with_each_variant_on_seed_and_holm_adjusts_per_size(tmp_path):
+    import json
+
+    from mmftraj.experiments.studies import pusht_family
+
+    scores = {("mmf", 90): [0.70, 0.75, 0.80], ("fm", 90): [0.60, 0.70, 0.72], ("meanflow", 90): [0.71, 0.74, 0.80],
+              ("mmf-paper", 90): [0.5], ("mmf", 10): [0.3, 0.4], ("fm", 10): [0.2, 0.1]}
+    for (label, episodes), values in scores.items():
+        for seed, v in enumerate(values):
+            record = {"label": label, "episodes": episodes, "seed": seed, "results": {"selected_test_score": v}}
+            (tmp_path / f"{label}-e{episodes}-s{seed}.json").write_text(json.dumps(record))
+    rows = {c.key: c for c in pusht_family(tmp_path, 90)}
+    assert set(rows) == {(90, "fm"), (90, "meanflow")}  # one seed of mmf-paper: no test; 10 episodes: its own family
+    assert math.isclose(rows[(90, "fm")].test.mean, (0.10 + 0.05 + 0.08) / 3)
+    raw = sorted(c.test.p for c in rows.values())
+    assert math.isclose(min(c.p_holm for c in rows.values()), min(1.0, 2 * raw[0]))
+    assert [c.key for c in pusht_family(tmp_path, 10)] == [(10, "fm")]

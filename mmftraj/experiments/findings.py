@@ -1,4 +1,4 @@
-"""Every number docs/findings.md, docs/results.md and the README quote from a committed record,
+"""Every number docs/findings.md, docs/results.md, docs/pusht.md and the README quote from a committed record,
 by name: `mmftraj report findings` rewrites each tagged number from the records, `--check` lists
 the ones that disagree.
 
@@ -28,7 +28,7 @@ from . import doc_numbers, studies
 from .paired import Comparison, family, format_p
 from .report import checkout_root
 
-DOCS = ("docs/findings.md", "docs/results.md", "README.md")
+DOCS = ("docs/findings.md", "docs/results.md", "docs/pusht.md", "README.md")
 MINUS = "−"
 TASK_DIGITS = {"toy2d": 4, "motion": 3, "digits": 2, "maze2d": 1, "cifar": 2}
 LEVEL_SLUGS = {"λ = 0": "lambda0", "λ warm-up": "warmup", "λ = 1": "lambda1"}
@@ -408,6 +408,11 @@ def _pusht(root: Path) -> dict:
         out[f"pusht.{variant}.last10"] = Estimate.of([m for _, m in runs], 3)
         out[f"pusht.{variant}"] = Number(float(np.mean([m for _, m in runs])), 3)  # the README's short form
         out[f"pusht.{variant}.n"] = Number(len(runs), 0)  # seeds
+    folder = root / "pusht" / "records"
+    for episodes in sorted({e for e, _ in studies.pusht_values(folder)}):
+        comparisons = studies.pusht_family(folder, episodes)
+        out.update({f"pusht.e{episodes}.mmf-{c.key[1]}": Diff.of(c, 3) for c in comparisons})
+        out[f"pusht.e{episodes}.tests"] = Number(sum(math.isfinite(c.p_holm) for c in comparisons), 0)
     latency = json.loads((root / "pusht" / "latency.json").read_text())
     out.update({f"pusht.latency.{k}": Number(row["median_ms"], 1, " ms") for k, row in latency["rows"].items()})
     return out

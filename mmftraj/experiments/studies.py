@@ -207,3 +207,24 @@ def datasize_family(folder: Path, labels: list[str] = ()) -> list[Comparison]:
     values = datasize_values(folder)
     rows = reference_rows(values, sorted({n for n, _ in values}), list(labels))
     return family(f"toy2d data size: one-step distance, {REFERENCE} − each", rows, REFERENCE, LOWER_IS_BETTER)
+
+
+# -- the Push-T grid (benchmarks/records/pusht/records/<label>-e<episodes>-s<seed>.json) ------------------
+PUSHT_LABELS = ["mmf", "fm", "meanflow", "mmf-full", "mmf-paper"]
+
+
+def pusht_values(folder: Path) -> dict[tuple[int, str], dict[int, float]]:
+    """(training episodes, label) -> {seed: test score of the weights chosen on the selection starts}."""
+    out: dict[tuple[int, str], dict[int, float]] = {}
+    for r in _records(folder):
+        out.setdefault((int(r["episodes"]), r["label"]), {})[r["seed"]] = float(r["results"]["selected_test_score"])
+    return out
+
+
+def pusht_family(folder: Path, episodes: int) -> list[Comparison]:
+    """`pusht_grid.py table`'s paired table of one training-set size: `mmf` minus each other variant
+    (key: (episodes, label)); higher is better, each size's table is one family, and a variant
+    with fewer than two seeds shared with `mmf` is left out until it has them."""
+    values = {k: v for k, v in pusht_values(folder).items() if k[0] == episodes}
+    rows = [row for row in reference_rows(values, [episodes], PUSHT_LABELS) if len(set(row[1]) & set(row[2])) > 1]
+    return family(f"Push-T, {episodes} episodes: chosen weights' test score, {REFERENCE} − each", rows, REFERENCE)
