@@ -42,6 +42,12 @@ PROTOCOLS = {
     "every-step-nearest-fixed": [*EVERY, "eval.candidates=8", "eval.replan_select=nearest", "eval.fixed_noise=true"],
     "coherent": ["eval.replan_every=1", "eval.candidates=8", "eval.replan_select=nearest", "eval.fixed_noise=true",
                  "eval.blend=4"],
+    "default-extrapolate": ["eval.smooth_start=extrapolate"],
+    "every-step-extrapolate": [*EVERY, "eval.smooth_start=extrapolate"],
+    "every-step-nearest-extrapolate": [*EVERY, "eval.candidates=8", "eval.replan_select=nearest",
+                                       "eval.smooth_start=extrapolate"],
+    "coherent-extrapolate": ["eval.replan_every=1", "eval.candidates=8", "eval.replan_select=nearest",
+                             "eval.fixed_noise=true", "eval.blend=4", "eval.smooth_start=extrapolate"],
     "every-4-coherent": ["eval.replan_every=4", "eval.candidates=8", "eval.replan_select=nearest",
                          "eval.fixed_noise=true", "eval.blend=4"],
 }
@@ -50,7 +56,7 @@ PROTOCOLS = {
 DISTURBANCES = {"none": [], "push": ["eval.push_size=2.0", "eval.push_rate=0.02"]}
 KEEP = ("score_mean", "score_se", "success_rate", "episodes", "seed", "plans_per_episode", "plan_seconds_per_episode",
         "network_calls_per_env_step", "evaluations_per_plan", "candidates", "replan_every", "replan_select",
-        "fixed_noise", "blend", "disturbances", "rollout_wall_s")
+        "fixed_noise", "blend", "smooth_start", "disturbances", "rollout_wall_s")
 
 
 def cell_name(maze: str, goals: str, protocol: str, disturbance: str) -> str:

@@ -182,6 +182,22 @@ def test_smoothing_is_a_moving_average_that_keeps_the_start():
     assert smooth_plans(x, 1) is x
 
 
+def test_extrapolated_start_keeps_a_straight_plans_speed_where_holding_slows_it():
+    from mmftraj.planning import smooth_plans
+
+    line = np.linspace(0.0, 2.9, 30)[None, :, None] * np.ones((1, 1, 4))  # 0.1 per step in every component
+    kept = smooth_plans(line, 11, "extrapolate")
+    np.testing.assert_allclose(kept[:, :25], line[:, :25], atol=1e-12)  # exact up to the padded end
+    held = smooth_plans(line, 11)
+    assert held[0, 1, 0] < 0.5 * line[0, 1, 0]  # the first step slowed to under half its speed
+    short = np.random.default_rng(0).normal(size=(1, 3, 4))  # shorter than the half-width: reflection clipped
+    assert np.isfinite(smooth_plans(short, 11, "extrapolate")).all()
+    with pytest.raises(UserError, match="eval.smooth_start"):
+        smooth_plans(line, 11, "mirror")
+    with pytest.raises(UserError, match="eval.smooth_start"):
+        PlanSettings(smooth_start="mirror")
+
+
 def test_plan_settings_are_the_rollout_configs_fields_of_the_same_names():
     from mmftraj.planning.rollouts import RolloutConfig, make_planner
 

@@ -19,6 +19,7 @@ from ..errors import UserError, choice_error
 from ..models.start_goal import StartGoalNet
 
 SELECTIONS = ("first", "earliest")
+SMOOTH_STARTS = ("hold", "extrapolate")  # how smoothing pads a plan's start (smooth_plans)
 REPLAN_SELECTIONS = ("selection", "nearest")  # how a re-plan keeps a candidate: by `selection`, or nearest the old plan
 
 
@@ -50,14 +51,27 @@ def first_arrival(xy: np.ndarray, goal: np.ndarray, radius: float) -> np.ndarray
     return np.where(near.any(axis=-1), near.argmax(axis=-1), xy.shape[-2] - 1)
 
 
-def smooth_plans(plans: np.ndarray, width: int) -> np.ndarray:
-    """Moving average of (N, H, D) plans over `width` steps (edges padded with the end states);
-    the first state stays exact. One-step samples carry step-to-step jitter that the tracking
-    controller's velocity term amplifies; the route is in the low frequencies."""
+def smooth_plans(plans: np.ndarray, width: int, start: str = "hold") -> np.ndarray:
+    """Moving average of (N, H, D) plans over `width` steps; the first state stays exact. One-step
+    samples carry step-to-step jitter that the tracking controller's velocity term amplifies; the
+    route is in the low frequencies.
+
+    The end is padded with the last state (a plan comes to rest at its goal). The start is padded
+    with the first state (`start="hold"`), which slows a plan's first steps (the average leans on
+    copies of the start), or with the plan reflected through its first state ("extrapolate": 2·x0 −
+    x_i), which keeps a straight start's speed. The difference matters when only the first steps
+    of each plan are executed (re-planning every step)."""
+    if start not in SMOOTH_STARTS:
+        raise choice_error("eval.smooth_start", start, SMOOTH_STARTS)
     if width <= 1:
         return plans
     left, right = (width - 1) // 2, width // 2
-    padded = np.concatenate([np.repeat(plans[:, :1], left, 1), plans, np.repeat(plans[:, -1:], right, 1)], axis=1)
+    if start == "hold":
+        head = np.repeat(plans[:, :1], left, 1)
+    else:
+        reach = np.minimum(np.arange(left, 0, -1), plans.shape[1] - 1)  # x_left, ..., x_1 (short plans: clipped)
+        head = 2 * plans[:, :1] - plans[:, reach]
+    padded = np.concatenate([head, plans, np.repeat(plans[:, -1:], right, 1)], axis=1)
     csum = np.cumsum(np.concatenate([np.zeros_like(padded[:, :1]), padded], axis=1), axis=1)
     out = (csum[:, width:] - csum[:, :-width]) / width
     out[:, 0] = plans[:, 0]
@@ -101,12 +115,15 @@ class PlanSettings:
     truncate: bool = True  # the plan ends at its first arrival within goal_radius
     goal_steps: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)  # fractions of H (goal_anywhere networks)
     smooth: int = 1  # moving-average width over sampled plans; 1: none
+    smooth_start: str = "hold"  # one of SMOOTH_STARTS: how smoothing pads a plan's start
     replan_select: str = "selection"  # one of REPLAN_SELECTIONS (see Planner.plan)
     fixed_noise: bool = False  # every plan of an episode starts from the episode's first noise
 
     def __post_init__(self):
         if self.selection not in SELECTIONS:
             raise choice_error("plan selection", self.selection, SELECTIONS)
+        if self.smooth_start not in SMOOTH_STARTS:
+            raise choice_error("eval.smooth_start", self.smooth_start, SMOOTH_STARTS)
         if self.replan_select not in REPLAN_SELECTIONS:
             raise choice_error("eval.replan_select", self.replan_select, REPLAN_SELECTIONS)
         if self.steps < 1:
@@ -200,7 +217,7 @@ class Planner:
         moved goal) `selection` decides."""
         s = self.settings
         t0 = time.perf_counter()
-        plans = smooth_plans(self.sample_plans(obs, goal), s.smooth)
+        plans = smooth_plans(self.sample_plans(obs, goal), s.smooth, s.smooth_start)
         if s.replan_select == "nearest" and previous is not None and len(previous) > 0:
             chosen = nearest_plan(plans, previous)
             arrival = int(first_arrival(plans[chosen : chosen + 1, :, :2], np.asarray(goal, dtype=np.float64),

@@ -42,6 +42,7 @@ class RolloutConfig:
     replan_every: int = 0  # env steps between plans; 0: no scheduled re-plan (only replan_missed's); measured no worse
     replan_missed: bool = True  # a plan used up with the agent away from the goal: plan again
     smooth: int = 11  # moving-average width (steps) over sampled plans; 1: none. 11: +6 points on U-Maze
+    smooth_start: Literal["hold", "extrapolate"] = "hold"  # pad a plan's start with its first state, or reflect it
     speed: float = 1.0  # plan clock / env clock while tracking (see planning.run_episode)
     truncate: bool = True  # track the goal from the plan's first arrival within goal_radius
     goal_radius: float = 0.5
@@ -171,6 +172,7 @@ def evaluate_planner(net, normalizer, e: RolloutConfig, env_name: str, mode: str
         "replan_missed": e.replan_missed,
         "speed": e.speed,
         "smooth": e.smooth,
+        "smooth_start": e.smooth_start,
         "replan_select": e.replan_select,
         "fixed_noise": e.fixed_noise,
         "blend": e.blend,
