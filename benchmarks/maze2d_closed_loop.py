@@ -48,6 +48,11 @@ PROTOCOLS = {
                                        "eval.smooth_start=extrapolate"],
     "coherent-extrapolate": ["eval.replan_every=1", "eval.candidates=8", "eval.replan_select=nearest",
                              "eval.fixed_noise=true", "eval.blend=4", "eval.smooth_start=extrapolate"],
+    "every-step-speed1.5": [*EVERY, "eval.speed=1.5"],
+    "every-step-speed2": [*EVERY, "eval.speed=2"],
+    "every-4": ["eval.replan_every=4"],
+    "every-16": ["eval.replan_every=16"],
+    "every-4-nearest": ["eval.replan_every=4", "eval.candidates=8", "eval.replan_select=nearest"],
     "every-4-coherent": ["eval.replan_every=4", "eval.candidates=8", "eval.replan_select=nearest",
                          "eval.fixed_noise=true", "eval.blend=4"],
 }
