@@ -61,7 +61,7 @@ PROTOCOLS = {
 DISTURBANCES = {"none": [], "push": ["eval.push_size=2.0", "eval.push_rate=0.02"]}
 KEEP = ("score_mean", "score_se", "success_rate", "episodes", "seed", "plans_per_episode", "plan_seconds_per_episode",
         "network_calls_per_env_step", "evaluations_per_plan", "candidates", "replan_every", "replan_select",
-        "fixed_noise", "blend", "smooth_start", "disturbances", "rollout_wall_s")
+        "fixed_noise", "blend", "smooth_start", "speed", "disturbances", "rollout_wall_s")
 
 
 def cell_name(maze: str, goals: str, protocol: str, disturbance: str) -> str:
