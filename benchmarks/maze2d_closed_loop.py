@@ -58,7 +58,8 @@ PROTOCOLS = {
 }
 # Disturbance conditions: a push changes the point mass's velocity by `push_size` (qvel units) in a
 # random direction, at each env step with probability `push_rate`.
-DISTURBANCES = {"none": [], "push": ["eval.push_size=2.0", "eval.push_rate=0.02"]}
+DISTURBANCES = {"none": [], "push": ["eval.push_size=2.0", "eval.push_rate=0.02"],
+                "push-strong": ["eval.push_size=4.0", "eval.push_rate=0.05"]}
 KEEP = ("score_mean", "score_se", "success_rate", "episodes", "seed", "plans_per_episode", "plan_seconds_per_episode",
         "network_calls_per_env_step", "evaluations_per_plan", "candidates", "replan_every", "replan_select",
         "fixed_noise", "blend", "smooth_start", "speed", "disturbances", "rollout_wall_s")
