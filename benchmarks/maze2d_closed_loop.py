@@ -24,6 +24,8 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
+
 from mmftraj.experiments import grid
 
 ROOT = Path(__file__).parent / "records" / "maze2d_closed_loop"
@@ -91,7 +93,9 @@ def score(run_dir: Path, cell: tuple, episodes: int, eval_seed: int) -> dict:
                               progress=False)
     write_results(out, {"protocol": protocol, **results})
     trained = json.loads((run_dir / "results.json").read_text())
-    return {"maze": maze, "goals": goals, "protocol": protocol, "disturbance": disturbance, "overrides": overrides,
+    episode_scores = np.load(out / "scores.npz")["scores"].round(3).tolist()  # same episodes in every cell
+    return {"episode_scores": episode_scores, "maze": maze, "goals": goals, "protocol": protocol,
+            "disturbance": disturbance, "overrides": overrides,
             "checkpoint": run_dir.name, "train_seed": trained.get("seed", None), "train_steps": trained.get("steps"),
             **{k: results["1-step"][k] for k in KEEP if k in results["1-step"]}}
 
@@ -120,6 +124,19 @@ def run(stage: str, mazes: list[str], goals: list[str], protocols: list[str], di
                   save=lambda cell, record: grid.write_record(path(cell), record))
 
 
+def paired_text(record: dict, base: dict | None) -> str:
+    """`<br>` and record − base over the same episodes with its 95 % t-interval ("" without both)."""
+    from mmftraj.experiments.paired import paired_test
+
+    if base is None or record is base or "episode_scores" not in record or "episode_scores" not in base:
+        return ""
+    a, b = record["episode_scores"], base["episode_scores"]
+    if len(a) != len(b):
+        return ""
+    t = paired_test([x - y for x, y in zip(a, b, strict=True)])
+    return f"<br>{t.mean:+.1f} [{t.low:+.1f}, {t.high:+.1f}]"
+
+
 def table(folder: Path) -> str:
     records = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
     if not records:
@@ -132,13 +149,16 @@ def table(folder: Path) -> str:
             if not rows:
                 continue
             lines += [f"**{goals} goals, disturbance: {disturbance}** — score ± s.e. (success; network calls per "
-                      "env step)", "", "| protocol | " + " | ".join(MAZES) + " |", "|---|" + "---:|" * len(MAZES)]
+                      "env step); below it, minus the undisturbed default on the same episodes, 95 % t-interval",
+                      "", "| protocol | " + " | ".join(MAZES) + " |", "|---|" + "---:|" * len(MAZES)]
             for p in rows:
                 cells = []
                 for m in MAZES:
                     r = by.get((m, goals, p, disturbance))
+                    base = by.get((m, goals, "default", "none"))
                     cells.append("–" if r is None else f"{r['score_mean']:.1f} ± {r['score_se']:.1f} "
-                                 f"({r['success_rate']:.0%}; {r['network_calls_per_env_step']:.2f})")
+                                 f"({r['success_rate']:.0%}; {r['network_calls_per_env_step']:.2f})"
+                                 + paired_text(r, base))
                 lines.append(f"| {p} | " + " | ".join(cells) + " |")
             lines.append("")
     seeds = sorted({r["seed"] for r in records})
