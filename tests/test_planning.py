@@ -198,6 +198,25 @@ def test_extrapolated_start_keeps_a_straight_plans_speed_where_holding_slows_it(
         PlanSettings(smooth_start="mirror")
 
 
+def test_a_replan_with_remaining_goal_step_arrives_when_the_old_plan_would():
+    net = random_net("both", goal_anywhere=True)
+    norm = Normalizer("limits", [2.0, 2.0, 0.0, 0.0], [1.5, 1.5, 5.0, 5.0])
+    planner = Planner(net, norm, candidates=2, selection="first", replan_goal_step="remaining", goal_radius=1e-3)
+    obs, goal = np.array([3.0, 1.1, 0.4, -0.3]), np.array([1.0, 1.2])
+    previous = np.zeros((9, 4))  # the old plan arrives 8 steps from now
+    plan = planner.plan(obs, goal, previous)
+    np.testing.assert_allclose(plan.candidates[:, 8, :2], np.broadcast_to(goal, (2, 2)), atol=1e-5)
+    assert plan.end == 8  # its first arrival
+    near = planner.plan(obs, goal, np.zeros((2, 4)))  # 1 step left: clipped to the shortest trained, H/8
+    np.testing.assert_allclose(near.candidates[:, 16 // 8, :2], np.broadcast_to(goal, (2, 2)), atol=1e-5)
+    first = planner.plan(obs, goal)  # no plan being executed: the goal steps of the settings
+    np.testing.assert_allclose(first.candidates[0, round(0.25 * 15), :2], goal, atol=1e-5)
+    with pytest.raises(UserError, match="model.goal_anywhere"):
+        Planner(random_net("both"), norm, replan_goal_step="remaining")
+    with pytest.raises(UserError, match="eval.replan_goal_step"):
+        PlanSettings(replan_goal_step="soon")
+
+
 def test_plan_settings_are_the_rollout_configs_fields_of_the_same_names():
     from mmftraj.planning.rollouts import RolloutConfig, make_planner
 

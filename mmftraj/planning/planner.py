@@ -20,6 +20,7 @@ from ..models.start_goal import StartGoalNet
 
 SELECTIONS = ("first", "earliest")
 SMOOTH_STARTS = ("hold", "extrapolate")  # how smoothing pads a plan's start (smooth_plans)
+REPLAN_GOAL_STEPS = ("settings", "remaining")  # where a re-plan puts the goal in time (Planner.plan)
 REPLAN_SELECTIONS = ("selection", "nearest")  # how a re-plan keeps a candidate: by `selection`, or nearest the old plan
 
 
@@ -117,6 +118,7 @@ class PlanSettings:
     smooth: int = 1  # moving-average width over sampled plans; 1: none
     smooth_start: str = "hold"  # one of SMOOTH_STARTS: how smoothing pads a plan's start
     replan_select: str = "selection"  # one of REPLAN_SELECTIONS (see Planner.plan)
+    replan_goal_step: str = "settings"  # one of REPLAN_GOAL_STEPS (see Planner.plan)
     fixed_noise: bool = False  # every plan of an episode starts from the episode's first noise
 
     def __post_init__(self):
@@ -124,6 +126,8 @@ class PlanSettings:
             raise choice_error("plan selection", self.selection, SELECTIONS)
         if self.smooth_start not in SMOOTH_STARTS:
             raise choice_error("eval.smooth_start", self.smooth_start, SMOOTH_STARTS)
+        if self.replan_goal_step not in REPLAN_GOAL_STEPS:
+            raise choice_error("eval.replan_goal_step", self.replan_goal_step, REPLAN_GOAL_STEPS)
         if self.replan_select not in REPLAN_SELECTIONS:
             raise choice_error("eval.replan_select", self.replan_select, REPLAN_SELECTIONS)
         if self.steps < 1:
@@ -154,6 +158,9 @@ class Planner:
         self.settings = s = replace(settings or PlanSettings(), **changes)
         if s.selection == "earliest" and layout is None and s.candidates > 1:
             raise UserError("plan selection 'earliest' needs the maze layout")
+        if s.replan_goal_step == "remaining" and not net.goal_anywhere:
+            raise UserError("eval.replan_goal_step=remaining needs a model trained with the goal at any step "
+                            "(--set model.goal_anywhere=true)")
         self.net = net.eval()
         self.normalizer = normalizer
         self.layout = layout
@@ -186,10 +193,11 @@ class Planner:
         return idx.repeat_interleave(int(np.ceil(n / len(idx))))[:n]
 
     @torch.no_grad()
-    def sample_plans(self, obs, goal, n: int | None = None) -> np.ndarray:
-        """(n, H, obs_dim) raw-unit plans from obs (obs_dim,) to goal position (goal_dim,)."""
+    def sample_plans(self, obs, goal, n: int | None = None, goal_step: int | None = None) -> np.ndarray:
+        """(n, H, obs_dim) raw-unit plans from obs (obs_dim,) to goal position (goal_dim,); `goal_step`
+        puts every candidate's goal at that step (a goal_anywhere network) instead of `goal_steps`'."""
         n = n or self.settings.candidates
-        goal_index = self.goal_indices(n)
+        goal_index = self.goal_indices(n) if goal_step is None else torch.full((n,), int(goal_step))
         obs_n = torch.as_tensor(self.normalizer.normalize(np.asarray(obs, dtype=np.float64)), dtype=torch.float32)
         goal_full = np.zeros(self.obs_dim)
         goal_full[: self.net.goal_dim] = goal
@@ -217,7 +225,12 @@ class Planner:
         moved goal) `selection` decides."""
         s = self.settings
         t0 = time.perf_counter()
-        plans = smooth_plans(self.sample_plans(obs, goal), s.smooth, s.smooth_start)
+        goal_step = None
+        if s.replan_goal_step == "remaining" and previous is not None and len(previous) > 1:
+            # arrive when the plan being executed would have: the re-plan keeps its timing instead
+            # of pushing the arrival a whole window away (training puts goals at steps ≥ H/8)
+            goal_step = int(np.clip(len(previous) - 1, max(1, self.horizon // 8), self.horizon - 1))
+        plans = smooth_plans(self.sample_plans(obs, goal, goal_step=goal_step), s.smooth, s.smooth_start)
         if s.replan_select == "nearest" and previous is not None and len(previous) > 0:
             chosen = nearest_plan(plans, previous)
             arrival = int(first_arrival(plans[chosen : chosen + 1, :, :2], np.asarray(goal, dtype=np.float64),

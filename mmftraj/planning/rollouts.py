@@ -52,6 +52,7 @@ class RolloutConfig:
     # coherent re-planning (docs/usage.md); the defaults are plain re-planning
     replan_select: Literal["selection", "nearest"] = "selection"  # nearest: the candidate nearest the old plan's rest
     fixed_noise: bool = False  # the same initial noise for every plan of an episode
+    replan_goal_step: Literal["settings", "remaining"] = "settings"  # remaining: arrive when the old plan would
     blend: int = 1  # track the weighted mean of the last `blend` plans (weights 2^-age); 1: the newest only
     # disturbances (mmftraj.envs.disturbances), each from its own stream of the episode's seed; 0: off
     push_size: float = 0.0  # velocity kick (qvel units) in a random direction
@@ -175,6 +176,7 @@ def evaluate_planner(net, normalizer, e: RolloutConfig, env_name: str, mode: str
         "smooth_start": e.smooth_start,
         "replan_select": e.replan_select,
         "fixed_noise": e.fixed_noise,
+        "replan_goal_step": e.replan_goal_step,
         "blend": e.blend,
         "disturbances": {**asdict(disturbances), "pushes_per_episode": pushes / episodes, "pushes_refused": refused},
         "plans_per_episode": plans / episodes,
