@@ -58,10 +58,11 @@ def smooth_plans(plans: np.ndarray, width: int, start: str = "hold") -> np.ndarr
     route is in the low frequencies.
 
     The end is padded with the last state (a plan comes to rest at its goal). The start is padded
-    with the first state (`start="hold"`), which slows a plan's first steps (the average leans on
-    copies of the start), or with the plan reflected through its first state ("extrapolate": 2·x0 −
-    x_i), which keeps a straight start's speed. The difference matters when only the first steps
-    of each plan are executed (re-planning every step)."""
+    with the first state (`start="hold"`), which pulls the first smoothed states ahead along the
+    plan (their windows average copies of the start with states further on: on a straight plan
+    of width-11 smoothing, state 1 lands 1.9 steps out), or with the plan reflected through its
+    first state ("extrapolate": 2·x0 − x_i), which leaves a straight plan as it is. The difference
+    matters when only the first steps of each plan are executed (re-planning every step)."""
     if start not in SMOOTH_STARTS:
         raise choice_error("eval.smooth_start", start, SMOOTH_STARTS)
     if width <= 1:
