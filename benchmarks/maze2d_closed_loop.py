@@ -55,6 +55,12 @@ PROTOCOLS = {
     "every-4": ["eval.replan_every=4"],
     "every-16": ["eval.replan_every=16"],
     "every-4-nearest": ["eval.replan_every=4", "eval.candidates=8", "eval.replan_select=nearest"],
+    # a model trained with the goal at any step (model.goal_anywhere=true): 4 candidates, the goal at
+    # 1/4, 1/2, 3/4 and all of the window, the earliest arrival kept; re-plans keep the old plan's timing
+    "goalany-default": ["eval.candidates=4"],
+    "goalany-every-step": [*EVERY, "eval.candidates=4"],
+    "goalany-every-step-remaining": [*EVERY, "eval.candidates=4", "eval.replan_goal_step=remaining"],
+    "goalany-every-4-remaining": ["eval.replan_every=4", "eval.candidates=4", "eval.replan_goal_step=remaining"],
     "every-4-coherent": ["eval.replan_every=4", "eval.candidates=8", "eval.replan_select=nearest",
                          "eval.fixed_noise=true", "eval.blend=4"],
 }
@@ -71,13 +77,17 @@ def cell_name(maze: str, goals: str, protocol: str, disturbance: str) -> str:
     return f"{maze}-{goals}-{protocol}-{disturbance}"
 
 
-def train_model(maze: str, seed: int, runs_dir: Path, threads: int) -> Path:
-    """The preset's default model (`mmf`) of a training seed: seed 0 is the protocol table's."""
+def train_model(maze: str, seed: int, runs_dir: Path, threads: int, goal_anywhere: bool = False) -> Path:
+    """The preset's default model (`mmf`) of a training seed (seed 0 is the protocol table's), or
+    the same trained with the goal at any step of the window."""
     name = f"protocol-{maze}-s0" if seed == 0 else f"closed-loop-tune-{maze}-s{seed}"
+    if goal_anywhere:
+        name = name.replace(f"-{maze}-", f"-{maze}-goalany-")
     run_dir = runs_dir / "maze2d" / name
     if not (run_dir / "results.json").is_file():
+        extra = ["model.goal_anywhere=true"] if goal_anywhere else []
         _, wall = grid.train_cell("maze2d", "mmf", seed, name, runs_dir, preset=maze,
-                                  overrides=[f"train.threads={threads}"], progress=True)
+                                  overrides=[f"train.threads={threads}", *extra], progress=True)
         print(f"{maze} seed {seed}: trained in {wall / 60:.1f} min", flush=True)
     return run_dir
 
@@ -113,7 +123,8 @@ def run(stage: str, mazes: list[str], goals: list[str], protocols: list[str], di
 
     def make(cell, _) -> dict:
         t0 = time.perf_counter()
-        record = score(train_model(cell[0], seed, runs_dir, threads), cell, episodes, eval_seed)
+        model = train_model(cell[0], seed, runs_dir, threads, goal_anywhere=cell[2].startswith("goalany"))
+        record = score(model, cell, episodes, eval_seed)
         print(f"{stage} {cell_name(*cell)}: {record['score_mean']:.1f} ± {record['score_se']:.1f} "
               f"({record['success_rate']:.0%}; {record['network_calls_per_env_step']:.2f} network calls per env "
               f"step; {time.perf_counter() - t0:.0f} s)", flush=True)
