@@ -160,13 +160,14 @@ def table(folder: Path) -> str:
             if not rows:
                 continue
             lines += [f"**{goals} goals, disturbance: {disturbance}** — score ± s.e. (success; network calls per "
-                      "env step); below it, minus the undisturbed default on the same episodes, 95 % t-interval",
+                      "env step); below it, minus the same model's undisturbed default on the same episodes, "
+                      "95 % t-interval",
                       "", "| protocol | " + " | ".join(MAZES) + " |", "|---|" + "---:|" * len(MAZES)]
             for p in rows:
                 cells = []
                 for m in MAZES:
                     r = by.get((m, goals, p, disturbance))
-                    base = by.get((m, goals, "default", "none"))
+                    base = by.get((m, goals, "goalany-default" if p.startswith("goalany") else "default", "none"))
                     cells.append("–" if r is None else f"{r['score_mean']:.1f} ± {r['score_se']:.1f} "
                                  f"({r['success_rate']:.0%}; {r['network_calls_per_env_step']:.2f})"
                                  + paired_text(r, base))
