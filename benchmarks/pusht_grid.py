@@ -106,6 +106,8 @@ def paired_rows(study: str, episodes: int) -> list[dict]:
 
 
 def table(study: str = "") -> str:
+    from mmftraj.experiments.studies import pusht_last_mean
+
     records = load_records(study)
     if not records:
         return f"No records yet in {RECORDS}."
@@ -119,7 +121,7 @@ def table(study: str = "") -> str:
             rs = [r for r in mine if r["label"] == label]
             if not rs:
                 continue
-            res = [{**r["results"], "mean_last": last_mean(r["results"])} for r in rs]
+            res = [{**r["results"], "mean_last": pusht_last_mean(r["results"])} for r in rs]
 
             def pm(key, res=res):
                 v = np.array([x[key] for x in res], dtype=float)
@@ -139,11 +141,6 @@ def table(study: str = "") -> str:
                       f"{r['p']:.3f} | {r['p_holm']:.3f} | {r['verdict']} |" for r in rows]
         lines.append("")
     return "\n".join(lines)
-
-
-def last_mean(results: dict) -> float:
-    """The mean test score of a run's last evaluations (the key's name changed between runs)."""
-    return results.get("mean_last_test_score", results.get("mean_last10_test_score"))
 
 
 def main() -> None:

@@ -63,9 +63,7 @@ def table() -> str:
     values = studies.datasize_values(ROOT)
     if not values:
         return f"no records under {ROOT} yet: `python benchmarks/toy2d_datasize.py run` trains them"
-    floors = {}
-    for r in (grid.read_record(p) for p in sorted(ROOT.glob("*.json"))):
-        floors.setdefault(r["size"], []).append(r["swd_training_set"])
+    floors = studies.datasize_floors(ROOT)
     lines = ["One-step sliced Wasserstein distance to fresh checkerboard points (mean ± s.e. over seeds; n seeds)",
              "", "| N | " + " | ".join(f"`{v}`" for v in VARIANTS) + " | training set itself |",
              "|---:|" + "---:|" * (len(VARIANTS) + 1)]

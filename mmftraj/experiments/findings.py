@@ -399,7 +399,7 @@ def _pusht(root: Path) -> dict:
     out, by_variant = {}, {}
     for path in sorted((root / "pusht" / "records").glob("*.json")):
         r = json.loads(path.read_text())["results"]
-        last = r.get("mean_last10_test_score", r.get("mean_last_test_score"))  # the key's name changed between runs
+        last = studies.pusht_last_mean(r)
         out[f"pusht.{path.stem}.last10"] = Number(last, 3)
         variant = path.stem.rsplit("-s", 1)[0].removesuffix("-e90")  # <label>[-e<episodes>]; 90: the headline
         by_variant.setdefault(variant, []).append((r["selected_test_score"], last))
@@ -423,15 +423,13 @@ def _datasize(root: Path) -> dict:
     folder, out = root / "toy2d_datasize", {}
     for (size, label), values in studies.datasize_values(folder).items():
         out[f"datasize.N{size}.{label}"] = Estimate.of(values, 4)
-    for c in studies.datasize_family(folder):
+    comparisons = studies.datasize_family(folder)
+    for c in comparisons:
         size, label = c.key
         out[f"datasize.N{size}.mmf-{label}"] = Diff.of(c, 4)
-    floors: dict[int, list[float]] = {}
-    for path in sorted(folder.glob("*.json")):
-        r = json.loads(path.read_text())
-        floors.setdefault(int(r["size"]), []).append(r["swd_training_set"])
+    floors = studies.datasize_floors(folder)
     out.update({f"datasize.N{size}.train-set": Estimate.of(v, 4) for size, v in floors.items()})
-    out["datasize.tests"] = Number(sum(math.isfinite(c.p_holm) for c in studies.datasize_family(folder)), 0)
+    out["datasize.tests"] = Number(sum(math.isfinite(c.p_holm) for c in comparisons), 0)
     return out
 
 

@@ -201,6 +201,14 @@ def datasize_values(folder: Path) -> dict[tuple[int, str], dict[int, float]]:
     return out
 
 
+def datasize_floors(folder: Path) -> dict[int, list[float]]:
+    """N -> each record's distance of the training set itself to the fresh points (the floor)."""
+    out: dict[int, list[float]] = {}
+    for r in _records(folder):
+        out.setdefault(int(r["size"]), []).append(float(r["swd_training_set"]))
+    return out
+
+
 def datasize_family(folder: Path, labels: list[str] = ()) -> list[Comparison]:
     """`toy2d_datasize.py table`'s paired table: `mmf` minus each other label at each N (key: (N,
     label)); the whole table is one family."""
@@ -211,6 +219,12 @@ def datasize_family(folder: Path, labels: list[str] = ()) -> list[Comparison]:
 
 # -- the Push-T grid (benchmarks/records/pusht/records/<label>-e<episodes>-s<seed>.json) ------------------
 PUSHT_LABELS = ["mmf", "fm", "meanflow", "mmf-full", "mmf-paper"]
+
+
+def pusht_last_mean(results: dict) -> float:
+    """A run's mean test score over its last evaluations (runs before the key was renamed stored it
+    as `mean_last10_test_score`)."""
+    return results.get("mean_last_test_score", results.get("mean_last10_test_score"))
 
 
 def pusht_values(folder: Path) -> dict[tuple[int, str], dict[int, float]]:
