@@ -92,7 +92,7 @@ def train_model(maze: str, seed: int, runs_dir: Path, threads: int, goal_anywher
     return run_dir
 
 
-def score(run_dir: Path, cell: tuple, episodes: int, eval_seed: int) -> dict:
+def score(run_dir: Path, train_seed: int, cell: tuple, episodes: int, eval_seed: int) -> dict:
     from mmftraj.runs import write_results
     from mmftraj.tasks import maze2d
 
@@ -106,7 +106,7 @@ def score(run_dir: Path, cell: tuple, episodes: int, eval_seed: int) -> dict:
     episode_scores = np.load(out / "scores.npz")["scores"].round(3).tolist()  # same episodes in every cell
     return {"episode_scores": episode_scores, "maze": maze, "goals": goals, "protocol": protocol,
             "disturbance": disturbance, "overrides": overrides,
-            "checkpoint": run_dir.name, "train_seed": trained.get("seed", None), "train_steps": trained.get("steps"),
+            "checkpoint": run_dir.name, "train_seed": train_seed, "train_steps": trained.get("steps"),
             **{k: results["1-step"][k] for k in KEEP if k in results["1-step"]}}
 
 
@@ -124,7 +124,7 @@ def run(stage: str, mazes: list[str], goals: list[str], protocols: list[str], di
     def make(cell, _) -> dict:
         t0 = time.perf_counter()
         model = train_model(cell[0], seed, runs_dir, threads, goal_anywhere=cell[2].startswith("goalany"))
-        record = score(model, cell, episodes, eval_seed)
+        record = score(model, seed, cell, episodes, eval_seed)
         print(f"{stage} {cell_name(*cell)}: {record['score_mean']:.1f} ± {record['score_se']:.1f} "
               f"({record['success_rate']:.0%}; {record['network_calls_per_env_step']:.2f} network calls per env "
               f"step; {time.perf_counter() - t0:.0f} s)", flush=True)
