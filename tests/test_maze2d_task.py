@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from mmftraj.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
 from mmftraj.cli import app
 from mmftraj.data.generate import generate
-from mmftraj.data.maze2d import dataset_path
+from mmftraj.data.maze2d import dataset_path, load_windows
 from mmftraj.errors import UserError
 from mmftraj.run_request import resolve_config
 from mmftraj.runs import prepare_and_train
@@ -141,9 +141,9 @@ def test_a_dataset_generated_for_another_maze_is_refused(run):
     _, data, _ = run  # generated for the U-Maze; its manifest says so
     _, medium = resolve_config("maze2d", "medium", overrides=[f"data.path={data}"])
     with pytest.raises(UserError, match="generated for the umaze maze"):
-        dataset_path(medium.data)
+        load_windows(medium.data, progress=False)
     _, umaze = resolve_config("maze2d", "umaze", overrides=[f"data.path={data}"])
-    assert dataset_path(umaze.data) == data
+    assert dataset_path(umaze.data) == data and len(load_windows(umaze.data, progress=False)) > 0
 
 
 def test_random_goals_are_free_points_reproducible_by_episode_seed():

@@ -45,31 +45,38 @@ class DataConfig:
 
 
 
-def _check_manifest_layout(path: Path, env: str) -> None:
-    """A file that `mmftraj data generate` made for another maze would train a planner on walls
-    that are not there; its manifest says which maze it is (files from elsewhere have none)."""
-
+def _manifest_maze(path: Path) -> tuple[str, np.ndarray] | None:
+    """(layout, its walls) as named in the manifest `mmftraj data generate` writes beside a file;
+    None for a file from elsewhere (no manifest) or a manifest that names no layout to load."""
     manifest = path.with_suffix(".json")
     if not manifest.is_file():
-        return
+        return None
     try:
-        layout = json.loads(manifest.read_text())["recipe"]["layout"]
-        walls = load_layout(layout).walls
+        name = json.loads(manifest.read_text())["recipe"]["layout"]
+        return name, load_layout(name).walls
     except (ValueError, KeyError, TypeError, UserError):
-        return
-    ours = load_layout(env_layout(env))
-    if walls.shape != ours.walls.shape or not np.array_equal(walls, ours.walls):  # eval mazes share walls, not goals
-        raise UserError(f"dataset {path} was generated for the {layout} maze ({manifest.name}), but data.env is "
-                        f"{env} ({ours.name}); pick the matching --maze or dataset")
+        return None
 
 
 # Recorded in this maze: all positions free (1.0 on U-Maze's 1e6 steps); another maze's: 0.55-0.81.
 MIN_FREE_SHARE = 0.99
 
 
-def _check_positions(xy: np.ndarray, layout: Layout, d: DataConfig) -> None:
-    """Data of another maze (a Minari export, a file without a manifest) would train a planner on
-    walls that are not there; its positions give it away, whatever the file says about itself."""
+def _check_maze(store, layout: Layout, d: DataConfig) -> None:
+    """The dataset checked against data.env's maze (`layout`), in one place: data of another maze
+    would train a planner on walls that are not there, and nothing downstream would notice.
+
+    A file that `mmftraj data generate` made says which maze it is in its manifest (eval mazes
+    share walls, not goals, so walls are compared). Positions give any file away (a Minari export,
+    a file without a manifest), whatever it says about itself."""
+    path = Path(d.path) if d.path is not None else None  # None: the default dataset, made for data.env
+    claimed = _manifest_maze(path) if path is not None else None
+    if claimed is not None:
+        name, walls = claimed
+        if walls.shape != layout.walls.shape or not np.array_equal(walls, layout.walls):
+            raise UserError(f"dataset {path} was generated for the {name} maze ({path.with_suffix('.json').name}), "
+                            f"but data.env is {d.env} ({layout.name}); pick the matching --maze or dataset")
+    xy = store.observations[:, :2]
     share = layout.free_share(xy[:: max(1, len(xy) // 200_000)])
     if share < MIN_FREE_SHARE:
         raise UserError(f"{100 * (1 - share):.0f} % of the dataset's positions ({d.path or 'the default dataset'}) "
@@ -89,15 +96,14 @@ def dataset_path(d: DataConfig, progress: bool = True) -> Path:
     if not path.exists():
         raise UserError(f"dataset not found: {path} (data.path); generate one with "
                         f"`mmftraj data generate {d.env} --out {path}` or drop data.path")
-    _check_manifest_layout(path, d.env)
     return path
 
 
 def load_windows(d: DataConfig, goal_anywhere: bool = False, progress: bool = True):
-    """The training windows of data section `d`: the dataset checked against its maze, split,
-    subset and normalized (mmftraj.data.splits.prepare_windows). The maze's Layout is loaded once,
-    here, for the position check and the split. `goal_anywhere`: windows whose goal may sit at any
-    step from horizon/8 on, so every start has such a goal."""
+    """The training windows of data section `d`: the dataset loaded, checked against its maze
+    (_check_maze), then split, subset and normalized (mmftraj.data.splits.prepare_windows). The
+    maze's Layout is loaded once, here, for the check and the split. `goal_anywhere`: windows whose
+    goal may sit at any step from horizon/8 on, so every start has such a goal."""
     store = load_episodes(dataset_path(d, progress=progress))
     source_env = store.meta.get("env_id")
     if source_env in POINTMAZE and source_env != d.env:
@@ -109,7 +115,7 @@ def load_windows(d: DataConfig, goal_anywhere: bool = False, progress: bool = Tr
     if store.obs_dim != OBS_DIM:
         raise UserError(f"maze2d needs 4-D observations (x, y, vx, vy); the dataset has {store.obs_dim}")
     layout = load_layout(env_layout(d.env))
-    _check_positions(store.observations[:, :2], layout, d)
+    _check_maze(store, layout, d)
 
     goal_from = max(1, d.horizon // 8) if goal_anywhere else None  # as the task's batches draw goals
     return prepare_windows(store, d.horizon, d.normalizer, d.split, d.fraction, d.subset_seed, layout=layout,
