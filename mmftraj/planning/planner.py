@@ -196,7 +196,11 @@ class Planner:
     @torch.no_grad()
     def sample_plans(self, obs, goal, n: int | None = None, goal_step: int | None = None) -> np.ndarray:
         """(n, H, obs_dim) raw-unit plans from obs (obs_dim,) to goal position (goal_dim,); `goal_step`
-        puts every candidate's goal at that step (a goal_anywhere network) instead of `goal_steps`'."""
+        puts every candidate's goal at that step (a goal_anywhere network) instead of `goal_steps`'.
+
+        Start and goal need no pinning in the noise: the network inpaints them itself (StartGoalNet
+        pins them in its input and gives them zero velocity), and both are written into every plan
+        below, so whatever the noise holds there never reaches a plan."""
         n = n or self.settings.candidates
         goal_index = self.goal_indices(n) if goal_step is None else torch.full((n,), int(goal_step))
         obs_n = torch.as_tensor(self.normalizer.normalize(np.asarray(obs, dtype=np.float64)), dtype=torch.float32)
@@ -209,9 +213,6 @@ class Planner:
         cond = {"start": start, "goal": goal_b}
         if goal_index is not None:
             cond["goal_index"] = goal_index
-        if self.net.inpaint:
-            pinned = self.net.pinned(n, goal_index).bool()
-            noise = torch.where(pinned, self.net.pinned_values(start, goal_b, goal_index), noise)
         x = sample(self.net, noise, steps=self.settings.steps, mode=self.settings.mode, **cond)
         plans = self.normalizer.unnormalize(x.double().numpy())
         plans[:, 0] = np.asarray(obs, dtype=np.float64)  # exact, whatever the conditioning
