@@ -232,3 +232,16 @@ def test_a_large_unet_on_the_cpu_is_announced_in_one_line(capsys):
     cfg.train.device = "cuda"
     cpu_note(torch.nn.Linear(4000, 3000), cfg)
     assert capsys.readouterr().out == ""
+
+
+def test_a_batch_larger_than_the_data_is_capped_in_one_line(capsys):
+    """128 rows from a 36-image folder would cost 3.6x the arithmetic for the same expected gradient:
+    the batch takes the data's size, says so once, and a batch that fits is left alone."""
+    from mmftraj.tasks.cifar import Config, cap_batch
+
+    cfg = Config()
+    cap_batch(cfg, 36, progress=True)
+    line = capsys.readouterr().out
+    assert cfg.train.batch_size == 36 and "128" in line and "36 training images" in line and line.count("\n") == 1
+    cap_batch(cfg, 50_000, progress=True)
+    assert cfg.train.batch_size == 36 and capsys.readouterr().out == ""

@@ -134,6 +134,17 @@ def cpu_note(model, cfg: Config) -> None:
                         soft_wrap=True)
 
 
+def cap_batch(cfg: Config, n_images: int, progress: bool) -> None:
+    """A batch holds at most as many rows as the data has images, as a DataLoader's would: 128 rows
+    drawn with replacement from a 36-image folder cost 3.6× the arithmetic for the same expected
+    gradient (a smoke run of the GPU recipe on a CPU spent 337 s on two such steps)."""
+    if cfg.train.batch_size > n_images:
+        if progress:
+            Console().print(f"train.batch_size {cfg.train.batch_size} is more than the {n_images} training images: "
+                            f"batches of {n_images}", markup=False, highlight=False, soft_wrap=True)
+        cfg.train.batch_size = n_images
+
+
 def train(cfg: Config, run_dir: Path, resume: bool = False, progress: bool = True) -> dict:
     if not cfg.data.dir:
         raise UserError("the cifar task needs data: --data-dir PATH (CIFAR-10's python batches or class folders "
@@ -143,6 +154,7 @@ def train(cfg: Config, run_dir: Path, resume: bool = False, progress: bool = Tru
     check_model_fits(cfg.model, images.shape[1:])
     if progress:
         Console().print(f"data: {data.description}")
+    cap_batch(cfg, len(images), progress)
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg.model, cfg.runtime, cfg.train.device)
     if progress:
