@@ -49,8 +49,8 @@ def main() -> None:
         "machine": platform.processor() or platform.machine(),
         "load_average_1_5_15_before": [round(x, 2) for x in load_before],
         "load_average_1_5_15_after": [round(x, 2) for x in load_after],
-        "results": {k: results[k] for k in ("steps", "selected_step", "selected_test_score", "mean_last10_test_score",
-                                            "last_test_score") if k in results},
+        "results": {k: results[k] for k in ("steps", "selected_step", "selected_test_score", "mean_last_test_score",
+                                            "mean_last_n", "last_test_score") if k in results},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=1) + "\n")
