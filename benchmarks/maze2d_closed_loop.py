@@ -52,6 +52,11 @@ PROTOCOLS = {
                              "eval.fixed_noise=true", "eval.blend=4", "eval.smooth_start=extrapolate"],
     "every-step-speed1.5": [*EVERY, "eval.speed=1.5"],
     "every-step-speed2": [*EVERY, "eval.speed=2"],
+    # re-planning every step, speed s tracks the fresh plan's state ceil(s): a look-ahead of s steps
+    "every-step-speed3": [*EVERY, "eval.speed=3"],
+    "every-step-speed4": [*EVERY, "eval.speed=4"],
+    "every-step-speed6": [*EVERY, "eval.speed=6"],
+    "every-step-speed8": [*EVERY, "eval.speed=8"],
     "every-4": ["eval.replan_every=4"],
     "every-16": ["eval.replan_every=16"],
     "every-4-nearest": ["eval.replan_every=4", "eval.candidates=8", "eval.replan_select=nearest"],
