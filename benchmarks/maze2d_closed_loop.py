@@ -57,6 +57,12 @@ PROTOCOLS = {
     "every-step-speed4": [*EVERY, "eval.speed=4"],
     "every-step-speed6": [*EVERY, "eval.speed=6"],
     "every-step-speed8": [*EVERY, "eval.speed=8"],
+    # eval.lookahead=L: track the plan state L - 1 past the next one (at speed 1: L steps ahead of now)
+    "every-step-look8": [*EVERY, "eval.lookahead=8"],
+    "every-step-look12": [*EVERY, "eval.lookahead=12"],
+    "default-look4": ["eval.lookahead=4"],
+    "default-look8": ["eval.lookahead=8"],
+    "open-loop-look8": ["eval.replan_missed=false", "eval.lookahead=8"],
     "every-4": ["eval.replan_every=4"],
     "every-16": ["eval.replan_every=16"],
     "every-4-nearest": ["eval.replan_every=4", "eval.candidates=8", "eval.replan_select=nearest"],

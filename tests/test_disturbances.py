@@ -186,6 +186,7 @@ def cli(*args):
     ("eval.goal_move_at=-1", "eval.goal_move_at must be a whole number of env steps ≥ 0"),
     ("eval.goal_move_at=300", "eval.goal_move_at must be below maze2d-umaze-v1's episode length 300"),
     ("eval.blend=0", "eval.blend must be at least 1, got 0"),
+    ("eval.lookahead=0", "eval.lookahead must be at least 1, got 0"),
     ("eval.replan_select=far", "config eval.replan_select: 'far' is not one of selection, nearest"),
     ("eval.fixed_noise=3", "config eval.fixed_noise: expected true/false, got 3"),
 ])

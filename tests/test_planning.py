@@ -321,6 +321,20 @@ def test_blended_target_weights_recent_plans_by_age_while_they_last():
     np.testing.assert_allclose(blended_target(recent, 2, 1.0, hold), (0.5 * np.full(4, 2.0) + hold) / 1.5)
 
 
+def test_lookahead_tracks_further_along_the_plan_and_one_is_the_next_state():
+    from mmftraj.planning.executor import Plan, blended_target, target_index
+
+    states = np.arange(40, dtype=float).reshape(10, 4)
+    recent = [(2, Plan(states, 9, states[None], 0, 0.0, 1))]
+    hold = np.zeros(4)
+    assert [target_index(k) for k in range(3)] == [1, 2, 3]  # Diffuser's: the next state
+    assert [target_index(k, 2.0) for k in range(3)] == [2, 4, 6]
+    assert [target_index(k, 1.0, 6) for k in range(3)] == [6, 7, 8]
+    np.testing.assert_array_equal(blended_target(recent, 2, 1.0, hold, lookahead=6), states[6])
+    np.testing.assert_array_equal(blended_target(recent, 5, 1.0, hold, lookahead=6), states[9])  # the end
+    np.testing.assert_array_equal(blended_target(recent, 6, 1.0, hold, lookahead=6), hold)  # past it: the goal
+
+
 @pytest.mark.parametrize("settings,blend,factor", [({}, 4, 0.85), ({"fixed_noise": True}, 1, 0.6),
                                                   ({"replan_select": "nearest"}, 1, 0.85)])
 def test_each_coherence_option_makes_every_step_replanning_smoother(settings, blend, factor):

@@ -21,14 +21,21 @@ def remaining(plan: Plan, k: int, speed: float = 1.0) -> np.ndarray:
     return plan.states[int(np.ceil(speed * k - 1e-9)) : plan.end + 1]
 
 
-def blended_target(recent: list, step: int, speed: float, hold: np.ndarray) -> np.ndarray:
+def target_index(k: int, speed: float = 1.0, lookahead: int = 1) -> int:
+    """Index of the plan state tracked on the plan's k-th env step (k = 0: the step it was made):
+    ⌈speed·(k + 1)⌉, the next state on the plan's clock (Diffuser's), or `lookahead` − 1 states
+    past it."""
+    return int(np.ceil(speed * (k + 1) - 1e-9)) + lookahead - 1
+
+
+def blended_target(recent: list, step: int, speed: float, hold: np.ndarray, lookahead: int = 1) -> np.ndarray:
     """Target of env step `step` from the `recent` plans ((env step made, Plan), newest last):
     the weighted mean of what each would track now, with weight 2^-age (age 0: the newest). The
     newest always counts (its state, or past its end the goal at rest, `hold`); an older plan
     counts while it lasts (up to its end). One plan: exactly its own target."""
     targets, weights = [], []
     for age, (made, plan) in enumerate(reversed(recent)):
-        i = int(np.ceil(speed * (step - made + 1) - 1e-9))
+        i = target_index(step - made, speed, lookahead)
         if i <= plan.end or age == 0:
             targets.append(plan.states[i] if i <= plan.end else hold)
             weights.append(0.5**age)
@@ -49,7 +56,7 @@ class Episode:
 
 def run_episode(env, planner: Planner, replan_every: int = 0, seed: int = 0, max_steps: int | None = None,
                 goal=None, start=None, keep_plans: int = 3, speed: float = 1.0, replan_missed: bool = False,
-                blend: int = 1) -> Episode:
+                blend: int = 1, lookahead: int = 1) -> Episode:
     """One episode: plan at t = 0, track the plan, replan every `replan_every` steps (0: never).
 
     With `replan_missed`, when the plan is used up (its arrival at the goal, or its last step) and
@@ -60,6 +67,11 @@ def run_episode(env, planner: Planner, replan_every: int = 0, seed: int = 0, max
     `start`/`goal` (x, y) replace d4rl's random start and the layout's goal (free points only).
     `speed` > 1 runs the plan's clock faster than the env's (step k tracks plan state ⌈speed·k⌉):
     a plan squeezed into a fixed horizon then is not followed slower than the particle can go.
+    `lookahead` = L tracks the plan state L − 1 past the next one on its clock (1: the next one,
+    Diffuser's; at speed 1, L states ahead of now). The tracking controller's pull grows with the
+    distance to its target: re-planning every step with L = 1 keeps that distance at one plan step,
+    and the agent moves slower than when it lags a plan tracked open loop
+    (benchmarks/records/maze2d_closed_loop/README.md).
     Past the plan's end the controller tracks the goal itself with zero target velocity, as
     Diffuser's executor does with the plan's last state. Scores use the env's reference returns.
 
@@ -79,7 +91,7 @@ def run_episode(env, planner: Planner, replan_every: int = 0, seed: int = 0, max
     total, path, plans, seconds = 0.0, [info.get("state", obs).copy()], [], []
     plan, k, recent, moved = None, 0, [], False
     for step in range(steps):
-        exhausted = (plan is not None and np.ceil(speed * (k + 1) - 1e-9) > plan.end
+        exhausted = (plan is not None and target_index(k, speed, lookahead) > plan.end
                      and np.linalg.norm(obs[:2] - goal) > planner.settings.goal_radius)
         if plan is None or moved or (replan_every > 0 and k >= replan_every) or (replan_missed and exhausted):
             previous = None if plan is None or moved else remaining(plan, k, speed)
@@ -90,7 +102,7 @@ def run_episode(env, planner: Planner, replan_every: int = 0, seed: int = 0, max
             seconds.append(plan.seconds)
             if len(plans) < keep_plans:
                 plans.append((step, plan))
-        target = blended_target(recent, step, speed, hold)
+        target = blended_target(recent, step, speed, hold, lookahead)
         obs, reward, terminated, truncated, info = env.step(tracking_action(obs, target))
         total += float(reward)
         path.append(info.get("state", obs).copy())

@@ -147,7 +147,7 @@ def check_eval(e: RolloutConfig, env: str | None = None) -> None:
     """eval.* values the rollouts after training (or `eval`) could only fail on, refused first;
     with the evaluation `env`, also disturbances that env cannot have."""
     at_least = {"episodes": 1, "steps": 1, "fm_steps": 1, "candidates": 1, "smooth": 1, "latency_repeats": 1,
-                "train_episodes": 0, "replan_every": 0, "plots": 0, "blend": 1}
+                "train_episodes": 0, "replan_every": 0, "plots": 0, "blend": 1, "lookahead": 1}
     bad = [f"eval.{k} must be at least {low}, got {getattr(e, k)}"
            for k, low in at_least.items() if getattr(e, k) < low]
     bad += [f"eval.{k} must be positive, got {getattr(e, k)}"
