@@ -63,6 +63,10 @@ PROTOCOLS = {
     "default-look4": ["eval.lookahead=4"],
     "default-look8": ["eval.lookahead=8"],
     "open-loop-look8": ["eval.replan_missed=false", "eval.lookahead=8"],
+    # eval.plan_velocity=zero: every plan drawn from the agent's position at rest (a pushed velocity not kept)
+    "default-rest": ["eval.plan_velocity=zero"],
+    "every-step-look8-rest": [*EVERY, "eval.lookahead=8", "eval.plan_velocity=zero"],
+    "every-4-look8-rest": ["eval.replan_every=4", "eval.lookahead=8", "eval.plan_velocity=zero"],
     "every-4": ["eval.replan_every=4"],
     "every-16": ["eval.replan_every=16"],
     "every-4-nearest": ["eval.replan_every=4", "eval.candidates=8", "eval.replan_select=nearest"],

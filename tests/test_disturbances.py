@@ -128,6 +128,25 @@ def test_a_moved_goal_is_planned_for_at_once_and_reached():
     assert np.linalg.norm(ep.path[-1, :2] - new_goal) < 0.5  # within the reward radius
 
 
+def test_plans_start_from_the_observed_state_or_from_the_position_at_rest():
+    """plan_velocity="zero" plans from where a pushed agent is, not with the push's velocity."""
+    episodes = {}
+    for velocity in ("observed", "zero"):
+        env = DisturbedEnv(make_maze2d("maze2d-open-v0"), Disturbances(push_size=2.0, push_rate=0.2))
+        planner = Planner(StraightLine(), IDENTITY, selection="first")
+        episodes[velocity] = run_episode(env, planner, replan_every=1, seed=4, max_steps=30, keep_plans=30,
+                                         plan_velocity=velocity)
+    for velocity, ep in episodes.items():
+        starts = np.stack([plan.states[0] for _, plan in ep.plans])
+        visited = ep.path[[step for step, _ in ep.plans]]
+        np.testing.assert_array_equal(starts[:, :2], visited[:, :2])
+        if velocity == "observed":
+            np.testing.assert_array_equal(starts[:, 2:], visited[:, 2:])
+            assert np.abs(starts[:, 2:]).max() > 0.5  # pushed
+        else:
+            assert not starts[:, 2:].any()
+
+
 def test_evaluate_records_network_calls_per_env_step_and_disturbance_counts():
     e = RolloutConfig(steps=2, candidates=3, selection="first", smooth=1, replan_every=10, replan_missed=False, plots=0,
                       latency_repeats=1, push_size=1.0, push_rate=0.05)
@@ -187,6 +206,7 @@ def cli(*args):
     ("eval.goal_move_at=300", "eval.goal_move_at must be below maze2d-umaze-v1's episode length 300"),
     ("eval.blend=0", "eval.blend must be at least 1, got 0"),
     ("eval.lookahead=0", "eval.lookahead must be at least 1, got 0"),
+    ("eval.plan_velocity=fast", "config eval.plan_velocity: 'fast' is not one of observed, zero"),
     ("eval.replan_select=far", "config eval.replan_select: 'far' is not one of selection, nearest"),
     ("eval.fixed_noise=3", "config eval.fixed_noise: expected true/false, got 3"),
 ])

@@ -262,7 +262,7 @@ EVAL_FIELDS_ADDED = {
     # closed-loop re-planning and disturbances (all off at these values)
     "replan_select": "selection", "fixed_noise": False, "blend": 1, "push_size": 0.0, "push_rate": 0.0,
     "action_noise": 0.0, "obs_noise": 0.0, "goal_move_at": 0, "smooth_start": "hold",
-    "replan_goal_step": "settings", "lookahead": 1,
+    "replan_goal_step": "settings", "lookahead": 1, "plan_velocity": "observed",
 }
 
 

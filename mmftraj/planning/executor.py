@@ -56,7 +56,7 @@ class Episode:
 
 def run_episode(env, planner: Planner, replan_every: int = 0, seed: int = 0, max_steps: int | None = None,
                 goal=None, start=None, keep_plans: int = 3, speed: float = 1.0, replan_missed: bool = False,
-                blend: int = 1, lookahead: int = 1) -> Episode:
+                blend: int = 1, lookahead: int = 1, plan_velocity: str = "observed") -> Episode:
     """One episode: plan at t = 0, track the plan, replan every `replan_every` steps (0: never).
 
     With `replan_missed`, when the plan is used up (its arrival at the goal, or its last step) and
@@ -72,6 +72,8 @@ def run_episode(env, planner: Planner, replan_every: int = 0, seed: int = 0, max
     distance to its target: re-planning every step with L = 1 keeps that distance at one plan step,
     and the agent moves slower than when it lags a plan tracked open loop
     (benchmarks/records/maze2d_closed_loop/README.md).
+    `plan_velocity="zero"` draws every plan from the agent's position at rest instead of its
+    observed state: a plan that starts with a push's velocity keeps part of it.
     Past the plan's end the controller tracks the goal itself with zero target velocity, as
     Diffuser's executor does with the plan's last state. Scores use the env's reference returns.
 
@@ -95,7 +97,8 @@ def run_episode(env, planner: Planner, replan_every: int = 0, seed: int = 0, max
                      and np.linalg.norm(obs[:2] - goal) > planner.settings.goal_radius)
         if plan is None or moved or (replan_every > 0 and k >= replan_every) or (replan_missed and exhausted):
             previous = None if plan is None or moved else remaining(plan, k, speed)
-            plan, k = planner.plan(obs, goal, previous), 0
+            start = obs if plan_velocity == "observed" else np.concatenate([obs[:2], np.zeros(len(obs) - 2)])
+            plan, k = planner.plan(start, goal, previous), 0
             recent = ([] if moved else recent)[-(blend - 1):] if blend > 1 else []
             recent.append((step, plan))
             moved = False

@@ -45,6 +45,7 @@ class RolloutConfig:
     smooth_start: Literal["hold", "extrapolate"] = "hold"  # pad a plan's start with its first state, or reflect it
     speed: float = 1.0  # plan clock / env clock while tracking (see planning.run_episode)
     lookahead: int = 1  # track the plan state this many steps past its clock (1: the next one)
+    plan_velocity: Literal["observed", "zero"] = "observed"  # zero: plan from the agent's position at rest
     truncate: bool = True  # track the goal from the plan's first arrival within goal_radius
     goal_radius: float = 0.5
     env: str | None = None  # evaluation env; None: the training env
@@ -115,7 +116,7 @@ def episode_goal(e: RolloutConfig, layout, episode_seed: int):
 def execution_options(e: RolloutConfig) -> dict:
     """run_episode's execution settings (shared by evaluations and reports)."""
     return {"replan_every": e.replan_every, "speed": e.speed, "replan_missed": e.replan_missed, "blend": e.blend,
-            "lookahead": e.lookahead}
+            "lookahead": e.lookahead, "plan_velocity": e.plan_velocity}
 
 
 def plan_times_ms(planner: Planner, obs, goal, repeats: int = 50, warmup: int = 5) -> np.ndarray:
@@ -175,6 +176,7 @@ def evaluate_planner(net, normalizer, e: RolloutConfig, env_name: str, mode: str
         "replan_missed": e.replan_missed,
         "speed": e.speed,
         "lookahead": e.lookahead,
+        "plan_velocity": e.plan_velocity,
         "smooth": e.smooth,
         "smooth_start": e.smooth_start,
         "replan_select": e.replan_select,
